@@ -1,0 +1,146 @@
+//! The catalog's file format: what a `workflows/<name>/` directory says, as
+//! plain data. `catalog.toml` holds the storage facts and the client tables;
+//! `features/*.toml` hold one feature type each, so adding a feature is
+//! adding a file, not code.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::ident::{Ident, TableName};
+use super::jsonpath::JsonPath;
+use super::policy::{Policy, RowErasure};
+
+/// `catalog.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogFile {
+    /// A name for operators and the destruction record.
+    pub name: String,
+    #[serde(default)]
+    pub storage: Storage,
+    /// The client tables to union: the current one and the legacy copies.
+    #[serde(rename = "clients")]
+    pub client_tables: Vec<ClientTable>,
+}
+
+/// Where the service's files live and which of them are not the member's.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Buckets that hold the service's files. A reference to any other
+    /// bucket is foreign: never deleted, reported as an anomaly.
+    pub buckets: Vec<String>,
+    /// CloudFront (or custom) domains in front of a bucket.
+    #[serde(default)]
+    pub cloudfront: Vec<CloudFrontOrigin>,
+    /// Shared objects (samples, presets) that are never deleted.
+    #[serde(default)]
+    pub protected: Vec<Protected>,
+}
+
+/// A CDN domain serving a bucket, optionally under an origin path.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CloudFrontOrigin {
+    /// e.g. `d111111abcdef8.cloudfront.net` or `cdn.example.com`.
+    pub domain: String,
+    pub bucket: String,
+    /// The distribution's origin path, e.g. `images` when the URL path
+    /// `/a.png` maps to the key `images/a.png`.
+    #[serde(default)]
+    pub origin_path: String,
+}
+
+/// Objects in one bucket that must never be deleted.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Protected {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+/// A table with one row per request a member made.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTable {
+    pub table: TableName,
+    /// Primary key; feature rows point at it.
+    pub id: Ident,
+    /// The column holding the member's key (the erasure subject).
+    pub subject: Ident,
+    /// The column naming the request's feature type.
+    pub feature_type: Ident,
+    #[serde(default)]
+    pub erase: RowErasure,
+    /// Column -> policy.
+    #[serde(default)]
+    pub mask: BTreeMap<Ident, Policy>,
+}
+
+/// `features/<name>.toml`: one feature type.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureFile {
+    /// The values of the client table's feature-type column this file handles.
+    pub types: Vec<String>,
+    pub feature: FeatureTable,
+    pub task: Option<TaskTable>,
+}
+
+/// The table holding the request itself (its options and inputs).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureTable {
+    pub table: TableName,
+    pub id: Ident,
+    /// The column pointing at the client row.
+    pub client_id: Ident,
+    #[serde(default)]
+    pub erase: RowErasure,
+    #[serde(default)]
+    pub mask: BTreeMap<Ident, Policy>,
+    #[serde(default)]
+    pub references: Vec<ReferenceSource>,
+}
+
+/// The table holding what the request produced.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskTable {
+    pub table: TableName,
+    pub id: Ident,
+    /// The column pointing at the feature row.
+    pub feature_id: Ident,
+    #[serde(default)]
+    pub erase: RowErasure,
+    #[serde(default)]
+    pub mask: BTreeMap<Ident, Policy>,
+    #[serde(default)]
+    pub references: Vec<ReferenceSource>,
+}
+
+/// A JSON (or text) column and the paths inside it where file references
+/// live, newest shape first. Every path is read: a row may carry several
+/// shapes at once, and the results are deduplicated.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceSource {
+    pub column: Ident,
+    #[serde(deserialize_with = "parse_paths", serialize_with = "show_paths")]
+    pub paths: Vec<JsonPath>,
+}
+
+fn parse_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<JsonPath>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    raw.iter()
+        .map(|path| JsonPath::parse(path).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn show_paths<S: serde::Serializer>(paths: &[JsonPath], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(paths.iter().map(JsonPath::as_str))
+}

@@ -1,0 +1,485 @@
+//! Checks a catalog against the live database and compiles it into a
+//! [`Plan`]: the SQL statements the workflow runs, built once at start-up.
+//!
+//! The rule this module keeps: every table and column a statement names was
+//! seen in `pg_attribute` first, every identifier is quoted, and every value
+//! (subject key, row ids, fixed masks) is a bound parameter. Row ids travel
+//! as text and are cast to the key column's own type, so lookups use the
+//! service's indexes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use sqlx::{AssertSqlSafe, PgPool};
+
+use super::ident::{Ident, TableName};
+use super::model::ReferenceSource;
+use super::policy::{ColumnMask, ColumnType, Policy, RowErasure};
+use super::{Catalog, CatalogError};
+
+/// A catalog compiled against the database it will erase from.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub catalog: Catalog,
+    /// Client tables, in union order (the order of `catalog.toml`).
+    pub clients: Vec<ClientLookup>,
+    /// One per catalog feature, same order.
+    pub features: Vec<FeatureLookup>,
+    /// Every table rows are erased from, by its catalog name.
+    pub tables: BTreeMap<String, TablePlan>,
+    /// Things that work but deserve an operator's look (missing indexes,
+    /// columns the catalog does not mention).
+    pub warnings: Vec<String>,
+}
+
+/// How to page through one client table for a subject.
+#[derive(Debug, Clone)]
+pub struct ClientLookup {
+    pub table: String,
+    /// `$1` subject -> count.
+    pub count_sql: String,
+    /// `$1` subject, `$2` last id seen (text or NULL), `$3` limit -> (id, type).
+    pub page_sql: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FeatureLookup {
+    pub types: Vec<String>,
+    pub feature: ChildLookup,
+    pub task: Option<ChildLookup>,
+}
+
+/// How to fetch the rows below a set of parent ids.
+#[derive(Debug, Clone)]
+pub struct ChildLookup {
+    pub table: String,
+    /// `$1` parent ids (text[]) -> (id, reference columns as text...).
+    pub select_sql: String,
+    pub references: Vec<ReferenceSource>,
+}
+
+/// How to erase rows of one table by id, and check that it happened.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    pub name: TableName,
+    pub erase: RowErasure,
+    pub masks: Vec<ColumnMask>,
+    /// Fixed values bound first, then the ids (text[]) as the last parameter.
+    pub erase_sql: String,
+    pub erase_params: Vec<String>,
+    /// Counts rows among the ids that are NOT erased; None when no column's
+    /// outcome can be read back (all `keep` or `random`).
+    pub verify_sql: Option<String>,
+    pub verify_params: Vec<String>,
+}
+
+/// The columns of one table, as PostgreSQL reports them.
+struct TableColumns(BTreeMap<String, ColumnType>);
+
+impl TableColumns {
+    fn get(&self, column: &Ident) -> Option<&ColumnType> {
+        self.0.get(column.as_str())
+    }
+}
+
+struct Compiler<'a> {
+    pool: &'a PgPool,
+    columns: BTreeMap<String, TableColumns>,
+    tables: BTreeMap<String, TablePlan>,
+    warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Checks every table, column and policy of `catalog` against the
+    /// database behind `pool`.
+    pub async fn compile(catalog: Catalog, pool: &PgPool) -> Result<Plan, CatalogError> {
+        let mut compiler = Compiler {
+            pool,
+            columns: BTreeMap::new(),
+            tables: BTreeMap::new(),
+            warnings: Vec::new(),
+        };
+        let main_file = catalog.dir.join("catalog.toml");
+
+        let mut clients = Vec::new();
+        for (index, client) in catalog.client_tables.iter().enumerate() {
+            let entry = format!("clients[{index}] ({})", client.table);
+            let id_type = compiler
+                .require_columns(
+                    &main_file,
+                    &entry,
+                    &client.table,
+                    &[&client.id, &client.subject, &client.feature_type],
+                )
+                .await?
+                .remove(0);
+            compiler
+                .warn_unindexed(&client.table, &client.subject)
+                .await?;
+            let keys = BTreeSet::from([client.id.as_str(), client.feature_type.as_str()]);
+            compiler
+                .add_table(&main_file, &entry, &client.table, &client.id, client.erase, &client.mask, &keys)
+                .await?;
+            let table = client.table.quoted();
+            let (id, subject, ty) = (
+                client.id.quoted(),
+                client.subject.quoted(),
+                client.feature_type.quoted(),
+            );
+            clients.push(ClientLookup {
+                table: client.table.to_string(),
+                count_sql: format!("SELECT count(*) FROM {table} WHERE {subject} = $1"),
+                page_sql: format!(
+                    "SELECT {id}::text, {ty}::text FROM {table} \
+                     WHERE {subject} = $1 AND ($2::text IS NULL OR {id} > CAST($2 AS {id_type})) \
+                     ORDER BY {id} LIMIT $3",
+                    id_type = id_type.sql_type
+                ),
+            });
+        }
+
+        let mut features = Vec::new();
+        for feature in &catalog.features {
+            let file = &feature.file;
+            let spec = &feature.spec.feature;
+            let entry = format!("feature ({})", spec.table);
+            let lookup = compiler
+                .child_lookup(file, &entry, &spec.table, &spec.id, &spec.client_id, &spec.references)
+                .await?;
+            let keys = BTreeSet::from([spec.id.as_str(), spec.client_id.as_str()]);
+            compiler
+                .add_table(file, &entry, &spec.table, &spec.id, spec.erase, &spec.mask, &keys)
+                .await?;
+            let task = match &feature.spec.task {
+                None => None,
+                Some(task) => {
+                    let entry = format!("task ({})", task.table);
+                    let lookup = compiler
+                        .child_lookup(file, &entry, &task.table, &task.id, &task.feature_id, &task.references)
+                        .await?;
+                    let keys = BTreeSet::from([task.id.as_str(), task.feature_id.as_str()]);
+                    compiler
+                        .add_table(file, &entry, &task.table, &task.id, task.erase, &task.mask, &keys)
+                        .await?;
+                    Some(lookup)
+                }
+            };
+            features.push(FeatureLookup {
+                types: feature.spec.types.clone(),
+                feature: lookup,
+                task,
+            });
+        }
+
+        for warning in &compiler.warnings {
+            tracing::warn!(catalog = %catalog.name, "{warning}");
+        }
+        Ok(Plan {
+            catalog,
+            clients,
+            features,
+            tables: compiler.tables,
+            warnings: compiler.warnings,
+        })
+    }
+
+    /// The lookup for a client row's feature type.
+    pub fn feature_for_type(&self, feature_type: &str) -> Option<&FeatureLookup> {
+        self.features
+            .iter()
+            .find(|feature| feature.types.iter().any(|ty| ty == feature_type))
+    }
+
+    /// Every table the plan erases from, tasks first and client tables last,
+    /// so that the rows leading to a member are the last to go.
+    pub fn erase_order(&self) -> Vec<&TablePlan> {
+        let client_tables: BTreeSet<&str> = self.clients.iter().map(|c| c.table.as_str()).collect();
+        let mut order: Vec<&TablePlan> = Vec::new();
+        let mut push = |name: &str| {
+            if let Some(plan) = self.tables.get(name)
+                && !order.iter().any(|seen| seen.name == plan.name)
+            {
+                order.push(plan);
+            }
+        };
+        for feature in &self.features {
+            if let Some(task) = &feature.task {
+                push(&task.table);
+            }
+        }
+        for feature in &self.features {
+            push(&feature.feature.table);
+        }
+        for name in &client_tables {
+            push(name);
+        }
+        order
+    }
+}
+
+impl Compiler<'_> {
+    /// Reads a table's columns once; a missing table is an error naming the
+    /// catalog entry.
+    async fn columns_of(
+        &mut self,
+        file: &Path,
+        entry: &str,
+        table: &TableName,
+    ) -> Result<&TableColumns, CatalogError> {
+        let name = table.to_string();
+        if !self.columns.contains_key(&name) {
+            let rows: Vec<(String, String, bool)> = sqlx::query_as(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull \
+                 FROM pg_attribute a \
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+            )
+            .bind(table.quoted())
+            .fetch_all(self.pool)
+            .await?;
+            if rows.is_empty() {
+                return Err(CatalogError::invalid(
+                    file,
+                    entry,
+                    format!("table {name:?} does not exist in the database (is the catalog for this service, and the search_path right?)"),
+                ));
+            }
+            let columns = rows
+                .into_iter()
+                .map(|(column, sql_type, nullable)| (column, ColumnType { sql_type, nullable }))
+                .collect();
+            self.columns.insert(name.clone(), TableColumns(columns));
+        }
+        Ok(&self.columns[&name])
+    }
+
+    /// The types of the named columns, or an error naming the missing one.
+    async fn require_columns(
+        &mut self,
+        file: &Path,
+        entry: &str,
+        table: &TableName,
+        wanted: &[&Ident],
+    ) -> Result<Vec<ColumnType>, CatalogError> {
+        let columns = self.columns_of(file, entry, table).await?;
+        wanted
+            .iter()
+            .map(|column| {
+                columns.get(column).cloned().ok_or_else(|| {
+                    CatalogError::invalid(
+                        file,
+                        entry,
+                        format!("column {:?} does not exist in table {table}", column.as_str()),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    async fn warn_unindexed(&mut self, table: &TableName, column: &Ident) -> Result<(), CatalogError> {
+        let indexed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i \
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+              WHERE i.indrelid = to_regclass($1) AND a.attname = $2)",
+        )
+        .bind(table.quoted())
+        .bind(column.as_str())
+        .fetch_one(self.pool)
+        .await?;
+        if !indexed {
+            self.warnings.push(format!(
+                "{table}.{column} has no index starting with it: every batch will scan the table; \
+                 CREATE INDEX ON {} ({})",
+                table.quoted(),
+                column.quoted()
+            ));
+        }
+        Ok(())
+    }
+
+    async fn child_lookup(
+        &mut self,
+        file: &Path,
+        entry: &str,
+        table: &TableName,
+        id: &Ident,
+        parent: &Ident,
+        references: &[ReferenceSource],
+    ) -> Result<ChildLookup, CatalogError> {
+        let mut wanted = vec![id, parent];
+        wanted.extend(references.iter().map(|source| &source.column));
+        let types = self.require_columns(file, entry, table, &wanted).await?;
+        self.warn_unindexed(table, parent).await?;
+        let mut select = vec![format!("{}::text", id.quoted())];
+        for source in references {
+            select.push(format!("{}::text", source.column.quoted()));
+        }
+        Ok(ChildLookup {
+            table: table.to_string(),
+            select_sql: format!(
+                "SELECT {} FROM {} WHERE {} = ANY(CAST($1 AS {}[])) ORDER BY {}",
+                select.join(", "),
+                table.quoted(),
+                parent.quoted(),
+                types[1].sql_type,
+                id.quoted(),
+            ),
+            references: references.to_vec(),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn add_table(
+        &mut self,
+        file: &Path,
+        entry: &str,
+        table: &TableName,
+        id: &Ident,
+        erase: RowErasure,
+        mask: &BTreeMap<Ident, Policy>,
+        keys: &BTreeSet<&str>,
+    ) -> Result<(), CatalogError> {
+        let columns = TableColumns(self.columns_of(file, entry, table).await?.0.clone());
+        let id_type = columns
+            .get(id)
+            .ok_or_else(|| CatalogError::invalid(file, entry, format!("column {:?} does not exist in table {table}", id.as_str())))?
+            .sql_type
+            .clone();
+        let mut masks = Vec::new();
+        for (column, policy) in mask {
+            let column_type = columns.get(column).cloned().ok_or_else(|| {
+                CatalogError::invalid(
+                    file,
+                    format!("{entry}: mask.{column}"),
+                    format!("column {:?} does not exist in table {table}", column.as_str()),
+                )
+            })?;
+            policy
+                .check_type(&column_type)
+                .map_err(|problem| CatalogError::invalid(file, format!("{entry}: mask.{column}"), problem))?;
+            masks.push(ColumnMask {
+                column: column.clone(),
+                policy: policy.clone(),
+                column_type,
+            });
+        }
+        let unlisted: Vec<&str> = columns
+            .0
+            .keys()
+            .map(String::as_str)
+            .filter(|column| !keys.contains(column) && !mask.keys().any(|m| m.as_str() == *column))
+            .collect();
+        if erase == RowErasure::Mask && !unlisted.is_empty() {
+            self.warnings.push(format!(
+                "{}: {entry}: columns {unlisted:?} are neither masked nor marked \"keep\": \
+                 they are kept; list them so the catalog says whether they are personal",
+                file.display()
+            ));
+        }
+
+        let plan = compile_table(table, id, &id_type, erase, masks);
+        let name = table.to_string();
+        if let Some(existing) = self.tables.get(&name) {
+            if existing.erase_sql != plan.erase_sql || existing.erase_params != plan.erase_params {
+                return Err(CatalogError::invalid(
+                    file,
+                    entry,
+                    format!("table {name} is catalogued more than once with different erasure; give every entry for it the same id, erase and mask"),
+                ));
+            }
+            return Ok(());
+        }
+        self.tables.insert(name, plan);
+        Ok(())
+    }
+}
+
+fn compile_table(
+    table: &TableName,
+    id: &Ident,
+    id_type: &str,
+    erase: RowErasure,
+    masks: Vec<ColumnMask>,
+) -> TablePlan {
+    let ids_match = |n: usize| format!("{} = ANY(CAST(${n} AS {id_type}[]))", id.quoted());
+    let (erase_sql, erase_params, verify_sql, verify_params) = match erase {
+        RowErasure::Delete => (
+            format!("DELETE FROM {} WHERE {}", table.quoted(), ids_match(1)),
+            Vec::new(),
+            Some(format!("SELECT count(*) FROM {} WHERE {}", table.quoted(), ids_match(1))),
+            Vec::new(),
+        ),
+        RowErasure::Mask => {
+            let mut params = Vec::new();
+            let sets: Vec<String> = masks.iter().filter_map(|m| m.assignment(&mut params)).collect();
+            let erase_sql = if sets.is_empty() {
+                // Nothing to change, but the statement still touches the
+                // batch's rows so that an empty mask is visible, not skipped.
+                format!("SELECT count(*) FROM {} WHERE {}", table.quoted(), ids_match(params.len() + 1))
+            } else {
+                format!(
+                    "UPDATE {} SET {} WHERE {}",
+                    table.quoted(),
+                    sets.join(", "),
+                    ids_match(params.len() + 1)
+                )
+            };
+            let mut verify_params = Vec::new();
+            let predicates: Vec<String> = masks
+                .iter()
+                .filter_map(|m| m.masked_predicate(&mut verify_params))
+                .collect();
+            let verify_sql = (!predicates.is_empty()).then(|| {
+                format!(
+                    "SELECT count(*) FROM {} WHERE {} AND NOT ({})",
+                    table.quoted(),
+                    ids_match(verify_params.len() + 1),
+                    predicates.join(" AND ")
+                )
+            });
+            (erase_sql, params, verify_sql, verify_params)
+        }
+    };
+    TablePlan {
+        name: table.clone(),
+        erase,
+        masks,
+        erase_sql,
+        erase_params,
+        verify_sql,
+        verify_params,
+    }
+}
+
+impl TablePlan {
+    /// Erases the rows with these ids; returns how many rows it touched.
+    pub async fn erase<'c, E>(&self, executor: E, ids: &[String]) -> Result<u64, sqlx::Error>
+    where
+        E: sqlx::PgExecutor<'c>,
+    {
+        let mut query = sqlx::query(AssertSqlSafe(self.erase_sql.as_str()));
+        for value in &self.erase_params {
+            query = query.bind(value);
+        }
+        if self.erase_sql.starts_with("SELECT") {
+            let row = query.bind(ids).fetch_one(executor).await?;
+            let count: i64 = sqlx::Row::get(&row, 0);
+            return Ok(count as u64);
+        }
+        Ok(query.bind(ids).execute(executor).await?.rows_affected())
+    }
+
+    /// How many of these rows still hold unerased values.
+    pub async fn count_unerased<'c, E>(&self, executor: E, ids: &[String]) -> Result<i64, sqlx::Error>
+    where
+        E: sqlx::PgExecutor<'c>,
+    {
+        let Some(sql) = &self.verify_sql else {
+            return Ok(0);
+        };
+        let mut query = sqlx::query_scalar(AssertSqlSafe(sql.as_str()));
+        for value in &self.verify_params {
+            query = query.bind(value);
+        }
+        query.bind(ids).fetch_one(executor).await
+    }
+}

@@ -1,0 +1,268 @@
+//! Configuration: one TOML file, then environment overrides.
+//!
+//! Precedence, lowest first: built-in defaults, the file (`--config`, else
+//! `./lethe.toml` if present), then the environment: `DATABASE_URL`,
+//! `LETHE_CATALOG`, `LETHE_S3_FORCE_PATH_STYLE`. S3 endpoint, region and
+//! credentials come from the standard AWS chain (`AWS_ENDPOINT_URL_S3` /
+//! `AWS_ENDPOINT_URL`, `AWS_REGION`, profiles, instance roles, ...), so
+//! lethe runs against AWS or any S3-compatible server without code changes.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything lethe can be told.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The service's PostgreSQL database; lethe's tables live in it too.
+    pub database_url: Option<String>,
+    /// The catalog directory (e.g. `workflows/example`).
+    pub catalog: PathBuf,
+    pub s3: S3Settings,
+    pub worker: WorkerSettings,
+    pub retry: RetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most
+    /// S3-compatible servers; AWS itself wants virtual-hosted (false).
+    pub force_path_style: bool,
+    /// Upper bound for one S3 call, retries included, in seconds.
+    pub operation_timeout_secs: u64,
+    /// Attempts per S3 call inside the SDK (its standard retry with
+    /// jittered backoff). lethe's own retry comes on top, per batch.
+    pub sdk_max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Client records (member requests) per discovery and masking batch.
+    pub batch_size: u32,
+    /// Objects per S3 deletion batch; at most 1000 (DeleteObjects' limit).
+    pub delete_batch_size: u32,
+    /// How long a claim holds without a heartbeat; the heartbeat renews it
+    /// every third of this.
+    pub lease_secs: u64,
+    /// How often an idle worker looks for work when no notification came.
+    pub poll_interval_ms: u64,
+    /// Requests one worker process advances at a time.
+    pub concurrency: u32,
+    /// A name for this worker in leases and events; default host:pid.
+    pub worker_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Consecutive failed attempts after which a request goes to Failed.
+    pub max_attempts: u32,
+    /// Backoff before the first retry; it doubles per attempt.
+    pub initial_backoff_ms: u64,
+    /// Backoff ceiling.
+    pub max_backoff_ms: u64,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: None,
+            catalog: PathBuf::from("workflows/example"),
+            s3: S3Settings::default(),
+            worker: WorkerSettings::default(),
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            force_path_style: false,
+            operation_timeout_secs: 60,
+            sdk_max_attempts: 3,
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            batch_size: 500,
+            delete_batch_size: 1000,
+            lease_secs: 30,
+            poll_interval_ms: 5_000,
+            concurrency: 1,
+            worker_id: None,
+        }
+    }
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            max_attempts: 8,
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 300_000,
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file (if any) and applies environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let default_path = Path::new("lethe.toml");
+        let path = match path {
+            Some(path) => Some(path),
+            None if default_path.exists() => Some(default_path),
+            None => None,
+        };
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|err| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: err.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies overrides from an environment (a function, so tests need not
+    /// touch the process environment).
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(url) = env("DATABASE_URL").filter(|v| !v.is_empty()) {
+            self.database_url = Some(url);
+        }
+        if let Some(catalog) = env("LETHE_CATALOG").filter(|v| !v.is_empty()) {
+            self.catalog = PathBuf::from(catalog);
+        }
+        if let Some(flag) = env("LETHE_S3_FORCE_PATH_STYLE").filter(|v| !v.is_empty()) {
+            self.s3.force_path_style = match flag.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "LETHE_S3_FORCE_PATH_STYLE={other:?}: expected true or false"
+                    )));
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Checks limits that would otherwise fail at run time.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let w = &self.worker;
+        if w.batch_size == 0 {
+            return Err(ConfigError::Invalid("worker.batch_size must be at least 1".into()));
+        }
+        if !(1..=1000).contains(&w.delete_batch_size) {
+            return Err(ConfigError::Invalid(
+                "worker.delete_batch_size must be between 1 and 1000 (DeleteObjects takes at most 1000 keys)".into(),
+            ));
+        }
+        if w.lease_secs < 3 {
+            return Err(ConfigError::Invalid("worker.lease_secs must be at least 3".into()));
+        }
+        if w.concurrency == 0 {
+            return Err(ConfigError::Invalid("worker.concurrency must be at least 1".into()));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(ConfigError::Invalid("retry.max_attempts must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL, or an error telling the operator how to give one.
+    pub fn require_database_url(&self) -> Result<&str, ConfigError> {
+        self.database_url.as_deref().ok_or_else(|| {
+            ConfigError::Invalid(
+                "no database configured: set DATABASE_URL or database_url in lethe.toml".into(),
+            )
+        })
+    }
+
+}
+
+impl WorkerSettings {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+}
+
+/// Debug output hides the database URL, which usually carries a password.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field("catalog", &self.catalog)
+            .field("s3", &self.s3)
+            .field("worker", &self.worker)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_and_debug_hides_secrets() {
+        let mut config: Config = toml::from_str(
+            r#"
+            database_url = "postgres://u:secret@db/file"
+            [worker]
+            batch_size = 100
+            "#,
+        )
+        .unwrap();
+        config
+            .apply_env(|name| match name {
+                "DATABASE_URL" => Some("postgres://u:secret@db/env".into()),
+                "LETHE_S3_FORCE_PATH_STYLE" => Some("true".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.database_url.as_deref(), Some("postgres://u:secret@db/env"));
+        assert!(config.s3.force_path_style);
+        assert_eq!(config.worker.batch_size, 100);
+        assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_limits_are_refused() {
+        assert!(toml::from_str::<Config>("[worker]\nbatchsize = 1").is_err());
+        let mut config = Config::default();
+        config.worker.delete_batch_size = 1001;
+        assert!(config.validate().unwrap_err().to_string().contains("1000"));
+    }
+}

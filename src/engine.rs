@@ -1,0 +1,149 @@
+//! The library's front door: everything the CLI does, a program can do here.
+//!
+//! [`Engine`] needs only the database (submit, status, list, retry, cancel);
+//! [`Engine::worker`] also loads and checks the catalog against the database
+//! and builds the S3 client, so a broken catalog stops a worker at start-up
+//! with a clear error, not halfway through a member.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::catalog::{Catalog, Plan};
+use crate::config::Config;
+use crate::error::Error;
+use crate::objects::ObjectStore;
+use crate::references::Resolver;
+use crate::retry::RetryPolicy;
+use crate::status::RequestStatus;
+use crate::store::requests::ListFilter;
+use crate::store::{RequestRecord, Store, Submission, manifest};
+use crate::worker::{Worker, WorkerOptions};
+use crate::workflow::Context;
+
+/// A connection to lethe's tables, with its configuration.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Store,
+    config: Config,
+}
+
+impl Engine {
+    /// Connects to the configured database.
+    pub async fn connect(config: Config) -> Result<Engine, Error> {
+        let url = config.require_database_url()?.to_owned();
+        let connections = config.worker.concurrency * 2 + 4;
+        let store = Store::connect(&url, connections).await?;
+        Ok(Engine { store, config })
+    }
+
+    /// Wraps an existing store (tests, embedding programs).
+    pub fn with_store(store: Store, config: Config) -> Engine {
+        Engine { store, config }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Applies lethe's migrations.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        self.store.migrate().await
+    }
+
+    /// Submits an erasure of `subject`. Returns at once; the erasure is
+    /// durable from here on. A duplicate for an active subject is coalesced
+    /// into it; a repeated idempotency key returns the first submission.
+    pub async fn submit(&self, subject: &str, idempotency_key: Option<&str>) -> Result<Submission, Error> {
+        self.store.require_schema().await?;
+        let submission = self.store.submit(subject, idempotency_key).await?;
+        match submission.coalesced_into {
+            Some(active) => tracing::info!(request_id = %submission.id, coalesced_into = %active, "submission coalesced"),
+            None => tracing::info!(request_id = %submission.id, replayed = submission.replayed, "submitted"),
+        }
+        Ok(submission)
+    }
+
+    /// A request's status, with its anomalies, and the request it was
+    /// coalesced into when it is a duplicate.
+    pub async fn status(&self, id: Uuid) -> Result<RequestStatus, Error> {
+        self.store.require_schema().await?;
+        let record = self.store.get(id).await?;
+        self.describe(record).await
+    }
+
+    /// Every request for a subject, newest first.
+    pub async fn status_for_subject(&self, subject: &str) -> Result<Vec<RequestStatus>, Error> {
+        self.store.require_schema().await?;
+        let mut statuses = Vec::new();
+        for record in self.store.for_subject(subject).await? {
+            statuses.push(self.describe(record).await?);
+        }
+        Ok(statuses)
+    }
+
+    async fn describe(&self, record: RequestRecord) -> Result<RequestStatus, Error> {
+        let coalesced_into = match record.coalesced_into {
+            Some(target) => Some(Box::new(self.store.get(target).await?)),
+            None => None,
+        };
+        let mut conn = self.store.pool().acquire().await?;
+        let anomalies = manifest::anomalies(&mut conn, record.id).await?;
+        Ok(RequestStatus {
+            record,
+            coalesced_into,
+            anomalies,
+        })
+    }
+
+    /// Requests, newest first.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<RequestRecord>, Error> {
+        self.store.require_schema().await?;
+        self.store.list(filter).await
+    }
+
+    /// Resumes a failed request from its checkpoint.
+    pub async fn retry(&self, id: Uuid) -> Result<RequestRecord, Error> {
+        let record = self.store.retry(id).await?;
+        tracing::info!(request_id = %id, state = %record.state, "retried");
+        Ok(record)
+    }
+
+    /// Cancels a request that has not started deleting objects.
+    pub async fn cancel(&self, id: Uuid) -> Result<RequestRecord, Error> {
+        let record = self.store.cancel(id).await?;
+        tracing::info!(request_id = %id, "cancelled");
+        Ok(record)
+    }
+
+    /// Loads the catalog, checks it against the database, and compiles it.
+    pub async fn plan(&self) -> Result<Plan, Error> {
+        let catalog = Catalog::load(&self.config.catalog)?;
+        Ok(Plan::compile(catalog, self.store.pool()).await?)
+    }
+
+    /// The workflow context a worker runs with.
+    pub async fn context(&self) -> Result<Context, Error> {
+        self.store.require_schema().await?;
+        let plan = self.plan().await?;
+        let resolver = Resolver::new(&plan.catalog.storage);
+        let objects = ObjectStore::connect(&self.config.s3).await;
+        Ok(Context {
+            store: self.store.clone(),
+            plan: Arc::new(plan),
+            resolver: Arc::new(resolver),
+            objects,
+            settings: self.config.worker.clone(),
+        })
+    }
+
+    /// A worker, ready to run.
+    pub async fn worker(&self, options: WorkerOptions) -> Result<Worker, Error> {
+        let ctx = self.context().await?;
+        Ok(Worker::new(ctx, RetryPolicy::from_settings(&self.config.retry), options))
+    }
+}

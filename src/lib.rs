@@ -1,0 +1,33 @@
+//! lethe erases the personal data of members who have left a service: it
+//! masks their rows in the service's PostgreSQL database and deletes the
+//! files they produced in S3, as a durable, step-function-style workflow
+//! that survives crashes, retries what fails, and leaves a record.
+//!
+//! Start with [`Engine`]: `Engine::connect(config)`, then `submit`,
+//! `status`, `list`, `retry`, `cancel`, and `worker(..).run()`. The layout
+//! follows the workflow: [`workflow`] (the state machine and its phases),
+//! [`store`] (lethe's tables), [`catalog`] (where a member's data lives),
+//! [`references`] (URLs to objects), [`objects`] (S3), [`worker`] (claims,
+//! leases, retries).
+
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod example;
+pub mod failpoint;
+pub mod objects;
+pub mod references;
+pub mod retry;
+pub mod status;
+pub mod store;
+pub mod worker;
+pub mod workflow;
+
+pub use config::Config;
+pub use engine::Engine;
+pub use error::Error;
+pub use store::Submission;
+pub use workflow::state::{Phase, State};

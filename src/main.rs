@@ -1,0 +1,295 @@
+//! The `lethe` command: parses the command line, sets up logging, and calls
+//! the library. Every command here is a library call too (see `lethe::Engine`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+use lethe::store::requests::ListFilter;
+use lethe::worker::WorkerOptions;
+use lethe::{Config, Engine, Error, State};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  error (the message says what to do)
+  2  bad command line
+  3  refused (e.g. cancel after S3 deletion started, retry of a request that is not failed)
+  4  no such request
+
+Configuration: --config FILE (default ./lethe.toml if present), then the
+environment: DATABASE_URL, LETHE_CATALOG, LETHE_S3_FORCE_PATH_STYLE, and the
+standard AWS chain for S3 (AWS_ENDPOINT_URL_S3, AWS_REGION, credentials).";
+
+/// lethe erases the personal data of members who have left a service: their
+/// rows in its PostgreSQL database are masked and their files in S3 deleted,
+/// as a durable workflow that survives crashes and leaves a record.
+#[derive(Debug, Parser)]
+#[command(name = "lethe", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or upgrade lethe's tables in the service's database.
+    Migrate,
+    /// Submit the erasure of one member (by their key in the service).
+    ///
+    /// Returns at once with the request id; a worker does the work. A second
+    /// submission for a member with an active erasure is folded into it.
+    /// `INSERT INTO erasure_requests (subject_key) VALUES ('...')` does the same.
+    Submit {
+        /// The member's key in the service (e.g. the client key).
+        subject: String,
+        /// Your reference for this submission; submitting it again returns
+        /// the same request instead of a new one.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a worker: claim requests and advance them batch by batch.
+    ///
+    /// Runs until SIGINT/SIGTERM (it finishes the batch in flight, releases
+    /// its leases and exits 0; a second signal exits at once, which is safe:
+    /// work resumes from the last checkpoint). Run as many workers, on as
+    /// many hosts, as you like against one database.
+    Worker {
+        /// Exit when no request is claimable, instead of waiting for more.
+        #[arg(long)]
+        once: bool,
+        /// Requests this worker advances at a time (overrides worker.concurrency).
+        #[arg(long)]
+        concurrency: Option<u32>,
+    },
+    /// Show one request (or every request of one member).
+    Status {
+        /// The request id.
+        #[arg(required_unless_present = "subject", conflicts_with = "subject")]
+        id: Option<Uuid>,
+        /// Every request for this member key instead.
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List requests, newest first.
+    List {
+        /// Only requests in this state (requested, targets_found, s3_cleared,
+        /// db_masked, done, failed, cancelled, coalesced).
+        #[arg(long)]
+        state: Option<State>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume a failed request from its last checkpoint.
+    Retry { id: Uuid },
+    /// Cancel a request that has not started deleting objects.
+    Cancel { id: Uuid },
+    /// The example service, for trying lethe.
+    #[command(subcommand)]
+    Example(ExampleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExampleCommand {
+    /// Create the example service's tables and buckets and fill them with
+    /// N members of M requests each (rows in the database, files in S3).
+    Load {
+        #[arg(long, default_value_t = 5)]
+        members: usize,
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+        /// Member keys are PREFIX-00001, PREFIX-00002, ...
+        #[arg(long, default_value = "member")]
+        prefix: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let code = match err.downcast_ref::<Error>() {
+                Some(Error::Refused { .. }) => 3,
+                Some(Error::NotFound(_)) => 4,
+                _ => 1,
+            };
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LETHE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,aws=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    if let Command::Worker {
+        concurrency: Some(n), ..
+    } = &cli.command
+    {
+        config.worker.concurrency = (*n).max(1);
+    }
+    let engine = Engine::connect(config).await?;
+    match cli.command {
+        Command::Migrate => {
+            engine.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::Submit {
+            subject,
+            idempotency_key,
+            json,
+        } => {
+            let submission = engine.submit(&subject, idempotency_key.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&submission)?);
+            } else {
+                match (submission.coalesced_into, submission.replayed) {
+                    (Some(active), _) => println!(
+                        "{}\ncoalesced into active request {active} (this member already has an erasure in progress)",
+                        submission.id
+                    ),
+                    (None, true) => println!("{}\n(already submitted with this idempotency key)", submission.id),
+                    (None, false) => println!("{}", submission.id),
+                }
+            }
+        }
+        Command::Worker { once, .. } => run_worker(&engine, once).await?,
+        Command::Status { id, subject, json } => {
+            let statuses = match (id, subject) {
+                (Some(id), _) => vec![engine.status(id).await?],
+                (None, Some(subject)) => engine.status_for_subject(&subject).await?,
+                (None, None) => unreachable!("clap requires one"),
+            };
+            if json {
+                let value = if statuses.len() == 1 && id.is_some() {
+                    serde_json::to_value(&statuses[0])?
+                } else {
+                    serde_json::to_value(&statuses)?
+                };
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else if statuses.is_empty() {
+                println!("no requests for this member");
+            } else {
+                let texts: Vec<String> = statuses.iter().map(ToString::to_string).collect();
+                println!("{}", texts.join("\n\n"));
+            }
+        }
+        Command::List { state, limit, json } => {
+            let records = engine
+                .list(&ListFilter {
+                    state,
+                    limit: Some(limit),
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&records)?);
+            } else {
+                print!("{}", lethe::status::list_table(&records));
+            }
+        }
+        Command::Retry { id } => {
+            let record = engine.retry(id).await?;
+            println!("{id}: resumed at {} from its last checkpoint", record.state);
+        }
+        Command::Cancel { id } => {
+            engine.cancel(id).await?;
+            println!("{id}: cancelled");
+        }
+        Command::Example(ExampleCommand::Load {
+            members,
+            requests,
+            prefix,
+        }) => {
+            let objects = lethe::objects::ObjectStore::connect(&engine.config().s3).await;
+            let spec = lethe::example::ExampleSpec {
+                members,
+                requests_per_member: requests,
+                member_prefix: prefix,
+            };
+            eprintln!("loading {members} member(s) x {requests} request(s) ...");
+            let summary = lethe::example::load(engine.store().pool(), &objects, &spec).await?;
+            println!(
+                "example service loaded: {} members, {} rows, {} objects (+{} shared)",
+                summary.members.len(),
+                summary.rows,
+                summary.objects,
+                summary.shared.len()
+            );
+            let keys: Vec<&str> = summary.members.iter().map(|m| m.key.as_str()).collect();
+            println!("members: {}", keys.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a worker until it is done (`--once`) or signalled. The first
+/// SIGINT/SIGTERM stops it gracefully; a second exits at once.
+async fn run_worker(engine: &Engine, once: bool) -> anyhow::Result<()> {
+    let worker = engine
+        .worker(WorkerOptions { once })
+        .await
+        .context("starting the worker")?;
+    let shutdown = worker.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: finishing the batch in flight, then stopping (signal again to exit at once)");
+        shutdown.cancel();
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now; work resumes from the last checkpoint");
+        std::process::exit(130);
+    });
+    let summary = worker.run().await?;
+    eprintln!(
+        "worker stopped: {} done, {} to retry later, {} failed, {} interrupted",
+        summary.done, summary.retry_scheduled, summary.failed, summary.interrupted
+    );
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,143 @@
+//! What `status` and `list` show: a request's state, the phase in progress
+//! and its batch k of n, counts, attempts, the last error and timestamps.
+//! Never the subject key: it is not even read for these views.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::store::RequestRecord;
+use crate::store::manifest::Anomaly;
+use crate::workflow::state::State;
+
+/// A request with what an operator needs to judge it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestStatus {
+    #[serde(flatten)]
+    pub record: RequestRecord,
+    /// For a coalesced duplicate: the request that does the work.
+    pub coalesced_into: Option<Box<RequestRecord>>,
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl RequestStatus {
+    /// The state that counts: a duplicate follows the request it joined.
+    pub fn effective_state(&self) -> State {
+        match &self.coalesced_into {
+            Some(target) => target.state,
+            None => self.record.state,
+        }
+    }
+}
+
+/// One line for the state and the work in progress, e.g.
+/// `s3_cleared, masking_rows batch 3 of 12`.
+pub fn progress_line(record: &RequestRecord) -> String {
+    let state = record.state;
+    match (state, state.phase()) {
+        (State::Done, _) if record.anomaly_count > 0 => {
+            format!("done with {} anomalies", record.anomaly_count)
+        }
+        (State::Failed, _) => match record.resume_state.0 {
+            Some(resume) => format!("failed (retry resumes at {resume})"),
+            None => "failed".to_owned(),
+        },
+        (_, Some(phase)) => match record.batch_total {
+            Some(total) => format!("{state}, {phase} batch {} of {total}", record.batch_done),
+            None => format!("{state}, {phase} (not started)"),
+        },
+        _ => state.to_string(),
+    }
+}
+
+fn time(value: Option<DateTime<Utc>>) -> String {
+    value
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+impl fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.record;
+        writeln!(f, "request      {}", r.id)?;
+        writeln!(f, "state        {}", progress_line(r))?;
+        if let Some(target) = &self.coalesced_into {
+            writeln!(
+                f,
+                "coalesced    into {} (a duplicate submission; that request does the work)",
+                target.id
+            )?;
+            writeln!(f, "  its state  {}", progress_line(target))?;
+        }
+        if r.coalesced_count > 0 {
+            writeln!(f, "duplicates   {} later submission(s) folded into this one", r.coalesced_count)?;
+        }
+        if let Some(key) = &r.idempotency_key {
+            writeln!(f, "reference    {key}")?;
+        }
+        writeln!(
+            f,
+            "found        {} rows, {} objects to delete, {} retained (protected)",
+            r.rows_found, r.objects_found, r.objects_retained
+        )?;
+        writeln!(
+            f,
+            "progress     {} objects deleted, {} rows masked",
+            r.objects_deleted, r.rows_masked
+        )?;
+        writeln!(f, "anomalies    {}", r.anomaly_count)?;
+        for anomaly in self.anomalies.iter().take(20) {
+            let place = match (&anomaly.table_name, &anomaly.row_id) {
+                (Some(table), Some(row)) => format!(" {table} row {row}"),
+                (Some(table), None) => format!(" {table}"),
+                _ => String::new(),
+            };
+            writeln!(f, "  - {}{place}: {}", anomaly.kind, anomaly.detail)?;
+        }
+        if self.anomalies.len() > 20 {
+            writeln!(f, "  ... {} more (use --json)", self.anomalies.len() - 20)?;
+        }
+        let next = if r.state.is_active() && r.attempts > 0 {
+            format!(", next attempt {}", time(Some(r.next_attempt_at)))
+        } else {
+            String::new()
+        };
+        writeln!(f, "attempts     {}{next}", r.attempts)?;
+        writeln!(f, "last error   {}", r.last_error.as_deref().unwrap_or("-"))?;
+        match (&r.lease_owner, r.lease_expires_at) {
+            (Some(owner), Some(until)) => writeln!(f, "lease        {owner} until {}", time(Some(until)))?,
+            _ => writeln!(f, "lease        -")?,
+        }
+        writeln!(f, "requested    {}", time(Some(r.requested_at)))?;
+        writeln!(f, "started      {}", time(r.started_at))?;
+        writeln!(f, "targets      {}", time(r.targets_found_at))?;
+        writeln!(f, "s3 started   {}", time(r.s3_started_at))?;
+        writeln!(f, "s3 cleared   {}", time(r.s3_cleared_at))?;
+        writeln!(f, "db masked    {}", time(r.db_masked_at))?;
+        write!(f, "finished     {}", time(r.finished_at))
+    }
+}
+
+/// A table of requests for `list`.
+pub fn list_table(records: &[RequestRecord]) -> String {
+    let mut out = format!(
+        "{:<36}  {:<44}  {:>8}  {:>8}  {:>9}  {:<20}\n",
+        "REQUEST", "STATE", "OBJECTS", "ROWS", "ANOMALIES", "REQUESTED"
+    );
+    for r in records {
+        out.push_str(&format!(
+            "{:<36}  {:<44}  {:>8}  {:>8}  {:>9}  {:<20}\n",
+            r.id,
+            progress_line(r),
+            r.objects_deleted,
+            r.rows_masked,
+            r.anomaly_count,
+            r.requested_at.format("%Y-%m-%d %H:%M:%S")
+        ));
+    }
+    if records.is_empty() {
+        out.push_str("(no requests)\n");
+    }
+    out
+}

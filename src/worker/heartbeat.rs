@@ -1,0 +1,31 @@
+//! The lease heartbeat: renews a held lease every third of its TTL while the
+//! request is being worked on. When a renewal finds the lease gone (taken
+//! over, cancelled), it trips a token that the work loop checks between
+//! batches; the fenced commit catches the rest.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Lease;
+
+/// Runs until aborted, or until the lease is found lost (then trips `lost`).
+pub async fn run(pool: PgPool, lease: Lease, lost: CancellationToken) {
+    let period = (lease.ttl / 3).max(Duration::from_millis(200));
+    loop {
+        tokio::time::sleep(period).await;
+        match lease.renew(&pool).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(request_id = %lease.request_id, "lease lost; stopping work on this request");
+                lost.cancel();
+                return;
+            }
+            // The database is unreachable: keep trying. If the lease expires
+            // meanwhile, another worker may take over, and this worker's
+            // next commit is fenced off.
+            Err(err) => tracing::warn!(request_id = %lease.request_id, "renewing lease: {err}"),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! S3Cleared -> DbMasked: masking (or deleting, per catalog policy) the
+//! manifest's rows, one discovery batch at a time.
+//!
+//! Each batch runs one statement per table (tasks first, then features,
+//! then client rows, so the rows leading to a member go last) and records
+//! its checkpoint in the same transaction: the batch is masked and
+//! checkpointed together, or neither. This phase starts only after every
+//! object is deleted: a masked row no longer says which objects were its.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::state::{Phase, State};
+use super::{Checkpoint, Context, Step, advance, batch_started, cursor_value, start_phase};
+use crate::error::Error;
+use crate::failpoint;
+use crate::store::manifest;
+use crate::store::requests::checkpoint::{self, Progress};
+use crate::store::{Lease, events};
+
+/// The last discovery batch masked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cursor {
+    pub after_batch: i32,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Cursor { after_batch: i32::MIN }
+    }
+}
+
+pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
+    let checkpoint = Checkpoint::load(&ctx.store, lease.request_id).await?;
+    let mut total = checkpoint.batch_total;
+    if total.is_none() {
+        let mut conn = ctx.store.pool().acquire().await?;
+        let batches = manifest::count_row_batches(&mut conn, lease.request_id).await? as i32;
+        drop(conn);
+        start_phase(ctx, lease, State::S3Cleared, batches).await?;
+        total = Some(batches);
+    }
+    let cursor: Cursor = checkpoint.cursor()?;
+    let next = {
+        let mut conn = ctx.store.pool().acquire().await?;
+        manifest::rows_of_next_batch(&mut conn, lease.request_id, cursor.after_batch).await?
+    };
+    let Some((batch_no, rows)) = next else {
+        return advance(ctx, lease, State::S3Cleared).await;
+    };
+    let batch = checkpoint.next_batch();
+    batch_started(ctx, lease, Phase::MaskingRows, batch).await?;
+
+    let mut ids_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for row in &rows {
+        ids_by_table.entry(row.table.as_str()).or_default().push(row.row_id.clone());
+    }
+
+    let mut tx = ctx.store.pool().begin().await?;
+    lease.fence(&mut tx, State::S3Cleared).await?;
+    let mut masked = 0u64;
+    for table in ctx.plan.erase_order() {
+        let name = table.name.to_string();
+        if let Some(ids) = ids_by_table.remove(name.as_str()) {
+            masked += table.erase(&mut *tx, &ids).await?;
+        }
+    }
+    if let Some(table) = ids_by_table.keys().next() {
+        // The manifest names a table the catalog no longer has: stop rather
+        // than leave its rows unmasked.
+        return Err(Error::Permanent {
+            id: lease.request_id,
+            message: format!(
+                "the manifest lists rows of table {table}, which the catalog no longer describes; restore its catalog entry, then `lethe retry`"
+            ),
+        });
+    }
+    manifest::mark_masked(&mut tx, lease.request_id, batch_no).await?;
+    failpoint::pause_if_armed(Phase::MaskingRows, batch).await;
+    let progress = Progress {
+        rows_masked: masked as i64,
+        ..Progress::default()
+    };
+    checkpoint::batch_done(&mut tx, lease, &cursor_value(&Cursor { after_batch: batch_no }), progress).await?;
+    let detail = format!("rows {masked}");
+    events::record(&mut tx, lease, "batch_committed", Some(Phase::MaskingRows), Some(batch), Some(&detail)).await?;
+    tx.commit().await?;
+    tracing::info!(
+        request_id = %lease.request_id, phase = %Phase::MaskingRows, batch, total = ?total,
+        rows = masked, "batch committed"
+    );
+    Ok(Step::Batch {
+        phase: Phase::MaskingRows,
+        batch,
+        total,
+    })
+}

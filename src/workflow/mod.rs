@@ -1,0 +1,134 @@
+//! The erasure workflow: one step at a time, each step one batch of one
+//! phase, each ending in a committed checkpoint.
+//!
+//! Order is the point. Objects are deleted (TargetsFound -> S3Cleared)
+//! before any row is masked (S3Cleared -> DbMasked), because once a row is
+//! masked nothing leads back to the objects it referenced; and nothing is
+//! deleted before the manifest is complete (Requested -> TargetsFound), so
+//! the record knows exactly what was meant to go. A crash anywhere resumes
+//! at the last committed batch of the current phase: at most one batch is
+//! repeated, and every phase is safe to repeat (deleting a missing object
+//! succeeds; masking a masked row changes nothing; discovery commits
+//! atomically).
+
+pub mod deletion;
+pub mod discovery;
+pub mod masking;
+pub mod state;
+pub mod verification;
+
+use std::sync::Arc;
+
+use serde::{Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+use crate::catalog::Plan;
+use crate::config::WorkerSettings;
+use crate::error::Error;
+use crate::objects::ObjectStore;
+use crate::references::Resolver;
+use crate::store::{Lease, Store, events};
+use state::{Phase, State};
+
+/// Everything a step needs.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Store,
+    pub plan: Arc<Plan>,
+    pub resolver: Arc<Resolver>,
+    pub objects: ObjectStore,
+    pub settings: WorkerSettings,
+}
+
+/// What a step achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A batch committed; the phase goes on.
+    Batch { phase: Phase, batch: i32, total: Option<i32> },
+    /// The phase finished; the request reached this milestone.
+    Advanced(State),
+}
+
+/// The request's checkpoint for the phase in progress.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub batch_done: i32,
+    pub batch_total: Option<i32>,
+    pub cursor: Option<serde_json::Value>,
+}
+
+impl Checkpoint {
+    pub async fn load(store: &Store, request_id: Uuid) -> Result<Checkpoint, Error> {
+        let (batch_done, batch_total, cursor): (i32, Option<i32>, Option<serde_json::Value>) =
+            sqlx::query_as("SELECT batch_done, batch_total, phase_cursor FROM erasure_requests WHERE id = $1")
+                .bind(request_id)
+                .fetch_one(store.pool())
+                .await?;
+        Ok(Checkpoint {
+            batch_done,
+            batch_total,
+            cursor,
+        })
+    }
+
+    /// The phase-specific cursor, or its default at the phase's start.
+    pub fn cursor<T: DeserializeOwned + Default>(&self) -> Result<T, Error> {
+        match &self.cursor {
+            None => Ok(T::default()),
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|err| Error::Setup(format!("unreadable phase cursor: {err}"))),
+        }
+    }
+
+    /// The 1-based number of the batch about to run.
+    pub fn next_batch(&self) -> i32 {
+        self.batch_done + 1
+    }
+}
+
+/// Serialises a cursor for storage.
+pub fn cursor_value<T: Serialize>(cursor: &T) -> serde_json::Value {
+    serde_json::to_value(cursor).expect("cursors are plain data")
+}
+
+/// Runs one step of the request in `state`.
+pub async fn step(ctx: &Context, lease: &Lease, state: State, subject: &str) -> Result<Step, Error> {
+    match state {
+        State::Requested => discovery::step(ctx, lease, subject).await,
+        State::TargetsFound => deletion::step(ctx, lease).await,
+        State::S3Cleared => masking::step(ctx, lease).await,
+        State::DbMasked => verification::step(ctx, lease).await,
+        other => Err(Error::Setup(format!(
+            "request {}: no work in state {other}",
+            lease.request_id
+        ))),
+    }
+}
+
+/// Records, in its own committed transaction, that a batch is starting: a
+/// batch repeated after a crash then shows as a second start.
+pub async fn batch_started(ctx: &Context, lease: &Lease, phase: Phase, batch: i32) -> Result<(), Error> {
+    let mut conn = ctx.store.pool().acquire().await?;
+    events::record(&mut conn, lease, "batch_started", Some(phase), Some(batch), None).await
+}
+
+/// Sets the phase's batch total once, fenced.
+pub async fn start_phase(ctx: &Context, lease: &Lease, state: State, total: i32) -> Result<(), Error> {
+    let mut tx = ctx.store.pool().begin().await?;
+    lease.fence(&mut tx, state).await?;
+    crate::store::requests::checkpoint::phase_started(&mut tx, lease, state, total).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Moves to the next milestone, fenced.
+pub async fn advance(ctx: &Context, lease: &Lease, from: State) -> Result<Step, Error> {
+    let to = from
+        .next()
+        .ok_or_else(|| Error::Setup(format!("state {from} has no next milestone")))?;
+    let mut tx = ctx.store.pool().begin().await?;
+    lease.fence(&mut tx, from).await?;
+    crate::store::requests::checkpoint::advance(&mut tx, lease, from, to).await?;
+    tx.commit().await?;
+    Ok(Step::Advanced(to))
+}
