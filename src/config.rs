@@ -29,6 +29,12 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Settings {
+    /// An S3-compatible endpoint (e.g. `http://127.0.0.1:9000`). Unset, the
+    /// AWS chain decides (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, or AWS).
+    pub endpoint_url: Option<String>,
+    /// The region to sign for. Unset, the AWS chain decides (`AWS_REGION`,
+    /// profile), falling back to us-east-1.
+    pub region: Option<String>,
     /// Path-style addressing (`endpoint/bucket/key`), needed by most
     /// S3-compatible servers; AWS itself wants virtual-hosted (false).
     pub force_path_style: bool,
@@ -98,6 +104,8 @@ impl Default for Config {
 impl Default for S3Settings {
     fn default() -> Self {
         S3Settings {
+            endpoint_url: None,
+            region: None,
             force_path_style: false,
             operation_timeout_secs: 60,
             sdk_max_attempts: 3,

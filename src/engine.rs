@@ -26,6 +26,8 @@ use crate::workflow::Context;
 pub struct Engine {
     store: Store,
     config: Config,
+    /// An S3 client to use instead of building one from the configuration.
+    objects: Option<ObjectStore>,
 }
 
 impl Engine {
@@ -34,12 +36,35 @@ impl Engine {
         let url = config.require_database_url()?.to_owned();
         let connections = config.worker.concurrency * 2 + 4;
         let store = Store::connect(&url, connections).await?;
-        Ok(Engine { store, config })
+        Ok(Engine {
+            store,
+            config,
+            objects: None,
+        })
     }
 
     /// Wraps an existing store (tests, embedding programs).
     pub fn with_store(store: Store, config: Config) -> Engine {
-        Engine { store, config }
+        Engine {
+            store,
+            config,
+            objects: None,
+        }
+    }
+
+    /// Uses this S3 client for workers instead of one built from the
+    /// configuration and the AWS chain.
+    pub fn with_objects(mut self, objects: ObjectStore) -> Engine {
+        self.objects = Some(objects);
+        self
+    }
+
+    /// The S3 client workers use.
+    pub async fn objects(&self) -> ObjectStore {
+        match &self.objects {
+            Some(objects) => objects.clone(),
+            None => ObjectStore::connect(&self.config.s3).await,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -131,7 +156,7 @@ impl Engine {
         self.store.require_schema().await?;
         let plan = self.plan().await?;
         let resolver = Resolver::new(&plan.catalog.storage);
-        let objects = ObjectStore::connect(&self.config.s3).await;
+        let objects = self.objects().await;
         Ok(Context {
             store: self.store.clone(),
             plan: Arc::new(plan),

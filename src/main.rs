@@ -1,6 +1,7 @@
 //! The `lethe` command: parses the command line, sets up logging, and calls
 //! the library. Every command here is a library call too (see `lethe::Engine`).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -152,7 +153,10 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LETHE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,aws=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -239,7 +243,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             requests,
             prefix,
         }) => {
-            let objects = lethe::objects::ObjectStore::connect(&engine.config().s3).await;
+            let objects = engine.objects().await;
             let spec = lethe::example::ExampleSpec {
                 members,
                 requests_per_member: requests,

@@ -13,6 +13,7 @@ mod error;
 use std::sync::Arc;
 
 use aws_sdk_s3::Client;
+pub use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 pub use client::build_client;
@@ -43,7 +44,13 @@ pub struct KeyFailure {
 impl ObjectStore {
     /// Builds the client from the standard AWS chain plus lethe's settings.
     pub async fn connect(settings: &S3Settings) -> ObjectStore {
-        ObjectStore::from_client(build_client(settings).await)
+        ObjectStore::from_client(build_client(settings, None).await)
+    }
+
+    /// Like [`ObjectStore::connect`], with static credentials instead of
+    /// the AWS chain (for an S3 server lethe or a test started itself).
+    pub async fn connect_with_credentials(settings: &S3Settings, credentials: Credentials) -> ObjectStore {
+        ObjectStore::from_client(build_client(settings, Some(credentials)).await)
     }
 
     pub fn from_client(client: Client) -> ObjectStore {
