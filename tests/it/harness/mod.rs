@@ -1,0 +1,21 @@
+//! Test harness for lethe's integration tests.
+//!
+//! - [`postgres`]: one throwaway PostgreSQL cluster per test-binary process (or the server
+//!   named by `LETHE_TEST_DATABASE_URL`), and a fresh database per test.
+//! - [`s3`]: an in-process S3-protocol server per test, with request counters, fault
+//!   injection and stop/restart.
+//!
+//! Its own tests live in `harness_selftest.rs`; run them with
+//! `cargo test --test it harness`.
+
+// A shared toolbox: each test module uses only some of it, and the rest (helpers and
+// re-exports alike) would otherwise be reported as unused in this test binary.
+#![allow(dead_code, unused_imports)]
+
+mod pg_cluster;
+pub mod postgres;
+pub mod s3;
+mod s3_backend;
+
+pub use postgres::{TestDatabase, fresh_database, server_url, terminate_connections};
+pub use s3::{Faults, S3Counters, TestS3};

@@ -1,0 +1,393 @@
+//! The request-handling side of the test S3 server: request counters, fault switches,
+//! the `S3Access` hook that injects faults, and the `s3s::S3` wrapper that forwards the
+//! operations lethe uses to s3s-fs while counting them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::dto::{self, *};
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+/// What the server has been asked to do. Getters are snapshots; `reset` starts over.
+#[derive(Default)]
+pub struct S3Counters {
+    delete_objects_calls: AtomicU64,
+    delete_object_calls: AtomicU64,
+    head_object_calls: AtomicU64,
+    get_object_calls: AtomicU64,
+    deletion_requests: Mutex<Vec<(String, String)>>,
+    requests: Mutex<BTreeMap<String, u64>>,
+}
+
+impl S3Counters {
+    /// DeleteObjects calls that got past fault injection and reached storage.
+    pub fn delete_objects_calls(&self) -> u64 {
+        self.delete_objects_calls.load(Ordering::SeqCst)
+    }
+
+    /// Single-key DeleteObject calls that reached storage.
+    pub fn delete_object_calls(&self) -> u64 {
+        self.delete_object_calls.load(Ordering::SeqCst)
+    }
+
+    /// Keys requested for deletion by the calls above (duplicates included).
+    pub fn keys_requested_for_deletion(&self) -> usize {
+        self.lock_deletions().len()
+    }
+
+    /// Every (bucket, key) requested for deletion, by DeleteObjects or DeleteObject,
+    /// in arrival order (within one DeleteObjects call: request order).
+    pub fn deletion_requests(&self) -> Vec<(String, String)> {
+        self.lock_deletions().clone()
+    }
+
+    /// HeadObject calls that reached storage.
+    pub fn head_object_calls(&self) -> u64 {
+        self.head_object_calls.load(Ordering::SeqCst)
+    }
+
+    /// GetObject calls that reached storage.
+    pub fn get_object_calls(&self) -> u64 {
+        self.get_object_calls.load(Ordering::SeqCst)
+    }
+
+    /// Authenticated requests for `op` (e.g. "DeleteObjects"), *including* those that
+    /// were failed by an injected fault: this counts attempts, retries included.
+    pub fn requests(&self, op: &str) -> u64 {
+        self.lock_requests().get(op).copied().unwrap_or(0)
+    }
+
+    pub fn reset(&self) {
+        for counter in [
+            &self.delete_objects_calls,
+            &self.delete_object_calls,
+            &self.head_object_calls,
+            &self.get_object_calls,
+        ] {
+            counter.store(0, Ordering::SeqCst);
+        }
+        self.lock_deletions().clear();
+        self.lock_requests().clear();
+    }
+
+    fn lock_deletions(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
+        self.deletion_requests
+            .lock()
+            .expect("counter lock is never poisoned")
+    }
+
+    fn lock_requests(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.requests
+            .lock()
+            .expect("counter lock is never poisoned")
+    }
+}
+
+/// Fault switches shared with the running server; they take effect on the next request.
+#[derive(Default)]
+pub struct Faults {
+    state: Mutex<FaultState>,
+    injected: AtomicU64,
+}
+
+#[derive(Default)]
+struct FaultState {
+    rules: Vec<OpRule>,
+    slow_down_every: u64,
+    seen: u64,
+    delete_key_errors: BTreeMap<String, String>,
+}
+
+struct OpRule {
+    op: String,
+    code: S3ErrorCode,
+    status: http::StatusCode,
+    /// `None`: until cleared.
+    remaining: Option<u64>,
+}
+
+impl Faults {
+    /// Fails every `op` request (operation name as in the S3 API, e.g. "DeleteObjects")
+    /// with error `code` (e.g. "AccessDenied") and HTTP `status` until [`Faults::clear`].
+    pub fn fail_op(&self, op: &str, code: &str, status: u16) {
+        self.add_rule(op, code, status, None);
+    }
+
+    /// Like [`Faults::fail_op`] but only for the next `times` matching requests.
+    pub fn fail_op_times(&self, op: &str, code: &str, status: u16, times: u64) {
+        self.add_rule(op, code, status, Some(times));
+    }
+
+    /// Answers every `n`-th request (of any kind) with 503 SlowDown; 0 turns it off.
+    pub fn slow_down_every(&self, n: u64) {
+        let mut state = self.lock();
+        state.slow_down_every = n;
+        state.seen = 0;
+    }
+
+    /// Makes DeleteObjects report a per-key error `code` for exactly `key` (HTTP 200
+    /// with an `<Error>` entry, the object left in place), as S3 does on partial failure.
+    pub fn fail_delete_of_key(&self, key: &str, code: &str) {
+        self.lock()
+            .delete_key_errors
+            .insert(key.to_owned(), code.to_owned());
+    }
+
+    /// Removes every fault.
+    pub fn clear(&self) {
+        *self.lock() = FaultState::default();
+    }
+
+    /// How many faults have been injected so far (requests failed plus per-key errors).
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    fn add_rule(&self, op: &str, code: &str, status: u16, remaining: Option<u64>) {
+        let status = http::StatusCode::from_u16(status)
+            .unwrap_or_else(|e| panic!("bad HTTP status {status}: {e}"));
+        let code = code
+            .parse::<S3ErrorCode>()
+            .unwrap_or_else(|never| match never {});
+        self.lock().rules.push(OpRule {
+            op: op.to_owned(),
+            code,
+            status,
+            remaining,
+        });
+    }
+
+    /// Decides whether this request fails, consuming one use of a counted rule.
+    fn on_request(&self, op: &str) -> S3Result<()> {
+        let mut state = self.lock();
+        state.seen += 1;
+        if state.slow_down_every > 0 && state.seen.is_multiple_of(state.slow_down_every) {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return Err(s3_error!(SlowDown, "injected by the lethe test harness"));
+        }
+        let rule = state
+            .rules
+            .iter_mut()
+            .find(|rule| rule.op == op && rule.remaining != Some(0));
+        let Some(rule) = rule else { return Ok(()) };
+        if let Some(remaining) = rule.remaining.as_mut() {
+            *remaining -= 1;
+        }
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        let mut err =
+            S3Error::with_message(rule.code.clone(), "injected by the lethe test harness");
+        err.set_status_code(rule.status);
+        Err(err)
+    }
+
+    fn delete_key_error(&self, key: &str) -> Option<String> {
+        let code = self.lock().delete_key_errors.get(key).cloned();
+        if code.is_some() {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        code
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        self.state.lock().expect("fault lock is never poisoned")
+    }
+}
+
+/// Runs before every request is even parsed, which makes it the one place to fail any
+/// operation uniformly.
+pub(super) struct FaultInjector {
+    faults: Arc<Faults>,
+    counters: Arc<S3Counters>,
+}
+
+impl FaultInjector {
+    pub(super) fn new(faults: Arc<Faults>, counters: Arc<S3Counters>) -> Self {
+        Self { faults, counters }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for FaultInjector {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        // Replacing the default check must not make anonymous requests succeed.
+        if cx.credentials().is_none() {
+            return Err(s3_error!(AccessDenied, "Signature is required"));
+        }
+        let op = cx.s3_op().name();
+        *self
+            .counters
+            .lock_requests()
+            .entry(op.to_owned())
+            .or_insert(0) += 1;
+        self.faults.on_request(op)
+    }
+}
+
+/// Forwards the operations lethe uses to s3s-fs, counting the interesting ones.
+pub(super) struct CountingS3 {
+    inner: s3s_fs::FileSystem,
+    counters: Arc<S3Counters>,
+    faults: Arc<Faults>,
+}
+
+impl CountingS3 {
+    pub(super) fn new(
+        inner: s3s_fs::FileSystem,
+        counters: Arc<S3Counters>,
+        faults: Arc<Faults>,
+    ) -> Self {
+        Self {
+            inner,
+            counters,
+            faults,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for CountingS3 {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.inner.create_bucket(req).await
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.inner.delete_bucket(req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.inner.head_bucket(req).await
+    }
+
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.inner.list_buckets(req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.inner.get_bucket_location(req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.inner.put_object(req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.inner.copy_object(req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.counters
+            .get_object_calls
+            .fetch_add(1, Ordering::SeqCst);
+        self.inner.get_object(req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.counters
+            .head_object_calls
+            .fetch_add(1, Ordering::SeqCst);
+        self.inner.head_object(req).await
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.inner.list_objects(req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.inner.list_objects_v2(req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.counters
+            .delete_object_calls
+            .fetch_add(1, Ordering::SeqCst);
+        let request = (req.input.bucket.clone(), req.input.key.clone());
+        self.counters.lock_deletions().push(request);
+        self.inner.delete_object(req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        mut req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.counters
+            .delete_objects_calls
+            .fetch_add(1, Ordering::SeqCst);
+        let bucket = req.input.bucket.clone();
+        self.counters.lock_deletions().extend(
+            req.input
+                .delete
+                .objects
+                .iter()
+                .map(|object| (bucket.clone(), object.key.clone())),
+        );
+
+        // Injected per-key failures are answered here and never reach storage.
+        let mut errors = Vec::new();
+        req.input
+            .delete
+            .objects
+            .retain(|object| match self.faults.delete_key_error(&object.key) {
+                Some(code) => {
+                    errors.push(dto::Error {
+                        code: Some(code),
+                        key: Some(object.key.clone()),
+                        message: Some("injected by the lethe test harness".to_owned()),
+                        ..Default::default()
+                    });
+                    false
+                }
+                None => true,
+            });
+        let mut response = if req.input.delete.objects.is_empty() {
+            S3Response::new(DeleteObjectsOutput::default())
+        } else {
+            self.inner.delete_objects(req).await?
+        };
+        if !errors.is_empty() {
+            response
+                .output
+                .errors
+                .get_or_insert_with(Vec::new)
+                .extend(errors);
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,345 @@
+//! Tests of the test harness itself: if these fail, no other integration test result
+//! means anything. Run with `cargo test --test it harness`.
+
+use std::time::Instant;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+
+use crate::harness::{TestS3, fresh_database, terminate_connections};
+
+/// Keys that have broken S3 tooling before: non-ASCII, spaces, `+`, and an empty
+/// path segment.
+const AWKWARD_KEYS: [&str; 4] = ["사진/얼굴 1.png", "with space.txt", "a+b.txt", "a//b"];
+const BUCKET: &str = "harness-selftest";
+
+fn delete_of(keys: &[&str]) -> Delete {
+    let objects = keys
+        .iter()
+        .map(|key| {
+            ObjectIdentifier::builder()
+                .key(*key)
+                .build()
+                .expect("key is set")
+        })
+        .collect();
+    Delete::builder()
+        .set_objects(Some(objects))
+        .build()
+        .expect("objects are set")
+}
+
+async fn started_with_bucket() -> TestS3 {
+    let started = Instant::now();
+    let s3 = TestS3::start().await;
+    s3.create_bucket(BUCKET).await;
+    eprintln!(
+        "S3 server started and bucket created in {:?}",
+        started.elapsed()
+    );
+    s3
+}
+
+#[tokio::test]
+async fn harness_fresh_databases_are_distinct() {
+    let started = Instant::now();
+    let a = fresh_database().await;
+    eprintln!(
+        "first fresh_database (may include cluster start): {:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let b = fresh_database().await;
+    eprintln!("second fresh_database: {:?}", started.elapsed());
+
+    assert_ne!(a.name, b.name);
+    assert_ne!(a.url, b.url);
+    sqlx::query("CREATE TABLE only_in_a (id int)")
+        .execute(&a.pool)
+        .await
+        .expect("creating a table in a fresh database");
+
+    let lookup = "SELECT to_regclass('public.only_in_a')::text";
+    let in_a: Option<String> = sqlx::query_scalar(lookup)
+        .fetch_one(&a.pool)
+        .await
+        .expect("lookup in a");
+    let in_b: Option<String> = sqlx::query_scalar(lookup)
+        .fetch_one(&b.pool)
+        .await
+        .expect("lookup in b");
+    assert_eq!(in_a.as_deref(), Some("only_in_a"));
+    assert_eq!(
+        in_b, None,
+        "a table created in {} leaked into {}",
+        a.name, b.name
+    );
+
+    let current: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&b.pool)
+        .await
+        .expect("current_database()");
+    assert_eq!(
+        current, b.name,
+        "the pool must be connected to the database it names"
+    );
+}
+
+#[tokio::test]
+async fn harness_terminate_connections_replaces_the_backend() {
+    let db = fresh_database().await;
+    let pid_query = "SELECT pg_backend_pid()";
+    let before: i32 = sqlx::query_scalar(pid_query)
+        .fetch_one(&db.pool)
+        .await
+        .expect("backend pid");
+
+    let terminated = terminate_connections(&db.name).await;
+    assert!(
+        terminated >= 1,
+        "the pool's idle connection should have been terminated"
+    );
+
+    // The pool may hand out the dead connection once; a caller retrying once must then
+    // land on a new backend.
+    let after: i32 = match sqlx::query_scalar(pid_query).fetch_one(&db.pool).await {
+        Ok(pid) => pid,
+        Err(first) => {
+            eprintln!("first query after termination failed as expected: {first}");
+            sqlx::query_scalar(pid_query)
+                .fetch_one(&db.pool)
+                .await
+                .expect("reconnecting after termination")
+        }
+    };
+    assert_ne!(before, after, "the backend should have been replaced");
+}
+
+#[tokio::test]
+async fn harness_s3_round_trip_with_awkward_keys() {
+    let s3 = started_with_bucket().await;
+    for key in AWKWARD_KEYS {
+        s3.put(BUCKET, key, format!("content of {key}")).await;
+        assert!(
+            s3.exists(BUCKET, key).await,
+            "{key:?} should exist after PutObject"
+        );
+    }
+
+    let client = s3.client().await;
+    let got = client
+        .get_object()
+        .bucket(BUCKET)
+        .key(AWKWARD_KEYS[0])
+        .send()
+        .await
+        .expect("GetObject");
+    let body = got
+        .body
+        .collect()
+        .await
+        .expect("reading the body")
+        .into_bytes();
+    assert_eq!(
+        &body[..],
+        format!("content of {}", AWKWARD_KEYS[0]).as_bytes()
+    );
+    assert_eq!(s3.counters().get_object_calls(), 1);
+
+    // Listing is informative only (see the s3 module doc); report what came back.
+    let listed = s3.keys(BUCKET).await;
+    eprintln!("ListObjectsV2 returned {listed:?}");
+    assert_eq!(
+        listed.len(),
+        AWKWARD_KEYS.len(),
+        "one listing entry per object"
+    );
+
+    let counters = s3.counters();
+    let output = client
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(delete_of(&AWKWARD_KEYS[..3]))
+        .send()
+        .await
+        .expect("DeleteObjects of three keys");
+    assert!(
+        output.errors().is_empty(),
+        "unexpected per-key errors: {:?}",
+        output.errors()
+    );
+    assert_eq!(counters.delete_objects_calls(), 1);
+    assert_eq!(counters.keys_requested_for_deletion(), 3);
+    let expected: Vec<(String, String)> = AWKWARD_KEYS[..3]
+        .iter()
+        .map(|key| (BUCKET.to_owned(), (*key).to_owned()))
+        .collect();
+    assert_eq!(counters.deletion_requests(), expected);
+
+    client
+        .delete_object()
+        .bucket(BUCKET)
+        .key(AWKWARD_KEYS[3])
+        .send()
+        .await
+        .expect("DeleteObject");
+    assert_eq!(counters.delete_object_calls(), 1);
+    assert_eq!(counters.keys_requested_for_deletion(), 4);
+
+    let heads_before = counters.head_object_calls();
+    for key in AWKWARD_KEYS {
+        assert!(!s3.exists(BUCKET, key).await, "{key:?} should be gone");
+    }
+    assert_eq!(counters.head_object_calls(), heads_before + 4);
+}
+
+#[tokio::test]
+async fn harness_injected_access_denied_is_permanent_until_cleared() {
+    let s3 = started_with_bucket().await;
+    s3.put(BUCKET, "kept", "x").await;
+    let client = s3.client().await;
+    let faults = s3.faults();
+    faults.fail_op("DeleteObjects", "AccessDenied", 403);
+
+    let err = client
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(delete_of(&["kept"]))
+        .send()
+        .await
+        .expect_err("DeleteObjects must fail while the fault is set");
+    let service_error = err
+        .as_service_error()
+        .expect("an injected fault is a service error");
+    assert_eq!(service_error.code(), Some("AccessDenied"));
+    assert_eq!(
+        s3.counters().requests("DeleteObjects"),
+        1,
+        "403 must not be retried"
+    );
+    assert_eq!(
+        s3.counters().delete_objects_calls(),
+        0,
+        "a failed call never reaches storage"
+    );
+    assert!(s3.exists(BUCKET, "kept").await);
+
+    faults.clear();
+    client
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(delete_of(&["kept"]))
+        .send()
+        .await
+        .expect("DeleteObjects works again after clear()");
+    assert!(!s3.exists(BUCKET, "kept").await);
+    assert_eq!(faults.injected(), 1);
+}
+
+#[tokio::test]
+async fn harness_transient_faults_are_absorbed_by_sdk_retries() {
+    let s3 = started_with_bucket().await;
+    let faults = s3.faults();
+
+    // Two 503s then success: within the test client's three attempts.
+    faults.fail_op_times("PutObject", "SlowDown", 503, 2);
+    s3.put(BUCKET, "retried", "x").await;
+    assert_eq!(s3.counters().requests("PutObject"), 3);
+
+    faults.clear();
+    faults.slow_down_every(3);
+    for i in 0..9 {
+        s3.put(BUCKET, &format!("k{i}"), "x").await;
+    }
+    assert!(
+        faults.injected() >= 2 + 3,
+        "every third request should have been failed"
+    );
+    faults.clear();
+    for i in 0..9 {
+        assert!(s3.exists(BUCKET, &format!("k{i}")).await);
+    }
+}
+
+#[tokio::test]
+async fn harness_per_key_delete_errors_leave_the_object() {
+    let s3 = started_with_bucket().await;
+    s3.put(BUCKET, "stuck", "x").await;
+    s3.put(BUCKET, "goes", "x").await;
+    s3.faults().fail_delete_of_key("stuck", "InternalError");
+
+    let output = s3
+        .client()
+        .await
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(delete_of(&["stuck", "goes"]))
+        .send()
+        .await
+        .expect("a partial failure is still HTTP 200");
+    let errors: Vec<_> = output
+        .errors()
+        .iter()
+        .map(|e| (e.key(), e.code()))
+        .collect();
+    assert_eq!(errors, vec![(Some("stuck"), Some("InternalError"))]);
+    assert!(s3.exists(BUCKET, "stuck").await);
+    assert!(!s3.exists(BUCKET, "goes").await);
+}
+
+#[tokio::test]
+async fn harness_stop_makes_s3_unreachable_and_restart_restores_it() {
+    let s3 = started_with_bucket().await;
+    s3.put(BUCKET, "사진/얼굴 1.png", "x").await;
+    // One client throughout, so a pooled keep-alive connection is exercised too.
+    let client = s3.client().await;
+    let head = || {
+        client
+            .head_object()
+            .bucket(BUCKET)
+            .key("사진/얼굴 1.png")
+            .send()
+    };
+    head().await.expect("HeadObject before stop");
+
+    let started = Instant::now();
+    s3.stop().await;
+    eprintln!("stop took {:?}", started.elapsed());
+    let err = head()
+        .await
+        .expect_err("HeadObject must fail while stopped");
+    assert!(
+        matches!(err, SdkError::DispatchFailure(_)),
+        "expected a connection-level failure, got {err:?}"
+    );
+    s3.stop().await; // Idempotent.
+
+    let started = Instant::now();
+    s3.restart().await;
+    eprintln!("restart took {:?}", started.elapsed());
+    head().await.expect("HeadObject after restart");
+    assert!(
+        s3.exists(BUCKET, "사진/얼굴 1.png").await,
+        "data survives a restart"
+    );
+}
+
+/// The server must not depend on the test's runtime: tests block their thread while a
+/// `lethe` child process talks to S3. On a shared current-thread runtime this deadlocks.
+#[tokio::test]
+async fn harness_s3_serves_while_the_test_thread_blocks() {
+    let s3 = started_with_bucket().await;
+    s3.put(BUCKET, "seen-from-another-runtime", "x").await;
+    let endpoint_reachable = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building a second runtime");
+            rt.block_on(s3.exists(BUCKET, "seen-from-another-runtime"))
+        });
+        // Joining blocks this test's only runtime thread for the whole request.
+        worker.join().expect("the request thread does not panic")
+    });
+    assert!(endpoint_reachable);
+}
