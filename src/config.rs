@@ -190,7 +190,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let w = &self.worker;
         if w.batch_size == 0 {
-            return Err(ConfigError::Invalid("worker.batch_size must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "worker.batch_size must be at least 1".into(),
+            ));
         }
         if !(1..=1000).contains(&w.delete_batch_size) {
             return Err(ConfigError::Invalid(
@@ -198,13 +200,19 @@ impl Config {
             ));
         }
         if w.lease_secs < 3 {
-            return Err(ConfigError::Invalid("worker.lease_secs must be at least 3".into()));
+            return Err(ConfigError::Invalid(
+                "worker.lease_secs must be at least 3".into(),
+            ));
         }
         if w.concurrency == 0 {
-            return Err(ConfigError::Invalid("worker.concurrency must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "worker.concurrency must be at least 1".into(),
+            ));
         }
         if self.retry.max_attempts == 0 {
-            return Err(ConfigError::Invalid("retry.max_attempts must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "retry.max_attempts must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -217,7 +225,6 @@ impl Config {
             )
         })
     }
-
 }
 
 impl WorkerSettings {
@@ -230,7 +237,10 @@ impl WorkerSettings {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
             .field("catalog", &self.catalog)
             .field("s3", &self.s3)
             .field("worker", &self.worker)
@@ -260,7 +270,10 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        assert_eq!(config.database_url.as_deref(), Some("postgres://u:secret@db/env"));
+        assert_eq!(
+            config.database_url.as_deref(),
+            Some("postgres://u:secret@db/env")
+        );
         assert!(config.s3.force_path_style);
         assert_eq!(config.worker.batch_size, 100);
         assert!(!format!("{config:?}").contains("secret"));

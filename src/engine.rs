@@ -83,12 +83,20 @@ impl Engine {
     /// Submits an erasure of `subject`. Returns at once; the erasure is
     /// durable from here on. A duplicate for an active subject is coalesced
     /// into it; a repeated idempotency key returns the first submission.
-    pub async fn submit(&self, subject: &str, idempotency_key: Option<&str>) -> Result<Submission, Error> {
+    pub async fn submit(
+        &self,
+        subject: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Submission, Error> {
         self.store.require_schema().await?;
         let submission = self.store.submit(subject, idempotency_key).await?;
         match submission.coalesced_into {
-            Some(active) => tracing::info!(request_id = %submission.id, coalesced_into = %active, "submission coalesced"),
-            None => tracing::info!(request_id = %submission.id, replayed = submission.replayed, "submitted"),
+            Some(active) => {
+                tracing::info!(request_id = %submission.id, coalesced_into = %active, "submission coalesced")
+            }
+            None => {
+                tracing::info!(request_id = %submission.id, replayed = submission.replayed, "submitted")
+            }
         }
         Ok(submission)
     }
@@ -169,6 +177,10 @@ impl Engine {
     /// A worker, ready to run.
     pub async fn worker(&self, options: WorkerOptions) -> Result<Worker, Error> {
         let ctx = self.context().await?;
-        Ok(Worker::new(ctx, RetryPolicy::from_settings(&self.config.retry), options))
+        Ok(Worker::new(
+            ctx,
+            RetryPolicy::from_settings(&self.config.retry),
+            options,
+        ))
     }
 }

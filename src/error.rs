@@ -39,7 +39,11 @@ pub enum Error {
     Fenced(Uuid),
     /// The request changed state under the worker (cancelled, retried).
     #[error("request {id}: expected state {expected}, found {found}; stopping")]
-    StateChanged { id: Uuid, expected: State, found: String },
+    StateChanged {
+        id: Uuid,
+        expected: State,
+        found: String,
+    },
     /// Something in the data or the service stops the erasure until an
     /// operator acts; the message says what.
     #[error("request {id}: {message}")]

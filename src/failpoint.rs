@@ -12,8 +12,12 @@ use crate::workflow::state::Phase;
 
 fn configured() -> Option<&'static str> {
     static SPEC: OnceLock<Option<String>> = OnceLock::new();
-    SPEC.get_or_init(|| std::env::var("LETHE_FAILPOINT").ok().filter(|s| !s.is_empty()))
-        .as_deref()
+    SPEC.get_or_init(|| {
+        std::env::var("LETHE_FAILPOINT")
+            .ok()
+            .filter(|s| !s.is_empty())
+    })
+    .as_deref()
 }
 
 /// Pauses forever if the failpoint names this phase and (1-based) batch.

@@ -166,7 +166,8 @@ fn init_logging(format: LogFormat) {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
     if let Command::Worker {
-        concurrency: Some(n), ..
+        concurrency: Some(n),
+        ..
     } = &cli.command
     {
         config.worker.concurrency = (*n).max(1);
@@ -191,7 +192,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         "{}\ncoalesced into active request {active} (this member already has an erasure in progress)",
                         submission.id
                     ),
-                    (None, true) => println!("{}\n(already submitted with this idempotency key)", submission.id),
+                    (None, true) => println!(
+                        "{}\n(already submitted with this idempotency key)",
+                        submission.id
+                    ),
                     (None, false) => println!("{}", submission.id),
                 }
             }
@@ -275,7 +279,9 @@ async fn run_worker(engine: &Engine, once: bool) -> anyhow::Result<()> {
     let shutdown = worker.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("signal received: finishing the batch in flight, then stopping (signal again to exit at once)");
+        tracing::info!(
+            "signal received: finishing the batch in flight, then stopping (signal again to exit at once)"
+        );
         shutdown.cancel();
         wait_for_signal().await;
         tracing::warn!("second signal: exiting now; work resumes from the last checkpoint");

@@ -51,10 +51,7 @@ impl RetryPolicy {
     /// sooner than half the nominal delay. `unit` is in [0, 1).
     pub fn backoff(&self, attempt: u32, unit: f64) -> Duration {
         let exponent = attempt.saturating_sub(1).min(30);
-        let nominal = self
-            .initial
-            .saturating_mul(1u32 << exponent)
-            .min(self.max);
+        let nominal = self.initial.saturating_mul(1u32 << exponent).min(self.max);
         let half = nominal / 2;
         half + half.mul_f64(unit.clamp(0.0, 1.0))
     }

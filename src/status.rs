@@ -71,7 +71,11 @@ impl fmt::Display for RequestStatus {
             writeln!(f, "  its state  {}", progress_line(target))?;
         }
         if r.coalesced_count > 0 {
-            writeln!(f, "duplicates   {} later submission(s) folded into this one", r.coalesced_count)?;
+            writeln!(
+                f,
+                "duplicates   {} later submission(s) folded into this one",
+                r.coalesced_count
+            )?;
         }
         if let Some(key) = &r.idempotency_key {
             writeln!(f, "reference    {key}")?;
@@ -106,7 +110,9 @@ impl fmt::Display for RequestStatus {
         writeln!(f, "attempts     {}{next}", r.attempts)?;
         writeln!(f, "last error   {}", r.last_error.as_deref().unwrap_or("-"))?;
         match (&r.lease_owner, r.lease_expires_at) {
-            (Some(owner), Some(until)) => writeln!(f, "lease        {owner} until {}", time(Some(until)))?,
+            (Some(owner), Some(until)) => {
+                writeln!(f, "lease        {owner} until {}", time(Some(until)))?
+            }
             _ => writeln!(f, "lease        -")?,
         }
         writeln!(f, "requested    {}", time(Some(r.requested_at)))?;

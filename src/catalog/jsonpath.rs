@@ -55,8 +55,12 @@ impl JsonPath {
                 Some(at) => segment.split_at(at),
                 None => (segment, ""),
             };
-            if name.is_empty() && !(index == 0 && !rest.is_empty()) {
-                return Err(fail("empty field name (two dots, or a leading/trailing dot)"));
+            // Only the first segment may start with `[*]` (the column is an array).
+            let array_at_root = index == 0 && !rest.is_empty();
+            if name.is_empty() && !array_at_root {
+                return Err(fail(
+                    "empty field name (two dots, or a leading/trailing dot)",
+                ));
             }
             if !name
                 .chars()
@@ -141,7 +145,10 @@ mod tests {
             "inputFileList": [{"key": "k1"}, {"key": "k2"}],
             "result": {"images": [{"url": "u1"}, {"url": null}, {"url": "u3"}]}
         });
-        assert_eq!(select("inputImageUrl", &doc), vec![json!("https://a/b.png")]);
+        assert_eq!(
+            select("inputImageUrl", &doc),
+            vec![json!("https://a/b.png")]
+        );
         assert_eq!(select("inputFileList[*]", &doc).len(), 2);
         assert_eq!(
             select("result.images[*].url", &doc),
@@ -162,7 +169,9 @@ mod tests {
 
     #[test]
     fn bad_paths_are_refused() {
-        for bad in ["", " url", "a..b", ".a", "a.", "a[0]", "a[*]x", "a b", "a[*"] {
+        for bad in [
+            "", " url", "a..b", ".a", "a.", "a[0]", "a[*]x", "a b", "a[*",
+        ] {
             assert!(JsonPath::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

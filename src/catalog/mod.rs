@@ -84,10 +84,11 @@ impl Catalog {
         let features_dir = dir.join("features");
         let mut feature_files = Vec::new();
         if features_dir.is_dir() {
-            let entries = std::fs::read_dir(&features_dir).map_err(|source| CatalogError::Read {
-                path: features_dir.clone(),
-                source,
-            })?;
+            let entries =
+                std::fs::read_dir(&features_dir).map_err(|source| CatalogError::Read {
+                    path: features_dir.clone(),
+                    source,
+                })?;
             for entry in entries {
                 let path = entry
                     .map_err(|source| CatalogError::Read {
@@ -136,7 +137,10 @@ impl Catalog {
                 return Err(CatalogError::invalid(
                     main_file,
                     entry,
-                    format!("the key column {:?} cannot be masked: feature rows point at it", client.id.as_str()),
+                    format!(
+                        "the key column {:?} cannot be masked: feature rows point at it",
+                        client.id.as_str()
+                    ),
                 ));
             }
         }
@@ -154,7 +158,10 @@ impl Catalog {
                     return Err(CatalogError::invalid(
                         &feature.file,
                         format!("types ({ty:?})"),
-                        format!("feature type {ty:?} is also declared in {}", other.display()),
+                        format!(
+                            "feature type {ty:?} is also declared in {}",
+                            other.display()
+                        ),
                     ));
                 }
             }
@@ -186,7 +193,10 @@ impl Catalog {
                 return Err(CatalogError::invalid(
                     main_file,
                     format!("storage.cloudfront ({})", origin.domain),
-                    format!("bucket {:?} is not listed in storage.buckets", origin.bucket),
+                    format!(
+                        "bucket {:?} is not listed in storage.buckets",
+                        origin.bucket
+                    ),
                 ));
             }
         }
@@ -195,7 +205,10 @@ impl Catalog {
                 return Err(CatalogError::invalid(
                     main_file,
                     "storage.protected",
-                    format!("bucket {:?} is not listed in storage.buckets", protected.bucket),
+                    format!(
+                        "bucket {:?} is not listed in storage.buckets",
+                        protected.bucket
+                    ),
                 ));
             }
             if protected.prefixes.iter().any(String::is_empty) {
@@ -252,7 +265,8 @@ mod tests {
 
     #[test]
     fn the_shipped_example_catalog_loads() {
-        let catalog = Catalog::load(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/example")).unwrap();
+        let catalog =
+            Catalog::load(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/example")).unwrap();
         assert_eq!(catalog.client_tables.len(), 3);
         assert!(catalog.features.len() >= 3);
     }

@@ -100,9 +100,7 @@ impl Policy {
                     "policy \"{self}\" needs a json, jsonb or text column, not {ty}"
                 ))
             }
-            Policy::Named(NamedPolicy::Random)
-                if !(column_type.is_text_like() || ty == "uuid") =>
-            {
+            Policy::Named(NamedPolicy::Random) if !(column_type.is_text_like() || ty == "uuid") => {
                 Err(format!(
                     "policy \"random\" needs a text or uuid column, not {ty}; use a fixed value"
                 ))
@@ -203,16 +201,29 @@ mod tests {
         .unwrap();
         assert_eq!(parsed["a"], Policy::Named(NamedPolicy::Null));
         assert_eq!(parsed["b"], Policy::Named(NamedPolicy::EmptyObject));
-        assert_eq!(parsed["f"], Policy::Fixed { fixed: "(erased)".into() });
-        assert!(toml::from_str::<std::collections::BTreeMap<String, Policy>>("a = \"nul\"").is_err());
+        assert_eq!(
+            parsed["f"],
+            Policy::Fixed {
+                fixed: "(erased)".into()
+            }
+        );
+        assert!(
+            toml::from_str::<std::collections::BTreeMap<String, Policy>>("a = \"nul\"").is_err()
+        );
     }
 
     #[test]
     fn fixed_values_are_bound_not_inlined() {
         let mut params = Vec::new();
-        let sql = mask(Policy::Fixed { fixed: "x'; drop".into() }, "text", false)
-            .assignment(&mut params)
-            .unwrap();
+        let sql = mask(
+            Policy::Fixed {
+                fixed: "x'; drop".into(),
+            },
+            "text",
+            false,
+        )
+        .assignment(&mut params)
+        .unwrap();
         assert_eq!(sql, "\"option\" = CAST(CAST($1 AS text) AS text)");
         assert_eq!(params, vec!["x'; drop".to_owned()]);
     }
@@ -226,9 +237,19 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("NOT NULL"), "{err}");
         let obj_on_int = mask(Policy::Named(NamedPolicy::EmptyObject), "integer", true);
-        assert!(obj_on_int.policy.check_type(&obj_on_int.column_type).is_err());
+        assert!(
+            obj_on_int
+                .policy
+                .check_type(&obj_on_int.column_type)
+                .is_err()
+        );
         let obj_on_jsonb = mask(Policy::Named(NamedPolicy::EmptyObject), "jsonb", false);
-        assert!(obj_on_jsonb.policy.check_type(&obj_on_jsonb.column_type).is_ok());
+        assert!(
+            obj_on_jsonb
+                .policy
+                .check_type(&obj_on_jsonb.column_type)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -118,7 +118,15 @@ impl Plan {
                 .await?;
             let keys = BTreeSet::from([client.id.as_str(), client.feature_type.as_str()]);
             compiler
-                .add_table(&main_file, &entry, &client.table, &client.id, client.erase, &client.mask, &keys)
+                .add_table(
+                    &main_file,
+                    &entry,
+                    &client.table,
+                    &client.id,
+                    client.erase,
+                    &client.mask,
+                    &keys,
+                )
                 .await?;
             let table = client.table.quoted();
             let (id, subject, ty) = (
@@ -144,22 +152,52 @@ impl Plan {
             let spec = &feature.spec.feature;
             let entry = format!("feature ({})", spec.table);
             let lookup = compiler
-                .child_lookup(file, &entry, &spec.table, &spec.id, &spec.client_id, &spec.references)
+                .child_lookup(
+                    file,
+                    &entry,
+                    &spec.table,
+                    &spec.id,
+                    &spec.client_id,
+                    &spec.references,
+                )
                 .await?;
             let keys = BTreeSet::from([spec.id.as_str(), spec.client_id.as_str()]);
             compiler
-                .add_table(file, &entry, &spec.table, &spec.id, spec.erase, &spec.mask, &keys)
+                .add_table(
+                    file,
+                    &entry,
+                    &spec.table,
+                    &spec.id,
+                    spec.erase,
+                    &spec.mask,
+                    &keys,
+                )
                 .await?;
             let task = match &feature.spec.task {
                 None => None,
                 Some(task) => {
                     let entry = format!("task ({})", task.table);
                     let lookup = compiler
-                        .child_lookup(file, &entry, &task.table, &task.id, &task.feature_id, &task.references)
+                        .child_lookup(
+                            file,
+                            &entry,
+                            &task.table,
+                            &task.id,
+                            &task.feature_id,
+                            &task.references,
+                        )
                         .await?;
                     let keys = BTreeSet::from([task.id.as_str(), task.feature_id.as_str()]);
                     compiler
-                        .add_table(file, &entry, &task.table, &task.id, task.erase, &task.mask, &keys)
+                        .add_table(
+                            file,
+                            &entry,
+                            &task.table,
+                            &task.id,
+                            task.erase,
+                            &task.mask,
+                            &keys,
+                        )
                         .await?;
                     Some(lookup)
                 }
@@ -240,7 +278,9 @@ impl Compiler<'_> {
                 return Err(CatalogError::invalid(
                     file,
                     entry,
-                    format!("table {name:?} does not exist in the database (is the catalog for this service, and the search_path right?)"),
+                    format!(
+                        "table {name:?} does not exist in the database (is the catalog for this service, and the search_path right?)"
+                    ),
                 ));
             }
             let columns = rows
@@ -268,14 +308,21 @@ impl Compiler<'_> {
                     CatalogError::invalid(
                         file,
                         entry,
-                        format!("column {:?} does not exist in table {table}", column.as_str()),
+                        format!(
+                            "column {:?} does not exist in table {table}",
+                            column.as_str()
+                        ),
                     )
                 })
             })
             .collect()
     }
 
-    async fn warn_unindexed(&mut self, table: &TableName, column: &Ident) -> Result<(), CatalogError> {
+    async fn warn_unindexed(
+        &mut self,
+        table: &TableName,
+        column: &Ident,
+    ) -> Result<(), CatalogError> {
         let indexed: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_index i \
                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
@@ -341,7 +388,13 @@ impl Compiler<'_> {
         let columns = TableColumns(self.columns_of(file, entry, table).await?.0.clone());
         let id_type = columns
             .get(id)
-            .ok_or_else(|| CatalogError::invalid(file, entry, format!("column {:?} does not exist in table {table}", id.as_str())))?
+            .ok_or_else(|| {
+                CatalogError::invalid(
+                    file,
+                    entry,
+                    format!("column {:?} does not exist in table {table}", id.as_str()),
+                )
+            })?
             .sql_type
             .clone();
         let mut masks = Vec::new();
@@ -350,12 +403,15 @@ impl Compiler<'_> {
                 CatalogError::invalid(
                     file,
                     format!("{entry}: mask.{column}"),
-                    format!("column {:?} does not exist in table {table}", column.as_str()),
+                    format!(
+                        "column {:?} does not exist in table {table}",
+                        column.as_str()
+                    ),
                 )
             })?;
-            policy
-                .check_type(&column_type)
-                .map_err(|problem| CatalogError::invalid(file, format!("{entry}: mask.{column}"), problem))?;
+            policy.check_type(&column_type).map_err(|problem| {
+                CatalogError::invalid(file, format!("{entry}: mask.{column}"), problem)
+            })?;
             masks.push(ColumnMask {
                 column: column.clone(),
                 policy: policy.clone(),
@@ -383,7 +439,9 @@ impl Compiler<'_> {
                 return Err(CatalogError::invalid(
                     file,
                     entry,
-                    format!("table {name} is catalogued more than once with different erasure; give every entry for it the same id, erase and mask"),
+                    format!(
+                        "table {name} is catalogued more than once with different erasure; give every entry for it the same id, erase and mask"
+                    ),
                 ));
             }
             return Ok(());
@@ -405,16 +463,27 @@ fn compile_table(
         RowErasure::Delete => (
             format!("DELETE FROM {} WHERE {}", table.quoted(), ids_match(1)),
             Vec::new(),
-            Some(format!("SELECT count(*) FROM {} WHERE {}", table.quoted(), ids_match(1))),
+            Some(format!(
+                "SELECT count(*) FROM {} WHERE {}",
+                table.quoted(),
+                ids_match(1)
+            )),
             Vec::new(),
         ),
         RowErasure::Mask => {
             let mut params = Vec::new();
-            let sets: Vec<String> = masks.iter().filter_map(|m| m.assignment(&mut params)).collect();
+            let sets: Vec<String> = masks
+                .iter()
+                .filter_map(|m| m.assignment(&mut params))
+                .collect();
             let erase_sql = if sets.is_empty() {
                 // Nothing to change, but the statement still touches the
                 // batch's rows so that an empty mask is visible, not skipped.
-                format!("SELECT count(*) FROM {} WHERE {}", table.quoted(), ids_match(params.len() + 1))
+                format!(
+                    "SELECT count(*) FROM {} WHERE {}",
+                    table.quoted(),
+                    ids_match(params.len() + 1)
+                )
             } else {
                 format!(
                     "UPDATE {} SET {} WHERE {}",
@@ -469,7 +538,11 @@ impl TablePlan {
     }
 
     /// How many of these rows still hold unerased values.
-    pub async fn count_unerased<'c, E>(&self, executor: E, ids: &[String]) -> Result<i64, sqlx::Error>
+    pub async fn count_unerased<'c, E>(
+        &self,
+        executor: E,
+        ids: &[String],
+    ) -> Result<i64, sqlx::Error>
     where
         E: sqlx::PgExecutor<'c>,
     {

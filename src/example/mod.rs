@@ -50,7 +50,9 @@ pub struct MemberSummary {
 /// Creates the example service's tables (idempotent).
 pub async fn create_schema(pool: &PgPool) -> Result<(), Error> {
     let mut tx = pool.begin().await?;
-    sqlx::raw_sql(AssertSqlSafe(SCHEMA)).execute(&mut *tx).await?;
+    sqlx::raw_sql(AssertSqlSafe(SCHEMA))
+        .execute(&mut *tx)
+        .await?;
     for (_, name) in FEATURES {
         let sql = FEATURE_TABLES.replace("{name}", name);
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
@@ -63,11 +65,13 @@ pub async fn create_schema(pool: &PgPool) -> Result<(), Error> {
 pub async fn create_buckets(objects: &ObjectStore) -> Result<Vec<ObjectRef>, Error> {
     for bucket in [INPUTS_BUCKET, RESULTS_BUCKET] {
         if let Err(err) = objects.client().create_bucket().bucket(bucket).send().await {
-            let owned = err
-                .as_service_error()
-                .is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists());
+            let owned = err.as_service_error().is_some_and(|e| {
+                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+            });
             if !owned {
-                return Err(crate::objects::ObjectError::from_sdk("CreateBucket", bucket, err).into());
+                return Err(
+                    crate::objects::ObjectError::from_sdk("CreateBucket", bucket, err).into(),
+                );
             }
         }
     }
@@ -85,7 +89,9 @@ async fn put(objects: &ObjectStore, object: &ObjectRef) -> Result<(), Error> {
         .put_object()
         .bucket(&object.bucket)
         .key(&object.key)
-        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"lethe example object\n"))
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"lethe example object\n",
+        ))
         .send()
         .await
         .map_err(|err| crate::objects::ObjectError::from_sdk("PutObject", &object.bucket, err))?;
@@ -103,7 +109,11 @@ struct Generated {
 /// Creates the schema and buckets, then generates the members, their rows
 /// and their objects. Rows go in set-based, a thousand requests a statement;
 /// objects are uploaded 32 at a time.
-pub async fn load(pool: &PgPool, objects: &ObjectStore, spec: &ExampleSpec) -> Result<LoadSummary, Error> {
+pub async fn load(
+    pool: &PgPool,
+    objects: &ObjectStore,
+    spec: &ExampleSpec,
+) -> Result<LoadSummary, Error> {
     create_schema(pool).await?;
     let shared = create_buckets(objects).await?;
     let mut members: Vec<MemberSummary> = (1..=spec.members)
@@ -115,10 +125,11 @@ pub async fn load(pool: &PgPool, objects: &ObjectStore, spec: &ExampleSpec) -> R
         .collect();
 
     let total = spec.members * spec.requests_per_member;
-    let client_ids: Vec<i64> = sqlx::query_scalar("SELECT nextval('client_id_seq') FROM generate_series(1, $1)")
-        .bind(total as i64)
-        .fetch_all(pool)
-        .await?;
+    let client_ids: Vec<i64> =
+        sqlx::query_scalar("SELECT nextval('client_id_seq') FROM generate_series(1, $1)")
+            .bind(total as i64)
+            .fetch_all(pool)
+            .await?;
     let mut generated = Vec::with_capacity(total);
     for (m, member) in members.iter_mut().enumerate() {
         for n in 0..spec.requests_per_member {
@@ -147,7 +158,10 @@ pub async fn load(pool: &PgPool, objects: &ObjectStore, spec: &ExampleSpec) -> R
         rows += insert_chunk(pool, &members, chunk).await?;
     }
 
-    let all: Vec<ObjectRef> = members.iter().flat_map(|m| m.objects.iter().cloned()).collect();
+    let all: Vec<ObjectRef> = members
+        .iter()
+        .flat_map(|m| m.objects.iter().cloned())
+        .collect();
     let object_count = all.len();
     upload(objects, all).await?;
 
@@ -159,7 +173,11 @@ pub async fn load(pool: &PgPool, objects: &ObjectStore, spec: &ExampleSpec) -> R
     })
 }
 
-async fn insert_chunk(pool: &PgPool, members: &[MemberSummary], chunk: &[Generated]) -> Result<usize, Error> {
+async fn insert_chunk(
+    pool: &PgPool,
+    members: &[MemberSummary],
+    chunk: &[Generated],
+) -> Result<usize, Error> {
     let mut tx = pool.begin().await?;
     let mut rows = 0;
     for table in ["client_old", "client_temp", "client"] {
@@ -168,9 +186,15 @@ async fn insert_chunk(pool: &PgPool, members: &[MemberSummary], chunk: &[Generat
             continue;
         }
         let ids: Vec<i64> = mine.iter().map(|g| g.client_id).collect();
-        let keys: Vec<&str> = mine.iter().map(|g| members[g.member].key.as_str()).collect();
+        let keys: Vec<&str> = mine
+            .iter()
+            .map(|g| members[g.member].key.as_str())
+            .collect();
         let types: Vec<&str> = mine.iter().map(|g| g.data.feature_type).collect();
-        let ips: Vec<String> = mine.iter().map(|g| format!("10.{}.{}.{}", g.member % 250, g.client_id % 250, 7)).collect();
+        let ips: Vec<String> = mine
+            .iter()
+            .map(|g| format!("10.{}.{}.{}", g.member % 250, g.client_id % 250, 7))
+            .collect();
         let created_at = if table == "client" {
             // Spread over the partitions.
             ", created_at"
@@ -197,7 +221,10 @@ async fn insert_chunk(pool: &PgPool, members: &[MemberSummary], chunk: &[Generat
             .rows_affected() as usize;
     }
     for (feature_type, name) in FEATURES {
-        let mine: Vec<&Generated> = chunk.iter().filter(|g| g.data.feature_type == feature_type).collect();
+        let mine: Vec<&Generated> = chunk
+            .iter()
+            .filter(|g| g.data.feature_type == feature_type)
+            .collect();
         if mine.is_empty() {
             continue;
         }

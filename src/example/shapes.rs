@@ -50,7 +50,10 @@ pub fn path_style(object: &ObjectRef) -> String {
 }
 
 pub fn cloudfront(object: &ObjectRef) -> String {
-    assert_eq!(object.bucket, RESULTS_BUCKET, "only results are behind CloudFront");
+    assert_eq!(
+        object.bucket, RESULTS_BUCKET,
+        "only results are behind CloudFront"
+    );
     format!("https://{CLOUDFRONT_DOMAIN}/{}", encode_key(&object.key))
 }
 
@@ -97,7 +100,7 @@ pub fn request(member: &str, n: usize, legacy: bool) -> RequestData {
     }
 
     // Most requests make one image; every fourth current one makes four.
-    let images = if !legacy && n % 4 == 0 { 4 } else { 1 };
+    let images = if !legacy && n.is_multiple_of(4) { 4 } else { 1 };
     let results: Vec<ObjectRef> = (0..images)
         .map(|i| object(RESULTS_BUCKET, format!("results/{base}/result-{i}.png")))
         .collect();
@@ -141,7 +144,8 @@ mod tests {
     /// catalog, to an object the request owns (or the shared sample).
     #[test]
     fn generated_references_resolve_to_owned_objects() {
-        let catalog = Catalog::load(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/example")).unwrap();
+        let catalog =
+            Catalog::load(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/example")).unwrap();
         let resolver = Resolver::new(&catalog.storage);
         for n in 0..40 {
             for legacy in [true, false] {
@@ -152,8 +156,12 @@ mod tests {
                 }
                 for url in found.iter().filter(|s| s.starts_with("https://")) {
                     match resolver.resolve_url(url) {
-                        Resolution::Object { object, .. } => assert!(data.owned.contains(&object), "{url}"),
-                        Resolution::Protected { object, .. } => assert_eq!(object.key, SHARED_SAMPLE_KEY),
+                        Resolution::Object { object, .. } => {
+                            assert!(data.owned.contains(&object), "{url}")
+                        }
+                        Resolution::Protected { object, .. } => {
+                            assert_eq!(object.key, SHARED_SAMPLE_KEY)
+                        }
                         other => panic!("{url}: {other:?}"),
                     }
                 }

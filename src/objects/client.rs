@@ -47,7 +47,8 @@ pub async fn build_client(settings: &S3Settings, credentials: Option<Credentials
         )
         .load()
         .await;
-    let mut config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(settings.force_path_style);
+    let mut config =
+        aws_sdk_s3::config::Builder::from(&shared).force_path_style(settings.force_path_style);
     if shared.region().is_none() {
         // A region is required to sign requests; S3-compatible servers
         // ignore it, so fall back to us-east-1 rather than fail.

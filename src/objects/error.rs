@@ -47,7 +47,11 @@ impl ObjectErrorKind {
 }
 
 impl ObjectError {
-    pub fn from_sdk<E>(operation: &'static str, bucket: &str, err: SdkError<E, HttpResponse>) -> Self
+    pub fn from_sdk<E>(
+        operation: &'static str,
+        bucket: &str,
+        err: SdkError<E, HttpResponse>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -108,7 +112,15 @@ impl ObjectError {
     fn advice(&self) -> &'static str {
         match (self.kind, self.code.as_deref()) {
             (ObjectErrorKind::Transient, _) => "will retry with backoff",
-            (_, Some("AccessDenied" | "AllAccessDisabled" | "InvalidAccessKeyId" | "SignatureDoesNotMatch")) => {
+            (
+                _,
+                Some(
+                    "AccessDenied"
+                    | "AllAccessDisabled"
+                    | "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch",
+                ),
+            ) => {
                 "check lethe's credentials and its s3:DeleteObject/s3:GetObject permissions on this bucket, then `lethe retry`"
             }
             (_, Some("NoSuchBucket")) => {

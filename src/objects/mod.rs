@@ -49,7 +49,10 @@ impl ObjectStore {
 
     /// Like [`ObjectStore::connect`], with static credentials instead of
     /// the AWS chain (for an S3 server lethe or a test started itself).
-    pub async fn connect_with_credentials(settings: &S3Settings, credentials: Credentials) -> ObjectStore {
+    pub async fn connect_with_credentials(
+        settings: &S3Settings,
+        credentials: Credentials,
+    ) -> ObjectStore {
         ObjectStore::from_client(build_client(settings, Some(credentials)).await)
     }
 
@@ -66,8 +69,15 @@ impl ObjectStore {
 
     /// Deletes up to 1,000 keys of one bucket in one call. Returns the keys S3
     /// refused, each classified; a call-level failure is an error.
-    pub async fn delete_keys(&self, bucket: &str, keys: &[String]) -> Result<Vec<KeyFailure>, ObjectError> {
-        assert!(keys.len() <= MAX_KEYS_PER_DELETE, "callers batch by MAX_KEYS_PER_DELETE");
+    pub async fn delete_keys(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<KeyFailure>, ObjectError> {
+        assert!(
+            keys.len() <= MAX_KEYS_PER_DELETE,
+            "callers batch by MAX_KEYS_PER_DELETE"
+        );
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -108,7 +118,14 @@ impl ObjectStore {
 
     /// Whether an object exists (HeadObject).
     pub async fn exists(&self, bucket: &str, key: &str) -> Result<bool, ObjectError> {
-        match self.client.head_object().bucket(bucket).key(key).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
             Err(err) => {
                 if err.as_service_error().is_some_and(|e| e.is_not_found()) {
@@ -121,7 +138,11 @@ impl ObjectStore {
     }
 
     /// Which of these keys of one bucket still exist, checked concurrently.
-    pub async fn existing(&self, bucket: &str, keys: Vec<String>) -> Result<Vec<String>, ObjectError> {
+    pub async fn existing(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+    ) -> Result<Vec<String>, ObjectError> {
         let store = Arc::new(self.clone());
         let bucket: Arc<str> = Arc::from(bucket);
         let mut pending = keys.into_iter();
@@ -147,7 +168,14 @@ impl ObjectStore {
 
     /// Reads a whole object (used for JSON manifests that list more objects).
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, ObjectError> {
-        let output = match self.client.get_object().bucket(bucket).key(key).send().await {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(output) => output,
             Err(err) => {
                 if err.as_service_error().is_some_and(|e| e.is_no_such_key()) {
@@ -156,11 +184,9 @@ impl ObjectStore {
                 return Err(ObjectError::from_sdk("GetObject", bucket, err));
             }
         };
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|err| ObjectError::transient("GetObject", bucket, format!("reading the body: {err}")))?;
+        let bytes = output.body.collect().await.map_err(|err| {
+            ObjectError::transient("GetObject", bucket, format!("reading the body: {err}"))
+        })?;
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 }

@@ -34,7 +34,11 @@ pub enum Resolution {
     /// One of the service's objects: to be deleted.
     Object { object: ObjectRef, via: String },
     /// One of the service's objects, but shared: never deleted.
-    Protected { object: ObjectRef, via: String, rule: String },
+    Protected {
+        object: ObjectRef,
+        via: String,
+        rule: String,
+    },
     /// A URL path with a literal `+`: the object is `plus` or `space`
     /// (console-copied URLs write a space as `+`). Which exists decides.
     Ambiguous {
@@ -90,12 +94,16 @@ impl Resolver {
                     // reference (e.g. a whole option object read at `$`).
                     (None, None, None) => None,
                     _ => Some(Resolution::Foreign {
-                        reason: "a file object with a bucket or a key but not both, and no url".to_owned(),
+                        reason: "a file object with a bucket or a key but not both, and no url"
+                            .to_owned(),
                     }),
                 }
             }
             other => Some(Resolution::Foreign {
-                reason: format!("a JSON {} where a file reference was expected", json_kind(other)),
+                reason: format!(
+                    "a JSON {} where a file reference was expected",
+                    json_kind(other)
+                ),
             }),
         }
     }
@@ -122,19 +130,36 @@ impl Resolver {
                 )
             }
             ParsedUrl::Http { host, path } => {
-                if let Some(origin) = self.cloudfront.iter().find(|o| o.domain.eq_ignore_ascii_case(&host)) {
+                if let Some(origin) = self
+                    .cloudfront
+                    .iter()
+                    .find(|o| o.domain.eq_ignore_ascii_case(&host))
+                {
                     let prefix = origin.origin_path.trim_matches('/');
-                    return self.from_encoded_path(&origin.bucket, prefix, path, format!("CloudFront domain {host}"));
+                    return self.resolve_encoded_path(
+                        &origin.bucket,
+                        prefix,
+                        path,
+                        format!("CloudFront domain {host}"),
+                    );
                 }
                 match s3_url::classify_host(&host) {
-                    Some(S3Host::VirtualHosted { bucket, style }) => {
-                        self.from_encoded_path(&bucket, "", path, format!("S3 URL ({style}, virtual-hosted)"))
-                    }
+                    Some(S3Host::VirtualHosted { bucket, style }) => self.resolve_encoded_path(
+                        &bucket,
+                        "",
+                        path,
+                        format!("S3 URL ({style}, virtual-hosted)"),
+                    ),
                     Some(S3Host::PathStyle { style }) => {
                         let Some((bucket, key_path)) = path.split_once('/') else {
                             return foreign("the path-style S3 URL names a bucket but no object");
                         };
-                        self.from_encoded_path(bucket, "", key_path, format!("S3 URL ({style}, path-style)"))
+                        self.resolve_encoded_path(
+                            bucket,
+                            "",
+                            key_path,
+                            format!("S3 URL ({style}, path-style)"),
+                        )
                     }
                     None => foreign(&format!(
                         "host {host} is neither an S3 endpoint nor a configured CloudFront domain"
@@ -145,7 +170,13 @@ impl Resolver {
     }
 
     /// Builds the object from a still-encoded URL path, flagging a literal `+`.
-    fn from_encoded_path(&self, bucket: &str, prefix: &str, path: &str, via: String) -> Resolution {
+    fn resolve_encoded_path(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        path: &str,
+        via: String,
+    ) -> Resolution {
         let decoded = match percent::decode_path(path) {
             Ok(decoded) => decoded,
             Err(err) => return foreign(&err.to_string()),
@@ -210,7 +241,9 @@ impl Resolver {
                     rule.prefixes
                         .iter()
                         .find(|prefix| object.key.starts_with(prefix.as_str()))
-                        .map(|prefix| format!("protected prefix {prefix:?} in bucket {}", rule.bucket))
+                        .map(|prefix| {
+                            format!("protected prefix {prefix:?} in bucket {}", rule.bucket)
+                        })
                 }
             })
     }
@@ -254,16 +287,18 @@ impl fmt::Display for Resolution {
             Resolution::Object { object, via } => {
                 write!(f, "object {object}\n  via {via}\n  will be deleted")
             }
-            Resolution::Protected { object, via, rule } => write!(
-                f,
-                "object {object}\n  via {via}\n  retained: {rule}"
-            ),
+            Resolution::Protected { object, via, rule } => {
+                write!(f, "object {object}\n  via {via}\n  retained: {rule}")
+            }
             Resolution::Ambiguous { plus, space, via } => write!(
                 f,
                 "ambiguous: {plus} or {space}\n  via {via}\n  a literal '+' in a URL path is a plus, or a space in console-copied URLs; \
                  lethe checks which object exists and reports an anomaly if both do"
             ),
-            Resolution::Foreign { reason } => write!(f, "foreign: {reason}\n  never deleted; reported as an anomaly"),
+            Resolution::Foreign { reason } => write!(
+                f,
+                "foreign: {reason}\n  never deleted; reported as an anomaly"
+            ),
         }
     }
 }

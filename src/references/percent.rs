@@ -28,16 +28,14 @@ pub fn decode_path(path: &str) -> Result<DecodedPath, DecodeError> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push(high << 4 | low);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' => {
                 has_literal_plus = true;
                 out.push(b'+');
@@ -112,7 +110,14 @@ mod tests {
 
     #[test]
     fn encode_then_decode_is_identity() {
-        for key in ["사진/얼굴 1.png", "a+b c", "a//b", "../x", "100%.png", "q?x=1#f"] {
+        for key in [
+            "사진/얼굴 1.png",
+            "a+b c",
+            "a//b",
+            "../x",
+            "100%.png",
+            "q?x=1#f",
+        ] {
             assert_eq!(decode_path(&encode_key(key)).unwrap().text, key);
         }
     }

@@ -33,7 +33,8 @@ pub fn parse(url: &str) -> Option<ParsedUrl<'_>> {
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         return Some(ParsedUrl::S3Uri { bucket, key });
     }
-    let rest = strip_prefix_ignore_case(url, "https://").or_else(|| strip_prefix_ignore_case(url, "http://"))?;
+    let rest = strip_prefix_ignore_case(url, "https://")
+        .or_else(|| strip_prefix_ignore_case(url, "http://"))?;
     let end = rest.find(['?', '#']).unwrap_or(rest.len());
     let rest = &rest[..end];
     let (authority, path) = match rest.find('/') {
@@ -54,7 +55,8 @@ pub fn parse(url: &str) -> Option<ParsedUrl<'_>> {
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// Recognises an Amazon S3 host; None for any other host.
@@ -81,7 +83,11 @@ pub fn classify_host(host: &str) -> Option<S3Host> {
             continue;
         }
         let tail = &labels[labels.len() - len..];
-        if !pattern.iter().zip(tail).all(|(want, got)| label_matches(want, got)) {
+        if !pattern
+            .iter()
+            .zip(tail)
+            .all(|(want, got)| label_matches(want, got))
+        {
             continue;
         }
         let bucket = labels[..labels.len() - len].join(".");
@@ -158,7 +164,10 @@ mod tests {
             "s3-external-1.amazonaws.com",
             "s3.us-gov-west-1.amazonaws.com",
         ] {
-            assert!(matches!(classify_host(host), Some(S3Host::PathStyle { .. })), "{host}");
+            assert!(
+                matches!(classify_host(host), Some(S3Host::PathStyle { .. })),
+                "{host}"
+            );
         }
     }
 

@@ -59,7 +59,11 @@ fn every_s3_url_style_resolves_to_the_same_object() {
         "https://media.s3.amazonaws.com/u/1/a.png?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=abc",
         "https://d111.cloudfront.net/u/1/a.png",
     ] {
-        assert_eq!(resolved_object(r.resolve_url(url)), object("media", "u/1/a.png"), "{url}");
+        assert_eq!(
+            resolved_object(r.resolve_url(url)),
+            object("media", "u/1/a.png"),
+            "{url}"
+        );
     }
 }
 
@@ -80,9 +84,9 @@ fn dotted_buckets_and_origin_paths() {
 fn keys_are_percent_decoded_byte_exact() {
     let r = resolver();
     assert_eq!(
-        resolved_object(r.resolve_url(
-            "https://media.s3.amazonaws.com/%EC%82%AC%EC%A7%84/a%20b//..%2F%2Bc.png"
-        )),
+        resolved_object(
+            r.resolve_url("https://media.s3.amazonaws.com/%EC%82%AC%EC%A7%84/a%20b//..%2F%2Bc.png")
+        ),
         object("media", "사진/a b//../+c.png")
     );
 }
@@ -144,9 +148,15 @@ fn everything_else_is_foreign() {
         "data:image/png;base64,AAAA",
         "a.png",
     ] {
-        assert!(matches!(r.resolve_url(url), Resolution::Foreign { .. }), "{url}");
+        assert!(
+            matches!(r.resolve_url(url), Resolution::Foreign { .. }),
+            "{url}"
+        );
     }
-    assert!(matches!(r.resolve_value(&json!(42)), Some(Resolution::Foreign { .. })));
+    assert!(matches!(
+        r.resolve_value(&json!(42)),
+        Some(Resolution::Foreign { .. })
+    ));
     assert!(matches!(
         r.resolve_value(&json!({"key": "only-a-key"})),
         Some(Resolution::Foreign { .. })
@@ -159,5 +169,8 @@ fn empty_values_mean_no_file() {
     assert_eq!(r.resolve_value(&json!("")), None);
     assert_eq!(r.resolve_value(&json!(null)), None);
     assert_eq!(r.resolve_value(&json!({"url": null, "key": null})), None);
-    assert_eq!(r.resolve_value(&json!({"scale": 2, "inputFileList": []})), None);
+    assert_eq!(
+        r.resolve_value(&json!({"scale": 2, "inputFileList": []})),
+        None
+    );
 }

@@ -115,7 +115,11 @@ pub async fn add(
 }
 
 /// Records anomalies; returns how many.
-pub async fn record_anomalies(conn: &mut PgConnection, request_id: Uuid, anomalies: &[Anomaly]) -> Result<i32, Error> {
+pub async fn record_anomalies(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    anomalies: &[Anomaly],
+) -> Result<i32, Error> {
     if anomalies.is_empty() {
         return Ok(0);
     }
@@ -138,7 +142,10 @@ pub async fn record_anomalies(conn: &mut PgConnection, request_id: Uuid, anomali
 }
 
 /// How many objects the request deletes.
-pub async fn count_objects_to_delete(conn: &mut PgConnection, request_id: Uuid) -> Result<i64, Error> {
+pub async fn count_objects_to_delete(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+) -> Result<i64, Error> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM erasure_manifest_objects WHERE request_id = $1 AND disposition = 'delete'",
     )
@@ -171,7 +178,11 @@ pub async fn objects_after(
 }
 
 /// Marks objects deleted (inside the batch's checkpoint transaction).
-pub async fn mark_deleted(conn: &mut PgConnection, request_id: Uuid, seqs: &[i64]) -> Result<(), Error> {
+pub async fn mark_deleted(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    seqs: &[i64],
+) -> Result<(), Error> {
     sqlx::query(
         "UPDATE erasure_manifest_objects SET deleted_at = coalesce(deleted_at, now()) \
           WHERE request_id = $1 AND seq = ANY($2)",
@@ -185,10 +196,12 @@ pub async fn mark_deleted(conn: &mut PgConnection, request_id: Uuid, seqs: &[i64
 
 /// The distinct row batches, for the masking phase's total.
 pub async fn count_row_batches(conn: &mut PgConnection, request_id: Uuid) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar("SELECT count(DISTINCT batch_no) FROM erasure_manifest_rows WHERE request_id = $1")
-        .bind(request_id)
-        .fetch_one(conn)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "SELECT count(DISTINCT batch_no) FROM erasure_manifest_rows WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .fetch_one(conn)
+    .await?)
 }
 
 /// The rows of the first batch after `after_batch`, if any.
@@ -224,7 +237,11 @@ pub async fn rows_of_next_batch(
 }
 
 /// Marks a batch's rows masked (inside the batch's transaction).
-pub async fn mark_masked(conn: &mut PgConnection, request_id: Uuid, batch_no: i32) -> Result<(), Error> {
+pub async fn mark_masked(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    batch_no: i32,
+) -> Result<(), Error> {
     sqlx::query(
         "UPDATE erasure_manifest_rows SET masked_at = now() WHERE request_id = $1 AND batch_no = $2",
     )

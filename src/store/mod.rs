@@ -36,7 +36,9 @@ impl Store {
     /// Connects to the database at `url`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, Error> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|err| Error::Setup(format!("DATABASE_URL is not a valid PostgreSQL URL: {err}")))?
+            .map_err(|err| {
+                Error::Setup(format!("DATABASE_URL is not a valid PostgreSQL URL: {err}"))
+            })?
             .application_name("lethe");
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
@@ -63,9 +65,10 @@ impl Store {
 
     /// Fails with a clear message when `lethe migrate` has not been run.
     pub async fn require_schema(&self) -> Result<(), Error> {
-        let present: bool = sqlx::query_scalar("SELECT to_regclass('erasure_requests') IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        let present: bool =
+            sqlx::query_scalar("SELECT to_regclass('erasure_requests') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
         if present {
             Ok(())
         } else {

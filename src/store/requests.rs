@@ -104,7 +104,11 @@ impl Store {
     /// Submits an erasure for `subject`. A duplicate for a subject with an
     /// active request is coalesced by the database trigger, whichever way it
     /// arrives (this call or a bare INSERT).
-    pub async fn submit(&self, subject: &str, idempotency_key: Option<&str>) -> Result<Submission, Error> {
+    pub async fn submit(
+        &self,
+        subject: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Submission, Error> {
         if subject.trim().is_empty() {
             return Err(Error::InvalidInput("the subject key is empty".into()));
         }
@@ -184,10 +188,11 @@ impl Store {
 
     /// The subject key of a request, for the worker only (never logged).
     pub(crate) async fn subject_of(&self, id: Uuid) -> Result<String, Error> {
-        let subject: Option<String> = sqlx::query_scalar("SELECT subject_key FROM erasure_requests WHERE id = $1")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
+        let subject: Option<String> =
+            sqlx::query_scalar("SELECT subject_key FROM erasure_requests WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
         subject.ok_or_else(|| Error::Setup(format!("request {id} has no subject key left")))
     }
 
@@ -227,7 +232,11 @@ impl Store {
             owner: owner.to_owned(),
             ttl,
         };
-        let kind = if took_over_from.is_some() { "taken_over" } else { "claimed" };
+        let kind = if took_over_from.is_some() {
+            "taken_over"
+        } else {
+            "claimed"
+        };
         events::record(&mut tx, &lease, kind, None, None, took_over_from.as_deref()).await?;
         tx.commit().await?;
         Ok(Some(Claimed {
@@ -269,10 +278,11 @@ impl Store {
             Err(Error::Fenced(_) | Error::StateChanged { .. }) => return Ok(None),
             Err(err) => return Err(err),
         }
-        let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM erasure_requests WHERE id = $1")
-            .bind(lease.request_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let attempts: i32 =
+            sqlx::query_scalar("SELECT attempts FROM erasure_requests WHERE id = $1")
+                .bind(lease.request_id)
+                .fetch_one(&mut *tx)
+                .await?;
         let decision = policy.decide(attempts.max(0) as u32 + 1, transient);
         match decision {
             Decision::RetryAfter(delay) => {
@@ -287,7 +297,15 @@ impl Store {
                 .bind(delay.as_secs_f64())
                 .execute(&mut *tx)
                 .await?;
-                events::record(&mut tx, lease, "retry_scheduled", state.phase(), None, Some(message)).await?;
+                events::record(
+                    &mut tx,
+                    lease,
+                    "retry_scheduled",
+                    state.phase(),
+                    None,
+                    Some(message),
+                )
+                .await?;
             }
             Decision::GiveUp => {
                 state.check_transition(State::Failed)?;
@@ -302,7 +320,8 @@ impl Store {
                 .bind(state.as_str())
                 .execute(&mut *tx)
                 .await?;
-                events::record(&mut tx, lease, "failed", state.phase(), None, Some(message)).await?;
+                events::record(&mut tx, lease, "failed", state.phase(), None, Some(message))
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -312,11 +331,12 @@ impl Store {
     /// Resumes a failed request from its checkpoint.
     pub async fn retry(&self, id: Uuid) -> Result<RequestRecord, Error> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT state, resume_state FROM erasure_requests WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT state, resume_state FROM erasure_requests WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let (state, resume) = row.ok_or(Error::NotFound(id))?;
         let state: State = state.parse()?;
         if state != State::Failed {
@@ -327,8 +347,7 @@ impl Store {
         }
         let resume: State = resume
             .ok_or_else(|| Error::Setup(format!("request {id} is failed without a resume state")))?
-            .parse()
-            ?;
+            .parse()?;
         State::Failed.check_transition(resume)?;
         sqlx::query(
             "UPDATE erasure_requests SET state = $2, resume_state = NULL, attempts = 0, \
@@ -352,11 +371,12 @@ impl Store {
     /// of the two sees the other's write.
     pub async fn cancel(&self, id: Uuid) -> Result<RequestRecord, Error> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String, Option<DateTime<Utc>>)> =
-            sqlx::query_as("SELECT state, s3_started_at FROM erasure_requests WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT state, s3_started_at FROM erasure_requests WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let (state, s3_started_at) = row.ok_or(Error::NotFound(id))?;
         let state: State = state.parse()?;
         if let Some(started) = s3_started_at {
@@ -368,10 +388,12 @@ impl Store {
                 ),
             });
         }
-        state.check_transition(State::Cancelled).map_err(|_| Error::Refused {
-            id,
-            reason: format!("a request in state {state} cannot be cancelled"),
-        })?;
+        state
+            .check_transition(State::Cancelled)
+            .map_err(|_| Error::Refused {
+                id,
+                reason: format!("a request in state {state} cannot be cancelled"),
+            })?;
         sqlx::query(
             "UPDATE erasure_requests SET state = 'cancelled', resume_state = NULL, \
                     lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
@@ -434,7 +456,12 @@ pub mod checkpoint {
     /// Records how many batches the current phase has, once, when it starts.
     /// Starting S3 deletion also stamps `s3_started_at`, the point after which
     /// the request can no longer be cancelled.
-    pub async fn phase_started(conn: &mut PgConnection, lease: &Lease, state: State, total: i32) -> Result<(), Error> {
+    pub async fn phase_started(
+        conn: &mut PgConnection,
+        lease: &Lease,
+        state: State,
+        total: i32,
+    ) -> Result<(), Error> {
         sqlx::query(
             "UPDATE erasure_requests SET batch_total = $2, \
                     s3_started_at = CASE WHEN $3 THEN coalesce(s3_started_at, now()) ELSE s3_started_at END, \
@@ -449,14 +476,23 @@ pub mod checkpoint {
     }
 
     /// Moves to the next milestone and resets the phase checkpoint.
-    pub async fn advance(conn: &mut PgConnection, lease: &Lease, from: State, to: State) -> Result<(), Error> {
+    pub async fn advance(
+        conn: &mut PgConnection,
+        lease: &Lease,
+        from: State,
+        to: State,
+    ) -> Result<(), Error> {
         from.check_transition(to)?;
         let stamp = match to {
             State::TargetsFound => "targets_found_at",
             State::S3Cleared => "s3_cleared_at",
             State::DbMasked => "db_masked_at",
             State::Done => "finished_at",
-            other => return Err(Error::Setup(format!("advance to {other} is not a milestone"))),
+            other => {
+                return Err(Error::Setup(format!(
+                    "advance to {other} is not a milestone"
+                )));
+            }
         };
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE erasure_requests SET state = $2, {stamp} = now(), batch_done = 0, batch_total = NULL, \
@@ -467,7 +503,15 @@ pub mod checkpoint {
         .bind(to.as_str())
         .execute(&mut *conn)
         .await?;
-        events::record(conn, lease, "advanced", from.phase(), None, Some(to.as_str())).await?;
+        events::record(
+            conn,
+            lease,
+            "advanced",
+            from.phase(),
+            None,
+            Some(to.as_str()),
+        )
+        .await?;
         Ok(())
     }
 }

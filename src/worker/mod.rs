@@ -67,7 +67,11 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(ctx: Context, policy: RetryPolicy, options: WorkerOptions) -> Worker {
-        let id = ctx.settings.worker_id.clone().unwrap_or_else(default_worker_id);
+        let id = ctx
+            .settings
+            .worker_id
+            .clone()
+            .unwrap_or_else(default_worker_id);
         Worker {
             ctx,
             policy,
@@ -101,7 +105,12 @@ impl Worker {
         while !self.shutdown.is_cancelled() {
             let mut claimed_any = false;
             while running.len() < concurrency {
-                match self.ctx.store.claim(&self.id, self.ctx.settings.lease()).await {
+                match self
+                    .ctx
+                    .store
+                    .claim(&self.id, self.ctx.settings.lease())
+                    .await
+                {
                     Ok(Some(claimed)) => {
                         claimed_any = true;
                         running.spawn(process(
@@ -161,7 +170,9 @@ impl Worker {
     async fn idle_wait(&self, poll: Duration) -> Duration {
         match self.ctx.store.next_due_at().await {
             Ok(Some(due)) => {
-                let until = (due - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                let until = (due - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO);
                 until.clamp(Duration::from_millis(10), poll)
             }
             _ => poll,
@@ -197,7 +208,12 @@ fn tally(summary: &mut RunSummary, joined: Result<Outcome, tokio::task::JoinErro
 }
 
 /// Advances one claimed request until it is done, fails, or the worker stops.
-async fn process(ctx: Context, policy: RetryPolicy, claimed: Claimed, shutdown: CancellationToken) -> Outcome {
+async fn process(
+    ctx: Context,
+    policy: RetryPolicy,
+    claimed: Claimed,
+    shutdown: CancellationToken,
+) -> Outcome {
     let lease = claimed.lease.clone();
     let request_id = lease.request_id;
     match &claimed.took_over_from {
@@ -219,7 +235,11 @@ async fn process(ctx: Context, policy: RetryPolicy, claimed: Claimed, shutdown: 
     }
 
     let lost = CancellationToken::new();
-    let heartbeat = tokio::spawn(heartbeat::run(ctx.store.pool().clone(), lease.clone(), lost.clone()));
+    let heartbeat = tokio::spawn(heartbeat::run(
+        ctx.store.pool().clone(),
+        lease.clone(),
+        lost.clone(),
+    ));
     let outcome = drive(&ctx, &policy, &claimed, &shutdown, &lost).await;
     heartbeat.abort();
     if matches!(outcome, Outcome::Done | Outcome::Interrupted)
@@ -242,7 +262,17 @@ async fn drive(
     let mut state = claimed.state;
     let subject = match ctx.store.subject_of(request_id).await {
         Ok(subject) => subject,
-        Err(err) => return fail(ctx, policy, claimed, state, &err.to_string(), err.is_transient()).await,
+        Err(err) => {
+            return fail(
+                ctx,
+                policy,
+                claimed,
+                state,
+                &err.to_string(),
+                err.is_transient(),
+            )
+            .await;
+        }
     };
     loop {
         if lost.is_cancelled() {

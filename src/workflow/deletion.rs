@@ -47,7 +47,9 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let Some(last) = pending.last() else {
         return advance(ctx, lease, State::TargetsFound).await;
     };
-    let next_cursor = Cursor { after_seq: last.seq };
+    let next_cursor = Cursor {
+        after_seq: last.seq,
+    };
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::DeletingObjects, batch).await?;
 
@@ -55,7 +57,10 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     // so that objects listed inside another object go before it.
     let mut by_bucket: Vec<(String, Vec<String>)> = Vec::new();
     for object in &pending {
-        match by_bucket.iter_mut().find(|(bucket, _)| *bucket == object.bucket) {
+        match by_bucket
+            .iter_mut()
+            .find(|(bucket, _)| *bucket == object.bucket)
+        {
             Some((_, keys)) => keys.push(object.key.clone()),
             None => by_bucket.push((object.bucket.clone(), vec![object.key.clone()])),
         }
@@ -84,7 +89,15 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     };
     checkpoint::batch_done(&mut tx, lease, &cursor_value(&next_cursor), progress).await?;
     let detail = format!("objects {}", seqs.len());
-    events::record(&mut tx, lease, "batch_committed", Some(Phase::DeletingObjects), Some(batch), Some(&detail)).await?;
+    events::record(
+        &mut tx,
+        lease,
+        "batch_committed",
+        Some(Phase::DeletingObjects),
+        Some(batch),
+        Some(&detail),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(
         request_id = %lease.request_id, phase = %Phase::DeletingObjects, batch, total = ?total,
@@ -104,8 +117,14 @@ fn refusal_error(lease: &Lease, refused: &BTreeMap<(String, String), Vec<KeyFail
     let summary: Vec<String> = refused
         .iter()
         .map(|((bucket, code), failures)| {
-            let message = failures.first().map(|f| f.message.as_str()).unwrap_or_default();
-            format!("{} object(s) in bucket {bucket:?}: {code} ({message})", failures.len())
+            let message = failures
+                .first()
+                .map(|f| f.message.as_str())
+                .unwrap_or_default();
+            format!(
+                "{} object(s) in bucket {bucket:?}: {code} ({message})",
+                failures.len()
+            )
         })
         .collect();
     let transient = refused
@@ -116,13 +135,19 @@ fn refusal_error(lease: &Lease, refused: &BTreeMap<(String, String), Vec<KeyFail
     if transient {
         Error::Objects(crate::objects::ObjectError::transient(
             "DeleteObjects",
-            &refused.keys().next().map(|(b, _)| b.clone()).unwrap_or_default(),
+            &refused
+                .keys()
+                .next()
+                .map(|(b, _)| b.clone())
+                .unwrap_or_default(),
             message,
         ))
     } else {
         Error::Permanent {
             id: lease.request_id,
-            message: format!("{message}; fix the cause (permissions, object lock), then `lethe retry`"),
+            message: format!(
+                "{message}; fix the cause (permissions, object lock), then `lethe retry`"
+            ),
         }
     }
 }

@@ -91,7 +91,15 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
         "rows {} objects {} retained {} anomalies {}",
         added.rows, added.objects_to_delete, added.objects_retained, added.anomalies
     );
-    events::record(&mut tx, lease, "batch_committed", Some(Phase::FindingTargets), Some(batch), Some(&detail)).await?;
+    events::record(
+        &mut tx,
+        lease,
+        "batch_committed",
+        Some(Phase::FindingTargets),
+        Some(batch),
+        Some(&detail),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(
         request_id = %lease.request_id, phase = %Phase::FindingTargets, batch, total = ?total,
@@ -121,17 +129,22 @@ async fn count_batches(ctx: &Context, subject: &str) -> Result<i32, Error> {
 
 /// The next `batch_size` client rows after the cursor, spanning client
 /// tables in catalog order, and the cursor after them.
-async fn next_client_page(ctx: &Context, subject: &str, mut cursor: Cursor) -> Result<(Vec<ClientRow>, Cursor), Error> {
+async fn next_client_page(
+    ctx: &Context,
+    subject: &str,
+    mut cursor: Cursor,
+) -> Result<(Vec<ClientRow>, Cursor), Error> {
     let mut page = Vec::new();
     let wanted = ctx.settings.batch_size as usize;
     while cursor.table < ctx.plan.clients.len() && page.len() < wanted {
         let client = &ctx.plan.clients[cursor.table];
-        let rows: Vec<(String, Option<String>)> = sqlx::query_as(AssertSqlSafe(client.page_sql.as_str()))
-            .bind(subject)
-            .bind(cursor.last_id.as_deref())
-            .bind((wanted - page.len()) as i64)
-            .fetch_all(ctx.store.pool())
-            .await?;
+        let rows: Vec<(String, Option<String>)> =
+            sqlx::query_as(AssertSqlSafe(client.page_sql.as_str()))
+                .bind(subject)
+                .bind(cursor.last_id.as_deref())
+                .bind((wanted - page.len()) as i64)
+                .fetch_all(ctx.store.pool())
+                .await?;
         let exhausted = rows.len() < wanted - page.len();
         if let Some((last, _)) = rows.last() {
             cursor.last_id = Some(last.clone());
@@ -175,7 +188,9 @@ async fn find_targets(ctx: &Context, clients: &[ClientRow]) -> Result<Findings, 
                 table_name: Some(client.table.clone()),
                 row_id: Some(client.id.clone()),
                 detail: match &client.feature_type {
-                    Some(ty) => format!("feature type {ty:?} is not in the catalog; add a features/*.toml for it"),
+                    Some(ty) => format!(
+                        "feature type {ty:?} is not in the catalog; add a features/*.toml for it"
+                    ),
                     None => "the row has no feature type".into(),
                 },
             }),
@@ -222,7 +237,10 @@ async fn read_children(
                         kind: "malformed_json".into(),
                         table_name: Some(lookup.table.clone()),
                         row_id: Some(id.clone()),
-                        detail: format!("column {}: {err}; its file references could not be read", source.column),
+                        detail: format!(
+                            "column {}: {err}; its file references could not be read",
+                            source.column
+                        ),
                     });
                     continue;
                 }

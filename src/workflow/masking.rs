@@ -27,7 +27,9 @@ pub struct Cursor {
 
 impl Default for Cursor {
     fn default() -> Self {
-        Cursor { after_batch: i32::MIN }
+        Cursor {
+            after_batch: i32::MIN,
+        }
     }
 }
 
@@ -54,7 +56,10 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
 
     let mut ids_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for row in &rows {
-        ids_by_table.entry(row.table.as_str()).or_default().push(row.row_id.clone());
+        ids_by_table
+            .entry(row.table.as_str())
+            .or_default()
+            .push(row.row_id.clone());
     }
 
     let mut tx = ctx.store.pool().begin().await?;
@@ -82,9 +87,25 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
         rows_masked: masked as i64,
         ..Progress::default()
     };
-    checkpoint::batch_done(&mut tx, lease, &cursor_value(&Cursor { after_batch: batch_no }), progress).await?;
+    checkpoint::batch_done(
+        &mut tx,
+        lease,
+        &cursor_value(&Cursor {
+            after_batch: batch_no,
+        }),
+        progress,
+    )
+    .await?;
     let detail = format!("rows {masked}");
-    events::record(&mut tx, lease, "batch_committed", Some(Phase::MaskingRows), Some(batch), Some(&detail)).await?;
+    events::record(
+        &mut tx,
+        lease,
+        "batch_committed",
+        Some(Phase::MaskingRows),
+        Some(batch),
+        Some(&detail),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(
         request_id = %lease.request_id, phase = %Phase::MaskingRows, batch, total = ?total,

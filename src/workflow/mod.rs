@@ -44,7 +44,11 @@ pub struct Context {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// A batch committed; the phase goes on.
-    Batch { phase: Phase, batch: i32, total: Option<i32> },
+    Batch {
+        phase: Phase,
+        batch: i32,
+        total: Option<i32>,
+    },
     /// The phase finished; the request reached this milestone.
     Advanced(State),
 }
@@ -60,10 +64,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     pub async fn load(store: &Store, request_id: Uuid) -> Result<Checkpoint, Error> {
         let (batch_done, batch_total, cursor): (i32, Option<i32>, Option<serde_json::Value>) =
-            sqlx::query_as("SELECT batch_done, batch_total, phase_cursor FROM erasure_requests WHERE id = $1")
-                .bind(request_id)
-                .fetch_one(store.pool())
-                .await?;
+            sqlx::query_as(
+                "SELECT batch_done, batch_total, phase_cursor FROM erasure_requests WHERE id = $1",
+            )
+            .bind(request_id)
+            .fetch_one(store.pool())
+            .await?;
         Ok(Checkpoint {
             batch_done,
             batch_total,
@@ -92,7 +98,12 @@ pub fn cursor_value<T: Serialize>(cursor: &T) -> serde_json::Value {
 }
 
 /// Runs one step of the request in `state`.
-pub async fn step(ctx: &Context, lease: &Lease, state: State, subject: &str) -> Result<Step, Error> {
+pub async fn step(
+    ctx: &Context,
+    lease: &Lease,
+    state: State,
+    subject: &str,
+) -> Result<Step, Error> {
     match state {
         State::Requested => discovery::step(ctx, lease, subject).await,
         State::TargetsFound => deletion::step(ctx, lease).await,
@@ -107,13 +118,31 @@ pub async fn step(ctx: &Context, lease: &Lease, state: State, subject: &str) -> 
 
 /// Records, in its own committed transaction, that a batch is starting: a
 /// batch repeated after a crash then shows as a second start.
-pub async fn batch_started(ctx: &Context, lease: &Lease, phase: Phase, batch: i32) -> Result<(), Error> {
+pub async fn batch_started(
+    ctx: &Context,
+    lease: &Lease,
+    phase: Phase,
+    batch: i32,
+) -> Result<(), Error> {
     let mut conn = ctx.store.pool().acquire().await?;
-    events::record(&mut conn, lease, "batch_started", Some(phase), Some(batch), None).await
+    events::record(
+        &mut conn,
+        lease,
+        "batch_started",
+        Some(phase),
+        Some(batch),
+        None,
+    )
+    .await
 }
 
 /// Sets the phase's batch total once, fenced.
-pub async fn start_phase(ctx: &Context, lease: &Lease, state: State, total: i32) -> Result<(), Error> {
+pub async fn start_phase(
+    ctx: &Context,
+    lease: &Lease,
+    state: State,
+    total: i32,
+) -> Result<(), Error> {
     let mut tx = ctx.store.pool().begin().await?;
     lease.fence(&mut tx, state).await?;
     crate::store::requests::checkpoint::phase_started(&mut tx, lease, state, total).await?;

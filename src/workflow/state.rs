@@ -168,7 +168,9 @@ impl fmt::Display for State {
 
 /// A state name that is not one of ours.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown state {0:?}; expected one of requested, targets_found, s3_cleared, db_masked, done, failed, cancelled, coalesced")]
+#[error(
+    "unknown state {0:?}; expected one of requested, targets_found, s3_cleared, db_masked, done, failed, cancelled, coalesced"
+)]
 pub struct UnknownState(pub String);
 
 impl FromStr for State {
@@ -220,8 +222,18 @@ mod tests {
             State::Done,
         ];
         for pair in path.windows(2) {
-            assert!(pair[0].can_transition_to(pair[1]), "{} -> {}", pair[0], pair[1]);
-            assert!(!pair[1].can_transition_to(pair[0]), "{} -> {}", pair[1], pair[0]);
+            assert!(
+                pair[0].can_transition_to(pair[1]),
+                "{} -> {}",
+                pair[0],
+                pair[1]
+            );
+            assert!(
+                !pair[1].can_transition_to(pair[0]),
+                "{} -> {}",
+                pair[1],
+                pair[0]
+            );
         }
         assert!(!State::Requested.can_transition_to(State::S3Cleared));
         assert!(!State::TargetsFound.can_transition_to(State::DbMasked));

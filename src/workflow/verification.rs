@@ -40,7 +40,13 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let cursor: Cursor = checkpoint.cursor()?;
     let page = {
         let mut conn = ctx.store.pool().acquire().await?;
-        manifest::objects_after(&mut conn, lease.request_id, cursor.after_seq, OBJECTS_PER_BATCH).await?
+        manifest::objects_after(
+            &mut conn,
+            lease.request_id,
+            cursor.after_seq,
+            OBJECTS_PER_BATCH,
+        )
+        .await?
     };
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::Verifying, batch).await?;
@@ -48,11 +54,16 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
         verify_rows(ctx, lease).await?;
         return advance(ctx, lease, State::DbMasked).await;
     };
-    let next_cursor = Cursor { after_seq: last.seq };
+    let next_cursor = Cursor {
+        after_seq: last.seq,
+    };
 
     let mut by_bucket: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for object in &page {
-        by_bucket.entry(object.bucket.as_str()).or_default().push(object.key.clone());
+        by_bucket
+            .entry(object.bucket.as_str())
+            .or_default()
+            .push(object.key.clone());
     }
     for (bucket, keys) in by_bucket {
         let survivors = ctx.objects.existing(bucket, keys).await?;
@@ -82,9 +93,23 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
 
     let mut tx = ctx.store.pool().begin().await?;
     lease.fence(&mut tx, State::DbMasked).await?;
-    checkpoint::batch_done(&mut tx, lease, &cursor_value(&next_cursor), Progress::default()).await?;
+    checkpoint::batch_done(
+        &mut tx,
+        lease,
+        &cursor_value(&next_cursor),
+        Progress::default(),
+    )
+    .await?;
     let detail = format!("objects checked {}", page.len());
-    events::record(&mut tx, lease, "batch_committed", Some(Phase::Verifying), Some(batch), Some(&detail)).await?;
+    events::record(
+        &mut tx,
+        lease,
+        "batch_committed",
+        Some(Phase::Verifying),
+        Some(batch),
+        Some(&detail),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Step::Batch {
         phase: Phase::Verifying,
@@ -107,13 +132,18 @@ async fn verify_rows(ctx: &Context, lease: &Lease) -> Result<(), Error> {
         after_batch = batch_no;
         let mut ids_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for row in &rows {
-            ids_by_table.entry(row.table.as_str()).or_default().push(row.row_id.clone());
+            ids_by_table
+                .entry(row.table.as_str())
+                .or_default()
+                .push(row.row_id.clone());
         }
         for (table, ids) in ids_by_table {
             let Some(plan) = ctx.plan.tables.get(table) else {
                 return Err(Error::Permanent {
                     id: lease.request_id,
-                    message: format!("cannot verify table {table}: the catalog no longer describes it"),
+                    message: format!(
+                        "cannot verify table {table}: the catalog no longer describes it"
+                    ),
                 });
             };
             let unerased = plan.count_unerased(ctx.store.pool(), &ids).await?;

@@ -1,2 +1,12 @@
+//! lethe's integration tests: one binary, against a real throwaway
+//! PostgreSQL and a real S3-protocol server on loopback (see `harness`).
+
+mod app;
 mod harness;
 mod harness_selftest;
+
+mod crash;
+mod erasure;
+mod faults;
+mod submission;
+mod workers;

@@ -1,0 +1,153 @@
+//! Crash tests: a worker process is killed with SIGKILL in the middle of a
+//! batch (after the batch's side effects, before its checkpoint commits) in
+//! each phase; a new worker process takes over the expired lease and
+//! finishes correctly, repeating at most that one batch.
+
+use std::time::Duration;
+
+use lethe::State;
+
+use crate::app::{TestApp, events, repeated_batches, wait_for_line};
+
+struct CrashReport {
+    repeated: Vec<(&'static str, usize)>,
+    keys_requested_for_deletion: usize,
+    objects: usize,
+}
+
+const PHASES: [&str; 4] = [
+    "finding_targets",
+    "deleting_objects",
+    "masking_rows",
+    "verifying",
+];
+
+/// Kills a worker mid-batch 2 of `phase`, lets another finish, and checks
+/// the outcome. Returns what was repeated.
+async fn crash_in(phase: &'static str, state_at_crash: State) -> CrashReport {
+    let app = TestApp::start().await;
+    let loaded = app.load("member", 3, 40).await;
+    let target = &loaded.members[1];
+    let target_rows = app.rows_of(&target.key).await;
+    let before = app.snapshot().await;
+    let id = app.engine.submit(&target.key, None).await.unwrap().id;
+
+    let mut doomed = app.spawn_worker(Some(&format!("{phase}:2")), &[]);
+    wait_for_line(
+        &mut doomed,
+        &format!("failpoint {phase}:2 reached"),
+        Duration::from_secs(60),
+    )
+    .await;
+    doomed.start_kill().expect("SIGKILL");
+    doomed.wait().await.expect("reaping the killed worker");
+
+    // Killed mid-batch: batch 1 is committed, batch 2 is not.
+    let status = app.engine.status(id).await.unwrap().record;
+    assert_eq!(status.state, state_at_crash, "{phase}");
+    assert_eq!(
+        status.batch_done, 1,
+        "{phase}: batch 2's checkpoint must not have committed"
+    );
+    assert!(
+        status.lease_owner.is_some(),
+        "the dead worker still holds its lease"
+    );
+    if phase == "deleting_objects" {
+        // The side effects of batch 2 happened before the kill.
+        assert!(app.s3.counters().keys_requested_for_deletion() > 25);
+    }
+    if phase == "masking_rows" {
+        // Batch 2's masking rolled back with its checkpoint.
+        assert_eq!(
+            status.rows_masked, 30,
+            "only batch 1 (10 requests x 3 rows) is masked"
+        );
+    }
+
+    let mut rescuer = app.spawn_worker(None, &[]);
+    app.wait_for_state(id, State::Done, Duration::from_secs(60))
+        .await;
+    rescuer.start_kill().ok();
+    rescuer.wait().await.ok();
+
+    // Finished correctly.
+    app.assert_objects_gone(target).await;
+    app.assert_rows_masked(&target_rows).await;
+    let after = app.snapshot().await;
+    for (row, text) in &before {
+        if !target_rows.contains(row) {
+            assert_eq!(
+                after.get(row),
+                Some(text),
+                "{phase}: row {row:?} of another member changed"
+            );
+        }
+    }
+    for other in loaded.members.iter().filter(|m| m.key != target.key) {
+        app.assert_objects_present(other).await;
+    }
+
+    let events = events(app.pool(), id).await;
+    assert!(
+        events.iter().any(|e| e.kind == "taken_over"),
+        "{phase}: the second worker took over the expired lease"
+    );
+    let final_status = app.engine.status(id).await.unwrap().record;
+    assert_eq!(
+        final_status.rows_masked, 120,
+        "{phase}: 40 requests x 3 rows, each counted once"
+    );
+    assert_eq!(
+        final_status.objects_deleted as usize,
+        target.objects.len(),
+        "{phase}"
+    );
+    CrashReport {
+        repeated: PHASES
+            .iter()
+            .map(|p| (*p, repeated_batches(&events, p)))
+            .collect(),
+        keys_requested_for_deletion: app.s3.counters().keys_requested_for_deletion(),
+        objects: target.objects.len(),
+    }
+}
+
+fn assert_only_the_killed_batch_repeated(report: &CrashReport, phase: &str) {
+    for (p, repeated) in &report.repeated {
+        let expected = usize::from(*p == phase);
+        assert_eq!(
+            *repeated, expected,
+            "phase {p}: {repeated} batch(es) repeated after a crash in {phase}"
+        );
+    }
+    eprintln!("crash in {phase}: repeated batches {:?}", report.repeated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_finding_targets_repeats_one_batch() {
+    let report = crash_in("finding_targets", State::Requested).await;
+    assert_only_the_killed_batch_repeated(&report, "finding_targets");
+    assert_eq!(
+        report.keys_requested_for_deletion, report.objects,
+        "no object deleted twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_deleting_objects_repeats_one_batch() {
+    let report = crash_in("deleting_objects", State::TargetsFound).await;
+    assert_only_the_killed_batch_repeated(&report, "deleting_objects");
+    // Exactly batch 2's 25 keys were sent twice.
+    assert_eq!(report.keys_requested_for_deletion, report.objects + 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_masking_rows_repeats_one_batch() {
+    let report = crash_in("masking_rows", State::S3Cleared).await;
+    assert_only_the_killed_batch_repeated(&report, "masking_rows");
+    assert_eq!(
+        report.keys_requested_for_deletion, report.objects,
+        "no object deleted twice"
+    );
+}
