@@ -5,6 +5,8 @@ mod app;
 mod harness;
 mod harness_selftest;
 
+mod catalog;
+mod cli;
 mod crash;
 mod erasure;
 mod faults;

@@ -1,0 +1,89 @@
+//! The `lethe` binary as an operator uses it: exit codes, JSON output, and
+//! logs that name request ids but never the member's key.
+
+use std::process::Output;
+
+use crate::app::TestApp;
+
+async fn lethe(app: &TestApp, args: &[&str]) -> Output {
+    app.lethe_command()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .expect("running lethe")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_status_list_cancel_and_worker_from_the_command_line() {
+    let app = TestApp::start().await;
+    let loaded = app.load("member", 2, 8).await;
+    let member = &loaded.members[0].key;
+    let mut logs = String::new();
+
+    let out = lethe(&app, &["submit", member, "--idempotency-key", "ticket-1"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).lines().next().unwrap().trim().to_owned();
+    logs.push_str(&text(&out.stderr));
+
+    let out = lethe(&app, &["status", &id, "--json"]).await;
+    assert!(out.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "requested");
+    assert_eq!(status["idempotency_key"], "ticket-1");
+    assert!(!text(&out.stdout).contains(member.as_str()), "status never shows the subject key");
+
+    let out = lethe(&app, &["list", "--state", "requested", "--json"]).await;
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let out = lethe(&app, &["worker", "--once"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    logs.push_str(&text(&out.stderr));
+    assert!(logs.contains(&id), "logs name the request id");
+
+    let out = lethe(&app, &["status", &id]).await;
+    let shown = text(&out.stdout);
+    assert!(shown.contains("state        done"), "{shown}");
+    assert!(shown.contains("rows masked"), "{shown}");
+
+    // Refusals and unknown ids have their own exit codes.
+    let out = lethe(&app, &["cancel", &id]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("S3 deletion started"));
+    let out = lethe(&app, &["status", &uuid::Uuid::new_v4().to_string()]).await;
+    assert_eq!(out.status.code(), Some(4));
+    let out = lethe(&app, &["list", "--state", "nonsense"]).await;
+    assert_eq!(out.status.code(), Some(2));
+
+    assert!(!logs.contains(member.as_str()), "logs must never contain the subject key:\n{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_explains_exit_codes_and_commands() {
+    let app = TestApp::start().await;
+    let out = lethe(&app, &["--help"]).await;
+    let help = text(&out.stdout);
+    for needle in ["Exit codes", "migrate", "submit", "worker", "status", "retry", "cancel", "DATABASE_URL"] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_on_an_unmigrated_database_say_to_migrate() {
+    let app = TestApp::start().await;
+    sqlx::query("DROP TABLE erasure_events, erasure_anomalies, erasure_manifest_objects, erasure_manifest_rows, erasure_requests")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let out = lethe(&app, &["list"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("run `lethe migrate`"), "{}", text(&out.stderr));
+    let out = lethe(&app, &["migrate"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
