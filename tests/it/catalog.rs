@@ -34,7 +34,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 async fn compile_error(app: &TestApp, dir: &Path) -> String {
     let catalog = Catalog::load(dir).unwrap();
-    Plan::compile(catalog, app.pool()).await.unwrap_err().to_string()
+    Plan::compile(catalog, app.pool())
+        .await
+        .unwrap_err()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,37 +49,69 @@ async fn the_example_catalog_compiles_without_warnings() {
     assert_eq!(plan.tables.len(), 9);
     // Identifiers are quoted, values bound.
     let client = &plan.clients[2];
-    assert!(client.page_sql.contains("\"client_key\" = $1"), "{}", client.page_sql);
+    assert!(
+        client.page_sql.contains("\"client_key\" = $1"),
+        "{}",
+        client.page_sql
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_column_names_the_file_and_entry() {
     let app = TestApp::start().await;
-    let dir = catalog_with("features/upscale.toml", "result = \"{}\"", "resultt = \"{}\"");
+    let dir = catalog_with(
+        "features/upscale.toml",
+        "result = \"{}\"",
+        "resultt = \"{}\"",
+    );
     let err = compile_error(&app, dir.path()).await;
     assert!(err.contains("features/upscale.toml"), "{err}");
     assert!(err.contains("task (upscale_task): mask.resultt"), "{err}");
-    assert!(err.contains("column \"resultt\" does not exist in table upscale_task"), "{err}");
+    assert!(
+        err.contains("column \"resultt\" does not exist in table upscale_task"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_table_names_the_file_and_entry() {
     let app = TestApp::start().await;
-    let dir = catalog_with("catalog.toml", "table = \"client_temp\"", "table = \"client_tmp\"");
+    let dir = catalog_with(
+        "catalog.toml",
+        "table = \"client_temp\"",
+        "table = \"client_tmp\"",
+    );
     let err = compile_error(&app, dir.path()).await;
-    assert!(err.contains("catalog.toml: clients[1] (client_tmp)"), "{err}");
+    assert!(
+        err.contains("catalog.toml: clients[1] (client_tmp)"),
+        "{err}"
+    );
     assert!(err.contains("does not exist in the database"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_that_cannot_apply_is_refused() {
     let app = TestApp::start().await;
-    let dir = catalog_with("features/upscale.toml", "gpu = \"keep\"\ntimeline = \"keep\"\ncreated_at = \"keep\"", "gpu = \"keep\"\ntimeline = \"keep\"\ncreated_at = \"{}\"");
+    let dir = catalog_with(
+        "features/upscale.toml",
+        "gpu = \"keep\"\ntimeline = \"keep\"\ncreated_at = \"keep\"",
+        "gpu = \"keep\"\ntimeline = \"keep\"\ncreated_at = \"{}\"",
+    );
     let err = compile_error(&app, dir.path()).await;
-    assert!(err.contains("task (upscale_task): mask.created_at"), "{err}");
-    assert!(err.contains("needs a json, jsonb or text column, not timestamp with time zone"), "{err}");
+    assert!(
+        err.contains("task (upscale_task): mask.created_at"),
+        "{err}"
+    );
+    assert!(
+        err.contains("needs a json, jsonb or text column, not timestamp with time zone"),
+        "{err}"
+    );
 
-    let dir = catalog_with("catalog.toml", "user_agent = \"null\"", "user_agent = \"null\"\ntype = \"null\"");
+    let dir = catalog_with(
+        "catalog.toml",
+        "user_agent = \"null\"",
+        "user_agent = \"null\"\ntype = \"null\"",
+    );
     let err = compile_error(&app, dir.path()).await;
     assert!(err.contains("mask.type"), "{err}");
     assert!(err.contains("NOT NULL"), "{err}");
@@ -89,7 +124,9 @@ async fn uncatalogued_columns_are_warned_about() {
     let catalog = Catalog::load(dir.path()).unwrap();
     let plan = Plan::compile(catalog, app.pool()).await.unwrap();
     assert!(
-        plan.warnings.iter().any(|w| w.contains("upscale_task") && w.contains("\"gpu\"")),
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("upscale_task") && w.contains("\"gpu\"")),
         "{:#?}",
         plan.warnings
     );
@@ -97,9 +134,21 @@ async fn uncatalogued_columns_are_warned_about() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_refuses_to_start_on_a_broken_catalog() {
-    let dir = catalog_with("features/text_to_image.toml", "table = \"text_to_image_task\"", "table = \"t2i_task\"");
+    let dir = catalog_with(
+        "features/text_to_image.toml",
+        "table = \"text_to_image_task\"",
+        "table = \"t2i_task\"",
+    );
     let path = dir.path().to_owned();
     let app = TestApp::start_with(move |c| c.catalog = path).await;
-    let err = app.engine.worker(WorkerOptions::default()).await.err().expect("start-up fails");
-    assert!(err.to_string().contains("features/text_to_image.toml"), "{err}");
+    let err = app
+        .engine
+        .worker(WorkerOptions::default())
+        .await
+        .err()
+        .expect("start-up fails");
+    assert!(
+        err.to_string().contains("features/text_to_image.toml"),
+        "{err}"
+    );
 }

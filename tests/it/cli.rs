@@ -36,7 +36,10 @@ async fn submit_status_list_cancel_and_worker_from_the_command_line() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["state"], "requested");
     assert_eq!(status["idempotency_key"], "ticket-1");
-    assert!(!text(&out.stdout).contains(member.as_str()), "status never shows the subject key");
+    assert!(
+        !text(&out.stdout).contains(member.as_str()),
+        "status never shows the subject key"
+    );
 
     let out = lethe(&app, &["list", "--state", "requested", "--json"]).await;
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -61,7 +64,10 @@ async fn submit_status_list_cancel_and_worker_from_the_command_line() {
     let out = lethe(&app, &["list", "--state", "nonsense"]).await;
     assert_eq!(out.status.code(), Some(2));
 
-    assert!(!logs.contains(member.as_str()), "logs must never contain the subject key:\n{logs}");
+    assert!(
+        !logs.contains(member.as_str()),
+        "logs must never contain the subject key:\n{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +75,16 @@ async fn help_explains_exit_codes_and_commands() {
     let app = TestApp::start().await;
     let out = lethe(&app, &["--help"]).await;
     let help = text(&out.stdout);
-    for needle in ["Exit codes", "migrate", "submit", "worker", "status", "retry", "cancel", "DATABASE_URL"] {
+    for needle in [
+        "Exit codes",
+        "migrate",
+        "submit",
+        "worker",
+        "status",
+        "retry",
+        "cancel",
+        "DATABASE_URL",
+    ] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
 }
@@ -83,7 +98,11 @@ async fn commands_on_an_unmigrated_database_say_to_migrate() {
         .unwrap();
     let out = lethe(&app, &["list"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("run `lethe migrate`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("run `lethe migrate`"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = lethe(&app, &["migrate"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
