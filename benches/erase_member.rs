@@ -10,7 +10,6 @@
 //! shared machine are noise; the ratio to the baseline is the figure.
 
 #[path = "../tests/it/harness/mod.rs"]
-#[allow(dead_code)]
 mod harness;
 
 use std::time::{Duration, Instant};

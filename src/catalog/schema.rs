@@ -40,6 +40,10 @@ pub struct ClientLookup {
     pub count_sql: String,
     /// `$1` subject, `$2` last id seen (text or NULL), `$3` limit -> (id, type).
     pub page_sql: String,
+    /// Whether erasure removes the subject key from this table's rows (the
+    /// subject column is masked, or rows are deleted), so that afterwards
+    /// `count_sql` must find none: the check that discovery missed nothing.
+    pub erases_subject: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -134,13 +138,30 @@ impl Plan {
                 client.subject.quoted(),
                 client.feature_type.quoted(),
             );
+            let erases_subject = client.erase == RowErasure::Delete
+                || client
+                    .mask
+                    .get(&client.subject)
+                    .is_some_and(|policy| !policy.is_keep());
+            if !erases_subject {
+                compiler.warnings.push(format!(
+                    "{}: {entry}: the subject column {:?} is kept, so verification cannot prove \
+                     that every client row of the member was found",
+                    main_file.display(),
+                    client.subject.as_str()
+                ));
+            }
             clients.push(ClientLookup {
                 table: client.table.to_string(),
+                erases_subject,
                 count_sql: format!("SELECT count(*) FROM {table} WHERE {subject} = $1"),
                 page_sql: format!(
-                    "SELECT {id}::text, {ty}::text FROM {table} \
+                    // Output columns get aliases of lethe's own: ORDER BY a name
+                    // that matches an output column sorts by that column, and
+                    // `id::text` would sort "100" before "91".
+                    "SELECT {id}::text AS lethe_row_id, {ty}::text AS lethe_feature_type FROM {table} \
                      WHERE {subject} = $1 AND ($2::text IS NULL OR {id} > CAST($2 AS {id_type})) \
-                     ORDER BY {id} LIMIT $3",
+                     ORDER BY {table}.{id} LIMIT $3",
                     id_type = id_type.sql_type
                 ),
             });
@@ -356,19 +377,24 @@ impl Compiler<'_> {
         wanted.extend(references.iter().map(|source| &source.column));
         let types = self.require_columns(file, entry, table, &wanted).await?;
         self.warn_unindexed(table, parent).await?;
-        let mut select = vec![format!("{}::text", id.quoted())];
-        for source in references {
-            select.push(format!("{}::text", source.column.quoted()));
+        // Aliased so that ORDER BY names the table's column, not an output
+        // column of the same name (which would sort ids as text).
+        let mut select = vec![format!("{}::text AS lethe_row_id", id.quoted())];
+        for (index, source) in references.iter().enumerate() {
+            select.push(format!(
+                "{}::text AS lethe_ref_{index}",
+                source.column.quoted()
+            ));
         }
         Ok(ChildLookup {
             table: table.to_string(),
             select_sql: format!(
-                "SELECT {} FROM {} WHERE {} = ANY(CAST($1 AS {}[])) ORDER BY {}",
+                "SELECT {} FROM {table} WHERE {table}.{} = ANY(CAST($1 AS {}[])) ORDER BY {table}.{}",
                 select.join(", "),
-                table.quoted(),
                 parent.quoted(),
                 types[1].sql_type,
                 id.quoted(),
+                table = table.quoted(),
             ),
             references: references.to_vec(),
         })

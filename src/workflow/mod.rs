@@ -108,7 +108,7 @@ pub async fn step(
         State::Requested => discovery::step(ctx, lease, subject).await,
         State::TargetsFound => deletion::step(ctx, lease).await,
         State::S3Cleared => masking::step(ctx, lease).await,
-        State::DbMasked => verification::step(ctx, lease).await,
+        State::DbMasked => verification::step(ctx, lease, subject).await,
         other => Err(Error::Setup(format!(
             "request {}: no work in state {other}",
             lease.request_id

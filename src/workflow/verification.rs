@@ -25,7 +25,7 @@ pub struct Cursor {
     pub after_seq: i64,
 }
 
-pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
+pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, Error> {
     let checkpoint = Checkpoint::load(&ctx.store, lease.request_id).await?;
     let mut total = checkpoint.batch_total;
     if total.is_none() {
@@ -52,6 +52,7 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     batch_started(ctx, lease, Phase::Verifying, batch).await?;
     let Some(last) = page.last() else {
         verify_rows(ctx, lease).await?;
+        verify_nothing_left(ctx, lease, subject).await?;
         return advance(ctx, lease, State::DbMasked).await;
     };
     let next_cursor = Cursor {
@@ -158,4 +159,28 @@ async fn verify_rows(ctx: &Context, lease: &Lease) -> Result<(), Error> {
             }
         }
     }
+}
+
+/// Checks that no client row still carries the subject key: every row
+/// discovery found is masked by now, so one that still matches was missed
+/// (or added after discovery). Either way the erasure is not complete.
+async fn verify_nothing_left(ctx: &Context, lease: &Lease, subject: &str) -> Result<(), Error> {
+    for client in ctx.plan.clients.iter().filter(|c| c.erases_subject) {
+        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(client.count_sql.as_str()))
+            .bind(subject)
+            .fetch_one(ctx.store.pool())
+            .await?;
+        if left > 0 {
+            return Err(Error::Permanent {
+                id: lease.request_id,
+                message: format!(
+                    "verification: {left} row(s) of table {} still carry the member's key after masking; \
+                     they were not in the manifest (written after discovery?). Stop whatever writes them; \
+                     the request stays failed so that this is looked at",
+                    client.table
+                ),
+            });
+        }
+    }
+    Ok(())
 }

@@ -104,3 +104,28 @@ async fn a_member_with_no_data_finishes_clean() {
     assert_eq!(status.record.rows_found, 0);
     assert_eq!(status.record.objects_found, 0);
 }
+
+/// Regression: discovery paged client rows by `id::text`, so ids sorted as
+/// text ("10" < "5") and a page boundary skipped the member's smallest ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_ids_crossing_a_digit_boundary_are_all_found() {
+    let app = TestApp::start().await;
+    // The member's client_old ids become 5..34: one- and two-digit ids in
+    // one table, more than a batch (10) of them sorting before "5" as text.
+    sqlx::query("SELECT setval('client_id_seq', 4)")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let loaded = app.load("member", 1, 100).await;
+    let member = &loaded.members[0];
+    let rows = app.rows_of(&member.key).await;
+    assert!(rows.contains(&("client_old".to_owned(), "5".to_owned())));
+
+    let id = app.engine.submit(&member.key, None).await.unwrap().id;
+    app.run_worker_once().await;
+    let status = app.engine.status(id).await.unwrap().record;
+    assert_eq!(status.state, State::Done, "{:?}", status.last_error);
+    assert_eq!(status.rows_found, 300);
+    app.assert_rows_masked(&rows).await;
+    app.assert_objects_gone(member).await;
+}
