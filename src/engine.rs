@@ -20,6 +20,7 @@ use crate::store::requests::ListFilter;
 use crate::store::{RequestRecord, Store, Submission, manifest};
 use crate::worker::{Worker, WorkerOptions};
 use crate::workflow::Context;
+use crate::workflow::dry_run::DryRun;
 
 /// A connection to lethe's tables, with its configuration.
 #[derive(Debug, Clone)]
@@ -154,7 +155,7 @@ impl Engine {
     }
 
     /// Loads the catalog, checks it against the database, and compiles it.
-    pub async fn plan(&self) -> Result<Plan, Error> {
+    pub async fn compile_catalog(&self) -> Result<Plan, Error> {
         let catalog = Catalog::load(&self.config.catalog)?;
         Ok(Plan::compile(catalog, self.store.pool()).await?)
     }
@@ -162,7 +163,7 @@ impl Engine {
     /// The workflow context a worker runs with.
     pub async fn context(&self) -> Result<Context, Error> {
         self.store.require_schema().await?;
-        let plan = self.plan().await?;
+        let plan = self.compile_catalog().await?;
         let resolver = Resolver::new(&plan.catalog.storage);
         let objects = self.objects().await;
         Ok(Context {
@@ -172,6 +173,13 @@ impl Engine {
             objects,
             settings: self.config.worker.clone(),
         })
+    }
+
+    /// What erasing `subject` would touch, now: the finding-targets phase
+    /// alone, with nothing written and nothing deleted (`lethe plan`).
+    pub async fn dry_run(&self, subject: &str) -> Result<DryRun, Error> {
+        let ctx = self.context().await?;
+        crate::workflow::dry_run::run(&ctx, subject).await
     }
 
     /// A worker, ready to run.

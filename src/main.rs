@@ -102,6 +102,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Dry run: what erasing this member would touch, now. Reads the
+    /// member's rows (and JSON manifests in S3) exactly as an erasure would;
+    /// writes nothing, deletes nothing.
+    Plan {
+        /// The member's key in the service.
+        subject: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// How one URL or file reference resolves, and why: the bucket and key
+    /// lethe would delete, or why it would keep it (protected, foreign).
+    /// Needs only the catalog, not the database.
+    ExplainRef {
+        /// A URL (`https://...`, `s3://...`) or a JSON file object such as
+        /// '{"bucket": "b", "key": "k", "url": "..."}'.
+        value: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Resume a failed request from its last checkpoint.
     Retry { id: Uuid },
     /// Cancel a request that has not started deleting objects.
@@ -172,8 +191,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         config.worker.concurrency = (*n).max(1);
     }
+    if let Command::ExplainRef { value, json } = &cli.command {
+        return explain_ref(&config, value, *json);
+    }
     let engine = Engine::connect(config).await?;
     match cli.command {
+        Command::ExplainRef { .. } => unreachable!("handled before connecting"),
+        Command::Plan { subject, json } => {
+            let report = engine.dry_run(&subject).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
         Command::Migrate => {
             engine.migrate().await?;
             println!("migrations applied");
@@ -264,6 +295,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let keys: Vec<&str> = summary.members.iter().map(|m| m.key.as_str()).collect();
             println!("members: {}", keys.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// Prints how one reference resolves through the catalog's storage facts.
+fn explain_ref(config: &Config, value: &str, json: bool) -> anyhow::Result<()> {
+    let catalog = lethe::catalog::Catalog::load(&config.catalog).context("loading the catalog")?;
+    let resolver = lethe::references::Resolver::new(&catalog.storage);
+    let trimmed = value.trim();
+    let resolution = if trimmed.starts_with('{') {
+        let parsed: serde_json::Value = serde_json::from_str(trimmed)
+            .context("the value starts with '{' but is not valid JSON")?;
+        resolver.resolve_value(&parsed)
+    } else {
+        resolver.resolve_value(&serde_json::Value::String(trimmed.to_owned()))
+    };
+    match (resolution, json) {
+        (Some(resolution), true) => println!("{}", serde_json::to_string_pretty(&resolution)?),
+        (Some(resolution), false) => println!("{resolution}"),
+        (None, true) => println!("{{\"outcome\": \"none\"}}"),
+        (None, false) => {
+            println!("no file reference: empty, or an object without bucket/key/url fields")
         }
     }
     Ok(())

@@ -87,6 +87,13 @@ pub struct ClientTable {
 pub struct FeatureFile {
     /// The values of the client table's feature-type column this file handles.
     pub types: Vec<String>,
+    /// The feature's tables may be absent from this database (a retired
+    /// feature, a deployment without it). Then lethe starts anyway, and each
+    /// client row of this type becomes a `missing_table` anomaly instead of
+    /// being erased silently incompletely. Default: a missing table stops
+    /// start-up.
+    #[serde(default)]
+    pub optional: bool,
     pub feature: FeatureTable,
     pub task: Option<TaskTable>,
 }
@@ -132,6 +139,42 @@ pub struct ReferenceSource {
     pub column: Ident,
     #[serde(deserialize_with = "parse_paths", serialize_with = "show_paths")]
     pub paths: Vec<JsonPath>,
+    /// The referenced object is itself a JSON document in S3 that lists
+    /// more objects (a PDF extraction's images). Discovery reads it and adds
+    /// the listed objects to the manifest ahead of it, so they are deleted
+    /// before the document that names them.
+    #[serde(default)]
+    pub expand: Option<Expansion>,
+}
+
+/// How to read a JSON manifest object.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expansion {
+    /// Where the listed objects are in the document, e.g. `fileKeyList[*]`.
+    /// Each is a key (in `bucket`), a URL, or a `{bucket, key}` object.
+    #[serde(deserialize_with = "parse_path", serialize_with = "show_path")]
+    pub list: JsonPath,
+    /// The bucket of bare keys; default: the manifest's own bucket.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// The largest document lethe reads, in bytes (default 16 MiB); a
+    /// larger one is an anomaly, not an out-of-memory worker.
+    #[serde(default = "default_max_manifest_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_max_manifest_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+
+fn parse_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<JsonPath, D::Error> {
+    let raw = String::deserialize(d)?;
+    JsonPath::parse(&raw).map_err(serde::de::Error::custom)
+}
+
+fn show_path<S: serde::Serializer>(path: &JsonPath, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(path.as_str())
 }
 
 fn parse_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<JsonPath>, D::Error> {

@@ -49,8 +49,19 @@ pub struct ClientLookup {
 #[derive(Debug, Clone)]
 pub struct FeatureLookup {
     pub types: Vec<String>,
-    pub feature: ChildLookup,
-    pub task: Option<ChildLookup>,
+    pub tables: FeatureTables,
+}
+
+/// A feature's tables, or which one this database lacks (optional features).
+#[derive(Debug, Clone)]
+pub enum FeatureTables {
+    Present {
+        feature: ChildLookup,
+        task: Option<ChildLookup>,
+    },
+    Missing {
+        table: String,
+    },
 }
 
 /// How to fetch the rows below a set of parent ids.
@@ -172,6 +183,21 @@ impl Plan {
             let file = &feature.file;
             let spec = &feature.spec.feature;
             let entry = format!("feature ({})", spec.table);
+            if feature.spec.optional
+                && let Some(missing) = compiler.first_missing_table(&feature.spec).await?
+            {
+                compiler.warnings.push(format!(
+                    "{}: table {missing} does not exist; the feature is optional, so each client row \
+                     of type {:?} will be reported as a missing_table anomaly",
+                    file.display(),
+                    feature.spec.types
+                ));
+                features.push(FeatureLookup {
+                    types: feature.spec.types.clone(),
+                    tables: FeatureTables::Missing { table: missing },
+                });
+                continue;
+            }
             let lookup = compiler
                 .child_lookup(
                     file,
@@ -225,8 +251,10 @@ impl Plan {
             };
             features.push(FeatureLookup {
                 types: feature.spec.types.clone(),
-                feature: lookup,
-                task,
+                tables: FeatureTables::Present {
+                    feature: lookup,
+                    task,
+                },
             });
         }
 
@@ -262,12 +290,17 @@ impl Plan {
             }
         };
         for feature in &self.features {
-            if let Some(task) = &feature.task {
+            if let FeatureTables::Present {
+                task: Some(task), ..
+            } = &feature.tables
+            {
                 push(&task.table);
             }
         }
         for feature in &self.features {
-            push(&feature.feature.table);
+            if let FeatureTables::Present { feature, .. } = &feature.tables {
+                push(&feature.table);
+            }
         }
         for name in &client_tables {
             push(name);
@@ -277,6 +310,27 @@ impl Plan {
 }
 
 impl Compiler<'_> {
+    /// The first of a feature's tables that this database lacks.
+    async fn first_missing_table(
+        &self,
+        spec: &super::FeatureFile,
+    ) -> Result<Option<String>, CatalogError> {
+        let mut tables = vec![&spec.feature.table];
+        if let Some(task) = &spec.task {
+            tables.push(&task.table);
+        }
+        for table in tables {
+            let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                .bind(table.quoted())
+                .fetch_one(self.pool)
+                .await?;
+            if !exists {
+                return Ok(Some(table.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
     /// Reads a table's columns once; a missing table is an error naming the
     /// catalog entry.
     async fn columns_of(

@@ -5,6 +5,7 @@
 //! `lethe example load --members N --requests M` runs [`load`] against the
 //! configured database and S3.
 
+pub mod features;
 pub mod shapes;
 
 use std::sync::Arc;
@@ -16,7 +17,11 @@ use tokio::task::JoinSet;
 use crate::error::Error;
 use crate::objects::ObjectStore;
 use crate::references::ObjectRef;
-use shapes::{FEATURES, INPUTS_BUCKET, RESULTS_BUCKET, SHARED_SAMPLE_KEY};
+use features::{FEATURES, feature_for};
+use shapes::{
+    DEFAULT_AVATAR_KEY, Era, INPUTS_BUCKET, RESULTS_BUCKET, SHARED_SAMPLE_KEY, STYLE_PRESET_KEYS,
+    object,
+};
 
 const SCHEMA: &str = include_str!("schema.sql");
 const FEATURE_TABLES: &str = include_str!("feature_tables.sql");
@@ -34,6 +39,7 @@ pub struct ExampleSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadSummary {
     pub members: Vec<MemberSummary>,
+    /// Shared objects (protected; referenced by many members).
     pub shared: Vec<ObjectRef>,
     pub rows: usize,
     pub objects: usize,
@@ -43,8 +49,23 @@ pub struct LoadSummary {
 pub struct MemberSummary {
     pub key: String,
     pub requests: usize,
+    /// All of this member's requests are in `client_old` (they left before
+    /// the migration), as some of the seed's members did.
+    pub legacy_only: bool,
     /// The objects this member owns (all to be erased with them).
     pub objects: Vec<ObjectRef>,
+}
+
+/// Every table of the example service.
+pub fn tables() -> Vec<String> {
+    let mut tables: Vec<String> = ["client_old", "client_temp", "client"]
+        .map(String::from)
+        .to_vec();
+    for feature in &FEATURES {
+        tables.push(format!("{}_feature", feature.stem));
+        tables.push(format!("{}_task", feature.stem));
+    }
+    tables
 }
 
 /// Creates the example service's tables (idempotent).
@@ -53,15 +74,29 @@ pub async fn create_schema(pool: &PgPool) -> Result<(), Error> {
     sqlx::raw_sql(AssertSqlSafe(SCHEMA))
         .execute(&mut *tx)
         .await?;
-    for (_, name) in FEATURES {
-        let sql = FEATURE_TABLES.replace("{name}", name);
+    for feature in &FEATURES {
+        let sql = FEATURE_TABLES.replace("{name}", feature.stem);
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-/// Creates the example buckets if they do not exist, and the shared sample.
+/// The shared objects: samples, style presets, the default avatar.
+pub fn shared_objects() -> Vec<ObjectRef> {
+    let mut shared = vec![
+        object(INPUTS_BUCKET, SHARED_SAMPLE_KEY),
+        object(INPUTS_BUCKET, DEFAULT_AVATAR_KEY),
+    ];
+    shared.extend(
+        STYLE_PRESET_KEYS
+            .iter()
+            .map(|key| object(INPUTS_BUCKET, *key)),
+    );
+    shared
+}
+
+/// Creates the example buckets if they do not exist, and the shared objects.
 pub async fn create_buckets(objects: &ObjectStore) -> Result<Vec<ObjectRef>, Error> {
     for bucket in [INPUTS_BUCKET, RESULTS_BUCKET] {
         if let Err(err) = objects.client().create_bucket().bucket(bucket).send().await {
@@ -75,23 +110,22 @@ pub async fn create_buckets(objects: &ObjectStore) -> Result<Vec<ObjectRef>, Err
             }
         }
     }
-    let shared = ObjectRef {
-        bucket: INPUTS_BUCKET.to_owned(),
-        key: SHARED_SAMPLE_KEY.to_owned(),
-    };
-    put(objects, &shared).await?;
-    Ok(vec![shared])
+    let shared = shared_objects();
+    for object in &shared {
+        put(objects, object, EXAMPLE_BODY.to_vec()).await?;
+    }
+    Ok(shared)
 }
 
-async fn put(objects: &ObjectStore, object: &ObjectRef) -> Result<(), Error> {
+const EXAMPLE_BODY: &[u8] = b"lethe example object\n";
+
+pub async fn put(objects: &ObjectStore, object: &ObjectRef, body: Vec<u8>) -> Result<(), Error> {
     objects
         .client()
         .put_object()
         .bucket(&object.bucket)
         .key(&object.key)
-        .body(aws_sdk_s3::primitives::ByteStream::from_static(
-            b"lethe example object\n",
-        ))
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
         .send()
         .await
         .map_err(|err| crate::objects::ObjectError::from_sdk("PutObject", &object.bucket, err))?;
@@ -104,6 +138,20 @@ struct Generated {
     client_table: &'static str,
     client_id: i64,
     data: shapes::RequestData,
+}
+
+/// Where a member's `n`-th request lives: the first 30% of a history in
+/// `client_old`, the next 20% in `client_temp`, the rest in `client`; a
+/// legacy-only member has everything in `client_old`.
+fn placement(n: usize, requests: usize, legacy_only: bool) -> (&'static str, Era) {
+    if legacy_only {
+        return ("client_old", Era::Old);
+    }
+    match n * 10 / requests.max(1) {
+        0..=2 => ("client_old", Era::Old),
+        3..=4 => ("client_temp", Era::Middle),
+        _ => ("client", Era::Current),
+    }
 }
 
 /// Creates the schema and buckets, then generates the members, their rows
@@ -120,57 +168,84 @@ pub async fn load(
         .map(|i| MemberSummary {
             key: format!("{}-{i:05}", spec.member_prefix),
             requests: spec.requests_per_member,
+            // Every fifth member left before the client table migration.
+            legacy_only: i % 5 == 0,
             objects: Vec::new(),
         })
         .collect();
 
     let total = spec.members * spec.requests_per_member;
-    let client_ids: Vec<i64> =
-        sqlx::query_scalar("SELECT nextval('client_id_seq') FROM generate_series(1, $1)")
-            .bind(total as i64)
-            .fetch_all(pool)
-            .await?;
-    let mut generated = Vec::with_capacity(total);
-    for (m, member) in members.iter_mut().enumerate() {
+    let mut rows = 0;
+    let mut object_count = 0;
+    // Members are generated and written a thousand requests at a time, so
+    // memory stays bounded by the chunk, not by the member's size.
+    let mut generated = Vec::with_capacity(1000.min(total));
+    let mut uploads: Vec<(ObjectRef, Vec<u8>)> = Vec::new();
+    for m in 0..members.len() {
         for n in 0..spec.requests_per_member {
-            // The first 30% of a member's history lives in client_old, the
-            // next 20% in client_temp (both legacy shapes); the rest in the
-            // current table, where shapes are mostly new.
-            let share = n * 10 / spec.requests_per_member.max(1);
-            let (client_table, legacy) = match share {
-                0..=2 => ("client_old", true),
-                3..=4 => ("client_temp", true),
-                _ => ("client", n % 5 == 0),
-            };
-            let data = shapes::request(&member.key, n, legacy);
+            let member = &mut members[m];
+            let (client_table, era) = placement(n, spec.requests_per_member, member.legacy_only);
+            let data = shapes::request(
+                &member.key,
+                n,
+                spec.requests_per_member,
+                feature_for(n),
+                era,
+            );
             member.objects.extend(data.owned.iter().cloned());
             generated.push(Generated {
                 member: m,
                 client_table,
-                client_id: client_ids[generated.len()],
+                client_id: 0,
                 data,
             });
+            if generated.len() == 1000 {
+                let (r, o) = flush(pool, objects, &members, &mut generated, &mut uploads).await?;
+                rows += r;
+                object_count += o;
+            }
         }
     }
-
-    let mut rows = 0;
-    for chunk in generated.chunks(1000) {
-        rows += insert_chunk(pool, &members, chunk).await?;
-    }
-
-    let all: Vec<ObjectRef> = members
-        .iter()
-        .flat_map(|m| m.objects.iter().cloned())
-        .collect();
-    let object_count = all.len();
-    upload(objects, all).await?;
-
+    let (r, o) = flush(pool, objects, &members, &mut generated, &mut uploads).await?;
+    rows += r;
+    object_count += o;
     Ok(LoadSummary {
         members,
         shared,
         rows,
         objects: object_count,
     })
+}
+
+/// Writes a chunk of generated requests and uploads their objects.
+async fn flush(
+    pool: &PgPool,
+    objects: &ObjectStore,
+    members: &[MemberSummary],
+    generated: &mut Vec<Generated>,
+    uploads: &mut Vec<(ObjectRef, Vec<u8>)>,
+) -> Result<(usize, usize), Error> {
+    if generated.is_empty() {
+        return Ok((0, 0));
+    }
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT nextval('client_id_seq') FROM generate_series(1, $1)")
+            .bind(generated.len() as i64)
+            .fetch_all(pool)
+            .await?;
+    for (g, id) in generated.iter_mut().zip(ids) {
+        g.client_id = id;
+        let documents: Vec<&ObjectRef> = g.data.documents.iter().map(|(o, _)| o).collect();
+        for object in g.data.owned.iter().filter(|o| !documents.contains(o)) {
+            uploads.push((object.clone(), EXAMPLE_BODY.to_vec()));
+        }
+        uploads.extend(g.data.documents.iter().cloned());
+    }
+    let rows = insert_chunk(pool, members, generated).await?;
+    let count = uploads.len();
+    upload(objects, std::mem::take(uploads)).await?;
+    generated.clear();
+    Ok((rows, count))
 }
 
 async fn insert_chunk(
@@ -195,19 +270,17 @@ async fn insert_chunk(
             .iter()
             .map(|g| format!("10.{}.{}.{}", g.member % 250, g.client_id % 250, 7))
             .collect();
-        let created_at = if table == "client" {
-            // Spread over the partitions.
-            ", created_at"
+        // The current table is partitioned by created_at: spread the rows.
+        let (created_column, created_value) = if table == "client" {
+            (
+                ", created_at",
+                ", timestamptz '2025-06-01' + (id % 500) * interval '1 day'",
+            )
         } else {
-            ""
-        };
-        let created_value = if table == "client" {
-            ", timestamptz '2025-06-01' + (id % 500) * interval '1 day'"
-        } else {
-            ""
+            ("", "")
         };
         let sql = format!(
-            "INSERT INTO {table} (id, client_key, type, ip_address, user_agent{created_at}) \
+            "INSERT INTO {table} (id, client_key, type, ip_address, user_agent{created_column}) \
              SELECT id, k, t, ip, 'Mozilla/5.0 (example)'{created_value} \
                FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(id, k, t, ip)"
         );
@@ -220,14 +293,15 @@ async fn insert_chunk(
             .await?
             .rows_affected() as usize;
     }
-    for (feature_type, name) in FEATURES {
+    for feature in &FEATURES {
         let mine: Vec<&Generated> = chunk
             .iter()
-            .filter(|g| g.data.feature_type == feature_type)
+            .filter(|g| g.data.feature_type == feature.feature_type)
             .collect();
         if mine.is_empty() {
             continue;
         }
+        let name = feature.stem;
         let client_ids: Vec<i64> = mine.iter().map(|g| g.client_id).collect();
         let prompts: Vec<String> = mine
             .iter()
@@ -241,9 +315,9 @@ async fn insert_chunk(
             .collect();
         let options: Vec<serde_json::Value> = mine.iter().map(|g| g.data.option.clone()).collect();
         let results: Vec<serde_json::Value> = mine.iter().map(|g| g.data.result.clone()).collect();
-        // One feature row and one task row per request; the task row
-        // points at the feature row through the ids RETURNING gives back,
-        // matched by client id.
+        // One feature row and one task row per request; the task row points
+        // at the feature row through the ids RETURNING gives back, matched
+        // by client id.
         let sql = format!(
             "WITH f AS ( \
                  INSERT INTO {name}_feature (client_id, prompt, option) \
@@ -268,15 +342,17 @@ async fn insert_chunk(
 }
 
 /// Uploads objects, 32 in flight.
-async fn upload(objects: &ObjectStore, all: Vec<ObjectRef>) -> Result<(), Error> {
+async fn upload(objects: &ObjectStore, all: Vec<(ObjectRef, Vec<u8>)>) -> Result<(), Error> {
     let store = Arc::new(objects.clone());
     let mut pending = all.into_iter();
     let mut running = JoinSet::new();
     loop {
         while running.len() < 32 {
-            let Some(object) = pending.next() else { break };
+            let Some((object, body)) = pending.next() else {
+                break;
+            };
             let store = store.clone();
-            running.spawn(async move { put(&store, &object).await });
+            running.spawn(async move { put(&store, &object, body).await });
         }
         match running.join_next().await {
             Some(joined) => joined.expect("upload task panicked")?,

@@ -1,155 +1,380 @@
-//! The example service's data shapes, old and new, as the seed describes
-//! them: how each feature's option and result JSON looked over the years,
-//! and the URL styles its rows use for the same objects.
+//! The example service's data shapes over its history, as the seed describes
+//! them: how each feature's option and result JSON spelled file references
+//! in each era, and which URL styles its rows used for the same objects.
+//!
+//! Eras follow the client tables: `client_old` rows are the oldest (a lone
+//! URL in a per-feature legacy field, S3 or CloudFront), `client_temp` rows
+//! the middle era (`bucket` + `key` + a CloudFront or S3 `url`), and
+//! `client` rows the current one (`inputFileList`, result `fileList`, with
+//! a few stragglers in older shapes).
 
 use serde_json::{Value, json};
 
+use super::features::{Feature, Kind};
 use crate::references::ObjectRef;
 use crate::references::percent::encode_key;
 
 pub const INPUTS_BUCKET: &str = "lethe-example-inputs";
 pub const RESULTS_BUCKET: &str = "lethe-example-results";
-pub const CLOUDFRONT_DOMAIN: &str = "d1example.cloudfront.net";
-/// A sample input every member may use: shared, protected, never deleted.
+/// CloudFront in front of the results bucket.
+pub const RESULTS_CDN: &str = "d1example.cloudfront.net";
+/// CloudFront in front of the inputs bucket.
+pub const INPUTS_CDN: &str = "d2inputs.cloudfront.net";
+/// Sample inputs every member may pick: shared, protected, never deleted.
 pub const SHARED_SAMPLE_KEY: &str = "shared/samples/고양이 sample.png";
-
-/// The example's feature types, and their table name stems.
-pub const FEATURES: [(&str, &str); 3] = [
-    ("TEXT_TO_IMAGE", "text_to_image"),
-    ("IMAGE_TO_IMAGE", "image_to_image"),
-    ("UPSCALE", "upscale"),
+/// Style presets: shared, protected.
+pub const STYLE_PRESET_KEYS: [&str; 3] = [
+    "shared/styles/watercolour.png",
+    "shared/styles/oil paint.png",
+    "shared/styles/픽셀.png",
 ];
+/// An exact protected key outside the shared prefix.
+pub const DEFAULT_AVATAR_KEY: &str = "presets/default-avatar.png";
 
-/// One generated request: its JSON and the objects it owns.
+/// Which era's shapes a row uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    Old,
+    Middle,
+    Current,
+}
+
+/// One generated request: its JSON and the objects behind it.
 #[derive(Debug, Clone)]
 pub struct RequestData {
     pub feature_type: &'static str,
     pub option: Value,
     pub result: Value,
-    /// Objects this request created (to upload, and to be erased).
+    /// Objects this request created: uploaded, and erased with the member.
     pub owned: Vec<ObjectRef>,
-    /// Whether it used the shared sample as input.
-    pub uses_shared: bool,
+    /// JSON documents to upload with these bodies (PDF extraction results);
+    /// they are also in `owned`.
+    pub documents: Vec<(ObjectRef, Vec<u8>)>,
+    /// Shared objects it references (retained).
+    pub shared: Vec<ObjectRef>,
+}
+
+pub fn object(bucket: &str, key: impl Into<String>) -> ObjectRef {
+    ObjectRef {
+        bucket: bucket.to_owned(),
+        key: key.into(),
+    }
 }
 
 /// URL spellings of one object, as different generations of the service wrote them.
-pub fn virtual_hosted(object: &ObjectRef) -> String {
+pub fn virtual_hosted(o: &ObjectRef) -> String {
     format!(
         "https://{}.s3.ap-northeast-2.amazonaws.com/{}",
-        object.bucket,
-        encode_key(&object.key)
+        o.bucket,
+        encode_key(&o.key)
     )
 }
 
-pub fn path_style(object: &ObjectRef) -> String {
+pub fn path_style(o: &ObjectRef) -> String {
     format!(
         "https://s3.ap-northeast-2.amazonaws.com/{}/{}",
-        object.bucket,
-        encode_key(&object.key)
+        o.bucket,
+        encode_key(&o.key)
     )
 }
 
-pub fn cloudfront(object: &ObjectRef) -> String {
-    assert_eq!(
-        object.bucket, RESULTS_BUCKET,
-        "only results are behind CloudFront"
-    );
-    format!("https://{CLOUDFRONT_DOMAIN}/{}", encode_key(&object.key))
+pub fn legacy_global(o: &ObjectRef) -> String {
+    format!(
+        "https://{}.s3.amazonaws.com/{}",
+        o.bucket,
+        encode_key(&o.key)
+    )
 }
 
-fn object(bucket: &str, key: String) -> ObjectRef {
-    ObjectRef {
-        bucket: bucket.to_owned(),
-        key,
-    }
-}
-
-/// The data of request `n` of `member`; `legacy` picks the old shapes.
-pub fn request(member: &str, n: usize, legacy: bool) -> RequestData {
-    let (feature_type, _) = FEATURES[n % FEATURES.len()];
-    let base = format!("{member}/{n:06}");
-    let input = object(INPUTS_BUCKET, format!("inputs/{base}/원본 이미지.png"));
-    let uses_shared = feature_type == "IMAGE_TO_IMAGE" && n % 7 == 3;
-    let shared = object(INPUTS_BUCKET, SHARED_SAMPLE_KEY.to_owned());
-    let mut owned = Vec::new();
-
-    let option = match (feature_type, legacy) {
-        ("TEXT_TO_IMAGE", true) => json!({"width": 1024, "height": 1024, "style": "photo"}),
-        ("TEXT_TO_IMAGE", false) => json!({"width": 1024, "height": 768, "inputFileList": []}),
-        ("IMAGE_TO_IMAGE", true) => {
-            let source = if uses_shared { &shared } else { &input };
-            json!({"inputImageUrl": virtual_hosted(source), "strength": 0.6})
-        }
-        ("IMAGE_TO_IMAGE", false) => {
-            let source = if uses_shared { &shared } else { &input };
-            json!({
-                "inputFileList": [{
-                    "bucket": source.bucket, "key": source.key,
-                    "url": virtual_hosted(source), "inputFileType": "originalImage"
-                }],
-                "strength": 0.6
-            })
-        }
-        ("UPSCALE", true) => json!({"imageUrl": path_style(&input), "scale": 2}),
-        (_, _) => json!({
-            "bucket": input.bucket, "key": input.key, "url": virtual_hosted(&input), "scale": 4
-        }),
-    };
-    if feature_type != "TEXT_TO_IMAGE" && !uses_shared {
-        owned.push(input);
-    }
-
-    // Most requests make one image; every fourth current one makes four.
-    let images = if !legacy && n.is_multiple_of(4) { 4 } else { 1 };
-    let results: Vec<ObjectRef> = (0..images)
-        .map(|i| object(RESULTS_BUCKET, format!("results/{base}/result-{i}.png")))
-        .collect();
-    let result = if legacy {
-        let png = &results[0];
-        let webp = object(RESULTS_BUCKET, format!("results/{base}/result-0.webp"));
-        let value = if feature_type == "UPSCALE" {
-            json!({"url": cloudfront(png)})
-        } else {
-            json!({"url": virtual_hosted(png), "webpUrl": path_style(&webp)})
-        };
-        owned.push(png.clone());
-        if feature_type != "UPSCALE" {
-            owned.push(webp);
-        }
-        value
+pub fn cloudfront(o: &ObjectRef) -> String {
+    let domain = if o.bucket == RESULTS_BUCKET {
+        RESULTS_CDN
     } else {
-        let list: Vec<Value> = results
-            .iter()
-            .map(|r| json!({"url": cloudfront(r), "type": "RESULT_IMAGE", "mimeType": "image/png"}))
-            .collect();
-        owned.extend(results);
-        json!({"fileList": list})
+        INPUTS_CDN
     };
-    RequestData {
-        feature_type,
-        option,
-        result,
-        owned,
-        uses_shared,
+    format!("https://{domain}/{}", encode_key(&o.key))
+}
+
+/// A URL copied from the S3 console: spaces written as `+`.
+pub fn console_copied(o: &ObjectRef) -> String {
+    virtual_hosted(o).replace("%20", "+")
+}
+
+/// An S3 URL in one of the styles the service used, varying with `n`.
+fn s3_url(o: &ObjectRef, n: usize) -> String {
+    match n % 3 {
+        0 => virtual_hosted(o),
+        1 => path_style(o),
+        _ => legacy_global(o),
     }
+}
+
+/// The data of request `n` (of `requests`) of `member`.
+pub fn request(
+    member: &str,
+    n: usize,
+    requests: usize,
+    feature: &Feature,
+    era: Era,
+) -> RequestData {
+    let base = format!("{member}/{n:06}");
+    let mut data = RequestData {
+        feature_type: feature.feature_type,
+        option: json!({}),
+        result: json!({}),
+        owned: Vec::new(),
+        documents: Vec::new(),
+        shared: Vec::new(),
+    };
+    data.option = option(&mut data, feature, era, n, &base);
+    data.result = if feature.kind == Kind::Pdf {
+        pdf_result(&mut data, era, n, requests, &base)
+    } else {
+        result(&mut data, feature, era, n, &base)
+    };
+    data
+}
+
+/// The inputs of a request: (file, inputFileType, legacy field).
+fn inputs(
+    data: &mut RequestData,
+    feature: &Feature,
+    n: usize,
+    base: &str,
+) -> Vec<(ObjectRef, &'static str, &'static str)> {
+    let own = |name: &str| object(INPUTS_BUCKET, format!("inputs/{base}/{name}"));
+    let main = match (feature.feature_type, n % 7) {
+        ("IMAGE_TO_IMAGE", 3) => object(INPUTS_BUCKET, SHARED_SAMPLE_KEY),
+        ("FACE_RESTORE", _) => own("얼굴 사진.png"),
+        ("PHOTO_ENHANCE", _) => own("before+after.png"),
+        ("PDF_EXTRACT", _) => own("계약서 스캔.pdf"),
+        _ => own("원본 이미지.png"),
+    };
+    let main_type = if feature.kind == Kind::Pdf {
+        "pdf"
+    } else {
+        "originalImage"
+    };
+    let mut list = vec![(main, main_type, feature.legacy_field)];
+    match feature.kind {
+        Kind::ImageAndMask => list.push((own("mask.png"), "maskImage", "maskImageUrl")),
+        Kind::ImageAndPreset => list.push((
+            object(
+                INPUTS_BUCKET,
+                STYLE_PRESET_KEYS[n % STYLE_PRESET_KEYS.len()],
+            ),
+            "styleImage",
+            "styleImageUrl",
+        )),
+        Kind::Selfies => {
+            for i in 1..3 {
+                list.push((own(&format!("selfie-{i}.jpg")), "selfie", "extraImageUrls"));
+            }
+        }
+        _ => {}
+    }
+    for (file, _, _) in &list {
+        if is_shared(file) {
+            data.shared.push(file.clone());
+        } else {
+            data.owned.push(file.clone());
+        }
+    }
+    list
+}
+
+fn is_shared(o: &ObjectRef) -> bool {
+    o.key.starts_with("shared/") || o.key == DEFAULT_AVATAR_KEY
+}
+
+fn option(data: &mut RequestData, feature: &Feature, era: Era, n: usize, base: &str) -> Value {
+    let mut option = json!({"width": 1024, "height": 1024, "seed": n});
+    if feature.kind == Kind::TextOnly {
+        if era == Era::Current {
+            option["inputFileList"] = json!([]);
+        }
+        if feature.feature_type == "LOGO_DESIGN" && n.is_multiple_of(5) {
+            // A default avatar pinned as a reference: protected by exact key.
+            let preset = object(INPUTS_BUCKET, DEFAULT_AVATAR_KEY);
+            option["imageUrl"] = json!(cloudfront(&preset));
+            data.shared.push(preset);
+        }
+        return option;
+    }
+    let inputs = inputs(data, feature, n, base);
+    match era {
+        // A lone URL per file in per-feature legacy fields: S3 or CloudFront.
+        Era::Old => {
+            for (file, _, field) in &inputs {
+                let url = match (feature.feature_type, n % 2) {
+                    ("FACE_RESTORE", _) => console_copied(file),
+                    (_, 0) => s3_url(file, n),
+                    _ => cloudfront(file),
+                };
+                set_field(&mut option, field, url);
+            }
+        }
+        // bucket + key + url (CloudFront or S3) at the top level.
+        Era::Middle => {
+            let (file, _, _) = &inputs[0];
+            let url = if n.is_multiple_of(2) {
+                cloudfront(file)
+            } else {
+                s3_url(file, n)
+            };
+            option["bucket"] = json!(file.bucket);
+            option["key"] = json!(file.key);
+            option["url"] = json!(url);
+            for (file, _, field) in inputs.iter().skip(1) {
+                set_field(&mut option, field, s3_url(file, n));
+            }
+        }
+        // inputFileList; one in ten current rows still in the middle shape.
+        Era::Current => {
+            if n % 10 == 9 {
+                return option_middle_straggler(option, &inputs, n);
+            }
+            let list: Vec<Value> = inputs
+                .iter()
+                .map(|(file, file_type, _)| {
+                    json!({"bucket": file.bucket, "key": file.key, "url": cloudfront(file), "inputFileType": file_type})
+                })
+                .collect();
+            option["inputFileList"] = json!(list);
+        }
+    }
+    option
+}
+
+fn option_middle_straggler(
+    mut option: Value,
+    inputs: &[(ObjectRef, &str, &str)],
+    n: usize,
+) -> Value {
+    let (file, _, _) = &inputs[0];
+    option["bucket"] = json!(file.bucket);
+    option["key"] = json!(file.key);
+    option["url"] = json!(s3_url(file, n));
+    for (file, _, field) in inputs.iter().skip(1) {
+        set_field(&mut option, field, cloudfront(file));
+    }
+    option
+}
+
+/// Sets a legacy field; fields named `...Urls` are arrays that collect.
+fn set_field(option: &mut Value, field: &str, url: String) {
+    if field.ends_with("Urls") {
+        match option.get_mut(field).and_then(Value::as_array_mut) {
+            Some(list) => list.push(json!(url)),
+            None => option[field] = json!([url]),
+        }
+    } else {
+        option[field] = json!(url);
+    }
+}
+
+fn result(data: &mut RequestData, feature: &Feature, era: Era, n: usize, base: &str) -> Value {
+    let png = |i: usize| object(RESULTS_BUCKET, format!("results/{base}/result-{i}.png"));
+    match era {
+        // `url`, and for some a `webpUrl` beside it.
+        Era::Old => {
+            let first = png(0);
+            let mut result = json!({"url": s3_url(&first, n)});
+            data.owned.push(first);
+            if n.is_multiple_of(4) {
+                let webp = object(RESULTS_BUCKET, format!("results/{base}/result-0.webp"));
+                result["webpUrl"] = json!(cloudfront(&webp));
+                data.owned.push(webp);
+            }
+            result
+        }
+        // Only `url`, through CloudFront.
+        Era::Middle => {
+            let first = png(0);
+            let result = json!({"url": cloudfront(&first)});
+            data.owned.push(first);
+            result
+        }
+        // `fileList`; items carry bucket + key in newer rows.
+        Era::Current => {
+            let list: Vec<Value> = (0..feature.images.max(1))
+                .map(|i| {
+                    let file = png(i);
+                    let item = if n.is_multiple_of(2) {
+                        json!({"url": cloudfront(&file), "type": "RESULT_IMAGE", "mimeType": "image/png"})
+                    } else {
+                        json!({"bucket": file.bucket, "key": file.key, "url": cloudfront(&file), "type": "RESULT_IMAGE"})
+                    };
+                    data.owned.push(file);
+                    item
+                })
+                .collect();
+            json!({"fileList": list})
+        }
+    }
+}
+
+/// Images in a member's PDF extractions: the first PDF of a member with at
+/// least 5,000 requests yields 1,000 (the seed's case); others a handful.
+pub fn pdf_images(n: usize, requests: usize, first_pdf: bool) -> usize {
+    if first_pdf && requests >= 5_000 {
+        1_000
+    } else {
+        2 + n % 9
+    }
+}
+
+fn pdf_result(data: &mut RequestData, era: Era, n: usize, requests: usize, base: &str) -> Value {
+    let document = object(RESULTS_BUCKET, format!("pdf/{base}/extract.json"));
+    let images = pdf_images(n, requests, n == first_pdf_index(requests));
+    let keys: Vec<String> = (0..images)
+        .map(|i| format!("pdf/{base}/images/page-{:03}-{}.png", i / 4 + 1, i % 4))
+        .collect();
+    for key in &keys {
+        data.owned.push(object(RESULTS_BUCKET, key.clone()));
+    }
+    // The extracted text is personal data too; it lives in S3, not the row.
+    let body = json!({"fileKeyList": keys, "pageCount": images / 4 + 1, "texts": ["성명: 홍길동", "주소: ..."]});
+    data.documents
+        .push((document.clone(), serde_json::to_vec(&body).expect("json")));
+    data.owned.push(document.clone());
+    let mut result = json!({"pageCount": images / 4 + 1});
+    match era {
+        Era::Old => result["url"] = json!(s3_url(&document, n)),
+        _ => {
+            result["bucket"] = json!(document.bucket);
+            result["key"] = json!(document.key);
+            result["url"] = json!(cloudfront(&document));
+        }
+    }
+    result
+}
+
+/// The request index of a member's first PDF extraction.
+pub fn first_pdf_index(requests: usize) -> usize {
+    (0..requests)
+        .find(|n| super::features::feature_for(*n).kind == Kind::Pdf)
+        .unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::Catalog;
+    use crate::example::features::{FEATURES, feature_for};
     use crate::references::{Resolution, Resolver};
 
     /// Every URL the generator writes resolves, through the shipped
-    /// catalog, to an object the request owns (or the shared sample).
+    /// catalog, to an object the request owns or a shared one (the
+    /// console-copied ones are ambiguous by design).
     #[test]
-    fn generated_references_resolve_to_owned_objects() {
+    fn generated_references_resolve_to_the_requests_objects() {
         let catalog =
             Catalog::load(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/example")).unwrap();
         let resolver = Resolver::new(&catalog.storage);
-        for n in 0..40 {
-            for legacy in [true, false] {
-                let data = request("member-00001", n, legacy);
+        for n in 0..400 {
+            for era in [Era::Old, Era::Middle, Era::Current] {
+                let data = request("member-00001", n, 400, feature_for(n), era);
                 let mut found = Vec::new();
                 for value in [&data.option, &data.result] {
                     collect_strings(value, &mut found);
@@ -160,11 +385,24 @@ mod tests {
                             assert!(data.owned.contains(&object), "{url}")
                         }
                         Resolution::Protected { object, .. } => {
-                            assert_eq!(object.key, SHARED_SAMPLE_KEY)
+                            assert!(data.shared.contains(&object), "{url}")
+                        }
+                        Resolution::Ambiguous { space, .. } => {
+                            assert!(data.owned.contains(&space), "{url}")
                         }
                         other => panic!("{url}: {other:?}"),
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_feature_and_era_references_its_files() {
+        for feature in &FEATURES {
+            for era in [Era::Old, Era::Middle, Era::Current] {
+                let data = request("m", 4, 100, feature, era);
+                assert!(!data.owned.is_empty(), "{} {era:?}", feature.feature_type);
             }
         }
     }

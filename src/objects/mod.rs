@@ -166,8 +166,14 @@ impl ObjectStore {
         Ok(survivors)
     }
 
-    /// Reads a whole object (used for JSON manifests that list more objects).
-    pub async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, ObjectError> {
+    /// Reads a whole object of at most `max_bytes` (JSON manifests that list
+    /// more objects). `None`: it does not exist; `Some(None)`: it is larger.
+    pub async fn get_bounded(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Option<Vec<u8>>>, ObjectError> {
         let output = match self
             .client
             .get_object()
@@ -184,9 +190,23 @@ impl ObjectStore {
                 return Err(ObjectError::from_sdk("GetObject", bucket, err));
             }
         };
-        let bytes = output.body.collect().await.map_err(|err| {
-            ObjectError::transient("GetObject", bucket, format!("reading the body: {err}"))
-        })?;
-        Ok(Some(bytes.into_bytes().to_vec()))
+        if output
+            .content_length()
+            .is_some_and(|len| len as u64 > max_bytes)
+        {
+            return Ok(Some(None));
+        }
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|err| {
+                ObjectError::transient("GetObject", bucket, format!("reading the body: {err}"))
+            })?
+            .into_bytes();
+        if bytes.len() as u64 > max_bytes {
+            return Ok(Some(None));
+        }
+        Ok(Some(Some(bytes.to_vec())))
     }
 }

@@ -25,6 +25,8 @@ pub struct ManifestObject {
     pub protected: bool,
     /// The table whose row referenced it.
     pub source_table: String,
+    /// It lists other objects (they come before it in the manifest).
+    pub container: bool,
 }
 
 /// Something that could not be resolved or erased.
@@ -52,6 +54,7 @@ pub struct PendingObject {
     pub seq: i64,
     pub bucket: String,
     pub key: String,
+    pub container: bool,
 }
 
 /// Writes one discovery batch's findings.
@@ -88,15 +91,17 @@ pub async fn add(
             .map(|o| if o.protected { "protected" } else { "delete" })
             .collect();
         let sources: Vec<&str> = objects.iter().map(|o| o.source_table.as_str()).collect();
+        let containers: Vec<bool> = objects.iter().map(|o| o.container).collect();
         // seq continues after the request's last object, in the order given:
         // the caller lists contained objects before their container.
         let inserted: Vec<String> = sqlx::query_scalar(
             "INSERT INTO erasure_manifest_objects \
-                    (request_id, seq, bucket, object_key, disposition, source_table) \
+                    (request_id, seq, bucket, object_key, disposition, source_table, container) \
              SELECT $1, \
                     (SELECT coalesce(max(seq), 0) FROM erasure_manifest_objects WHERE request_id = $1) + n, \
-                    b, k, d, s \
-               FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(b, k, d, s, n) \
+                    b, k, d, s, c \
+               FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::bool[]) \
+                    WITH ORDINALITY AS u(b, k, d, s, c, n) \
              ON CONFLICT DO NOTHING \
              RETURNING disposition",
         )
@@ -105,6 +110,7 @@ pub async fn add(
         .bind(&keys)
         .bind(&dispositions)
         .bind(&sources)
+        .bind(&containers)
         .fetch_all(&mut *conn)
         .await?;
         added.objects_to_delete = inserted.iter().filter(|d| *d == "delete").count() as i64;
@@ -161,8 +167,8 @@ pub async fn objects_after(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<PendingObject>, Error> {
-    let rows: Vec<(i64, String, String)> = sqlx::query_as(
-        "SELECT seq, bucket, object_key FROM erasure_manifest_objects \
+    let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(
+        "SELECT seq, bucket, object_key, container FROM erasure_manifest_objects \
           WHERE request_id = $1 AND disposition = 'delete' AND seq > $2 \
           ORDER BY seq LIMIT $3",
     )
@@ -173,7 +179,12 @@ pub async fn objects_after(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(seq, bucket, key)| PendingObject { seq, bucket, key })
+        .map(|(seq, bucket, key, container)| PendingObject {
+            seq,
+            bucket,
+            key,
+            container,
+        })
         .collect())
 }
 

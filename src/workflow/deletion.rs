@@ -53,25 +53,33 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::DeletingObjects, batch).await?;
 
-    // One DeleteObjects call per bucket, buckets in order of first appearance
-    // so that objects listed inside another object go before it.
-    let mut by_bucket: Vec<(String, Vec<String>)> = Vec::new();
-    for object in &pending {
-        match by_bucket
-            .iter_mut()
-            .find(|(bucket, _)| *bucket == object.bucket)
-        {
-            Some((_, keys)) => keys.push(object.key.clone()),
-            None => by_bucket.push((object.bucket.clone(), vec![object.key.clone()])),
-        }
-    }
+    // Two rounds: plain objects first, then containers (JSON documents that
+    // list other objects), so a container never goes before what it names;
+    // within a round, one DeleteObjects call per bucket.
     let mut refused: BTreeMap<(String, String), Vec<KeyFailure>> = BTreeMap::new();
-    for (bucket, keys) in &by_bucket {
-        for failure in ctx.objects.delete_keys(bucket, keys).await? {
-            refused
-                .entry((bucket.clone(), failure.code.clone()))
-                .or_default()
-                .push(failure);
+    let mut calls = 0;
+    for containers in [false, true] {
+        let mut by_bucket: Vec<(&str, Vec<String>)> = Vec::new();
+        for object in pending.iter().filter(|o| o.container == containers) {
+            match by_bucket
+                .iter_mut()
+                .find(|(bucket, _)| *bucket == object.bucket)
+            {
+                Some((_, keys)) => keys.push(object.key.clone()),
+                None => by_bucket.push((&object.bucket, vec![object.key.clone()])),
+            }
+        }
+        for (bucket, keys) in &by_bucket {
+            calls += 1;
+            for failure in ctx.objects.delete_keys(bucket, keys).await? {
+                refused
+                    .entry((bucket.to_string(), failure.code.clone()))
+                    .or_default()
+                    .push(failure);
+            }
+        }
+        if !refused.is_empty() {
+            break;
         }
     }
     if !refused.is_empty() {
@@ -101,7 +109,7 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     tx.commit().await?;
     tracing::info!(
         request_id = %lease.request_id, phase = %Phase::DeletingObjects, batch, total = ?total,
-        objects = seqs.len(), buckets = by_bucket.len(), "batch committed"
+        objects = seqs.len(), calls, "batch committed"
     );
     Ok(Step::Batch {
         phase: Phase::DeletingObjects,

@@ -13,8 +13,10 @@
 
 pub mod deletion;
 pub mod discovery;
+pub mod dry_run;
 pub mod masking;
 pub mod state;
+pub mod targets;
 pub mod verification;
 
 use std::sync::Arc;

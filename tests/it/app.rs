@@ -27,19 +27,6 @@ pub fn example_catalog() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/example")
 }
 
-/// Every table of the example service, for snapshots.
-pub const EXAMPLE_TABLES: [&str; 9] = [
-    "client_old",
-    "client_temp",
-    "client",
-    "text_to_image_feature",
-    "text_to_image_task",
-    "image_to_image_feature",
-    "image_to_image_task",
-    "upscale_feature",
-    "upscale_task",
-];
-
 pub struct TestApp {
     pub db: TestDatabase,
     pub s3: TestS3,
@@ -219,7 +206,7 @@ impl TestApp {
     /// Snapshot of every row of the example tables: (table, id) -> row text.
     pub async fn snapshot(&self) -> BTreeMap<(String, String), String> {
         let mut rows = BTreeMap::new();
-        for table in EXAMPLE_TABLES {
+        for table in lethe::example::tables() {
             let found: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT id::text, t::text FROM {table} t"
             )))
@@ -227,7 +214,7 @@ impl TestApp {
             .await
             .expect("snapshot query");
             for (id, text) in found {
-                rows.insert((table.to_owned(), id), text);
+                rows.insert((table.clone(), id), text);
             }
         }
         rows
@@ -247,7 +234,7 @@ impl TestApp {
             .expect("client rows");
             rows.extend(ids.into_iter().map(|id| (client.to_owned(), id)));
         }
-        for feature in ["text_to_image", "image_to_image", "upscale"] {
+        for feature in lethe::example::features::FEATURES.iter().map(|f| f.stem) {
             let found: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT f.id::text, t.id::text FROM {feature}_feature f \
                    LEFT JOIN {feature}_task t ON t.feature_id = f.id \
