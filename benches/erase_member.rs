@@ -118,6 +118,7 @@ fn spec(prefix: &str, members: usize, requests: usize) -> ExampleSpec {
         members,
         requests_per_member: requests,
         member_prefix: prefix.to_owned(),
+        every_feature: false,
     }
 }
 

@@ -283,6 +283,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 members,
                 requests_per_member: requests,
                 member_prefix: prefix,
+                every_feature: false,
             };
             eprintln!("loading {members} member(s) x {requests} request(s) ...");
             let summary = lethe::example::load(engine.store().pool(), &objects, &spec).await?;

@@ -6,6 +6,8 @@ CREATE TABLE IF NOT EXISTS {name}_feature (
     client_id   bigint      NOT NULL,
     prompt      text,
     option      jsonb,
+    -- Before jsonb, options were stored as JSON text; old rows still are.
+    legacy_option text,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS {name}_feature_client_id ON {name}_feature (client_id);

@@ -33,6 +33,9 @@ pub struct ExampleSpec {
     pub requests_per_member: usize,
     /// Member keys are `<prefix>-00001`, `<prefix>-00002`, ...
     pub member_prefix: String,
+    /// Walk the features in turn instead of by their weights, so that even
+    /// a small member uses every feature (tests).
+    pub every_feature: bool,
 }
 
 /// What was generated.
@@ -313,15 +316,20 @@ async fn insert_chunk(
                 )
             })
             .collect();
-        let options: Vec<serde_json::Value> = mine.iter().map(|g| g.data.option.clone()).collect();
+        let options: Vec<Option<serde_json::Value>> =
+            mine.iter().map(|g| g.data.option.clone()).collect();
+        let legacy_options: Vec<Option<&str>> = mine
+            .iter()
+            .map(|g| g.data.legacy_option.as_deref())
+            .collect();
         let results: Vec<serde_json::Value> = mine.iter().map(|g| g.data.result.clone()).collect();
         // One feature row and one task row per request; the task row points
         // at the feature row through the ids RETURNING gives back, matched
         // by client id.
         let sql = format!(
             "WITH f AS ( \
-                 INSERT INTO {name}_feature (client_id, prompt, option) \
-                 SELECT c, p, o FROM UNNEST($1::bigint[], $2::text[], $3::jsonb[]) AS u(c, p, o) \
+                 INSERT INTO {name}_feature (client_id, prompt, option, legacy_option) \
+                 SELECT c, p, o, l FROM UNNEST($1::bigint[], $2::text[], $3::jsonb[], $5::text[]) AS u(c, p, o, l) \
                  RETURNING id, client_id) \
              INSERT INTO {name}_task (feature_id, result, gpu, timeline) \
              SELECT f.id, u.r, 'A100-80GB', jsonb_build_object('queuedMs', 120, 'runMs', 4200) \
@@ -332,6 +340,7 @@ async fn insert_chunk(
             .bind(&prompts)
             .bind(&options)
             .bind(&results)
+            .bind(&legacy_options)
             .execute(&mut *tx)
             .await?
             .rows_affected() as usize;

@@ -43,7 +43,9 @@ pub enum Era {
 #[derive(Debug, Clone)]
 pub struct RequestData {
     pub feature_type: &'static str,
-    pub option: Value,
+    /// NULL for the oldest rows, whose options are JSON text in `legacy_option`.
+    pub option: Option<Value>,
+    pub legacy_option: Option<String>,
     pub result: Value,
     /// Objects this request created: uploaded, and erased with the member.
     pub owned: Vec<ObjectRef>,
@@ -120,13 +122,20 @@ pub fn request(
     let base = format!("{member}/{n:06}");
     let mut data = RequestData {
         feature_type: feature.feature_type,
-        option: json!({}),
+        option: None,
+        legacy_option: None,
         result: json!({}),
         owned: Vec::new(),
         documents: Vec::new(),
         shared: Vec::new(),
     };
-    data.option = option(&mut data, feature, era, n, &base);
+    let option = option(&mut data, feature, era, n, &base);
+    // Half the oldest rows predate the jsonb column: their options are text.
+    if era == Era::Old && n % 2 == 1 {
+        data.legacy_option = Some(option.to_string());
+    } else {
+        data.option = Some(option);
+    }
     data.result = if feature.kind == Kind::Pdf {
         pdf_result(&mut data, era, n, requests, &base)
     } else {
@@ -376,7 +385,14 @@ mod tests {
             for era in [Era::Old, Era::Middle, Era::Current] {
                 let data = request("member-00001", n, 400, feature_for(n), era);
                 let mut found = Vec::new();
-                for value in [&data.option, &data.result] {
+                let legacy: Option<Value> = data
+                    .legacy_option
+                    .as_deref()
+                    .map(|t| serde_json::from_str(t).unwrap());
+                for value in [data.option.as_ref(), legacy.as_ref(), Some(&data.result)]
+                    .into_iter()
+                    .flatten()
+                {
                     collect_strings(value, &mut found);
                 }
                 for url in found.iter().filter(|s| s.starts_with("https://")) {

@@ -108,6 +108,7 @@ impl TestApp {
                 members,
                 requests_per_member: requests,
                 member_prefix: prefix.to_owned(),
+                every_feature: false,
             },
         )
         .await
@@ -288,7 +289,9 @@ impl TestApp {
                 "client_old" | "client_temp" | "client" => {
                     "client_key IS NULL AND ip_address IS NULL AND user_agent IS NULL"
                 }
-                t if t.ends_with("_feature") => "prompt IS NULL AND option = '{}'::jsonb",
+                t if t.ends_with("_feature") => {
+                    "prompt IS NULL AND option = '{}'::jsonb AND legacy_option IS NULL"
+                }
                 _ => "result = '{}'::jsonb AND gpu IS NOT NULL",
             };
             let masked: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
