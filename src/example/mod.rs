@@ -188,13 +188,12 @@ pub async fn load(
         for n in 0..spec.requests_per_member {
             let member = &mut members[m];
             let (client_table, era) = placement(n, spec.requests_per_member, member.legacy_only);
-            let data = shapes::request(
-                &member.key,
-                n,
-                spec.requests_per_member,
-                feature_for(n),
-                era,
-            );
+            let feature = if spec.every_feature {
+                &FEATURES[n % FEATURES.len()]
+            } else {
+                feature_for(n)
+            };
+            let data = shapes::request(&member.key, n, spec.requests_per_member, feature, era);
             member.objects.extend(data.owned.iter().cloned());
             generated.push(Generated {
                 member: m,

@@ -110,7 +110,18 @@ impl Resolver {
 
     /// Resolves a URL or `s3://` URI.
     pub fn resolve_url(&self, url: &str) -> Resolution {
-        let url = url.trim();
+        // Leading whitespace is never part of a URL. Trailing whitespace is
+        // junk after an http(s) URL (a literal space is not valid there),
+        // but part of the key in an s3:// URI, which is raw.
+        let url = url.trim_start();
+        let url = if url
+            .get(..5)
+            .is_some_and(|head| head.eq_ignore_ascii_case("s3://"))
+        {
+            url
+        } else {
+            url.trim_end()
+        };
         let Some(parsed) = s3_url::parse(url) else {
             return Resolution::Foreign {
                 reason: "not an http(s) URL or s3:// URI".to_owned(),

@@ -101,18 +101,19 @@ impl TestApp {
 
     /// Loads `members` members of `requests` requests each.
     pub async fn load(&self, prefix: &str, members: usize, requests: usize) -> LoadSummary {
-        lethe::example::load(
-            self.pool(),
-            &self.objects,
-            &ExampleSpec {
-                members,
-                requests_per_member: requests,
-                member_prefix: prefix.to_owned(),
-                every_feature: false,
-            },
-        )
+        self.load_spec(ExampleSpec {
+            members,
+            requests_per_member: requests,
+            member_prefix: prefix.to_owned(),
+            every_feature: false,
+        })
         .await
-        .expect("example data loads")
+    }
+
+    pub async fn load_spec(&self, spec: ExampleSpec) -> LoadSummary {
+        lethe::example::load(self.pool(), &self.objects, &spec)
+            .await
+            .expect("example data loads")
     }
 
     /// Runs an in-process worker until nothing is claimable.

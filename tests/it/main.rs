@@ -1,6 +1,7 @@
 //! lethe's integration tests: one binary, against a real throwaway
 //! PostgreSQL and a real S3-protocol server on loopback (see `harness`).
 
+mod anomalies;
 mod app;
 mod harness;
 mod harness_selftest;
@@ -10,5 +11,7 @@ mod cli;
 mod crash;
 mod erasure;
 mod faults;
+mod features;
+mod shapes;
 mod submission;
 mod workers;
