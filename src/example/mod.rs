@@ -1,7 +1,8 @@
 //! The example service: a schema and data generator shaped like the seed's
-//! service (legacy and current client tables, feature and task tables per
-//! feature type, old and new JSON shapes, S3 and CloudFront URLs, a shared
-//! sample), for tests, benchmarks, the demo, and anyone trying lethe.
+//! service (legacy and current client tables; eighteen AI features and PDF
+//! extraction, each with a feature and a task table; three eras of JSON
+//! shapes; S3 and CloudFront URLs; shared objects), for tests, benchmarks,
+//! the demo, and anyone trying lethe.
 //! `lethe example load --members N --requests M` runs [`load`] against the
 //! configured database and S3.
 
