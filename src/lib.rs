@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod example;
 pub mod failpoint;
+pub mod minimise;
 pub mod objects;
 pub mod references;
 pub mod retry;

@@ -16,7 +16,9 @@ use serde_json::Value;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::state::{Phase, State};
-use super::{Checkpoint, Context, Step, advance, batch_started, cursor_value, start_phase};
+use super::{
+    Checkpoint, Context, Step, advance, batch_started, cursor_value, s3_erasure, start_phase,
+};
 use crate::catalog::schema::ChildLookup;
 use crate::error::Error;
 use crate::failpoint;
@@ -66,6 +68,13 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
     batch_started(ctx, lease, Phase::FindingTargets, batch).await?;
 
     let findings = find_targets(ctx, &clients).await?;
+    // Copies in replica buckets are manifest objects of their own: erased,
+    // verified and counted like the originals.
+    let objects = s3_erasure::with_replicas(
+        findings.objects,
+        |bucket| ctx.buckets.replicas_of(bucket).to_vec(),
+        |object| ctx.resolver.protection_rule(object).is_some(),
+    );
 
     let mut tx = ctx.store.pool().begin().await?;
     lease.fence(&mut tx, State::Requested).await?;
@@ -74,7 +83,7 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
         lease.request_id,
         batch,
         &findings.rows,
-        &findings.objects,
+        &objects,
         &findings.anomalies,
     )
     .await?;
@@ -325,6 +334,8 @@ async fn record(
             object,
             protected,
             source_table: table.to_owned(),
+            source_row: row_id.to_owned(),
+            replica_of: None,
         });
     }
     Ok(())

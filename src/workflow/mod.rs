@@ -11,9 +11,11 @@
 //! succeeds; masking a masked row changes nothing; discovery commits
 //! atomically).
 
+pub mod completion;
 pub mod deletion;
 pub mod discovery;
 pub mod masking;
+pub mod s3_erasure;
 pub mod state;
 pub mod verification;
 
@@ -25,7 +27,8 @@ use uuid::Uuid;
 use crate::catalog::Plan;
 use crate::config::WorkerSettings;
 use crate::error::Error;
-use crate::objects::ObjectStore;
+use crate::minimise::Minimiser;
+use crate::objects::{Buckets, ObjectStore};
 use crate::references::Resolver;
 use crate::store::{Lease, Store, events};
 use state::{Phase, State};
@@ -37,6 +40,10 @@ pub struct Context {
     pub plan: Arc<Plan>,
     pub resolver: Arc<Resolver>,
     pub objects: ObjectStore,
+    /// How each bucket is erased (mode, versioning, replicas).
+    pub buckets: Arc<Buckets>,
+    /// Replaces the subject key by its keyed hash at Done; prunes manifests.
+    pub minimiser: Arc<Minimiser>,
     pub settings: WorkerSettings,
 }
 
