@@ -10,12 +10,15 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use chrono::NaiveDate;
+
 use crate::catalog::{Catalog, Plan};
 use crate::config::Config;
 use crate::error::Error;
 use crate::minimise::{Minimiser, SubjectHasher};
 use crate::objects::{Buckets, ObjectStore};
 use crate::references::Resolver;
+use crate::report::{DestructionRecord, Register};
 use crate::retry::RetryPolicy;
 use crate::status::RequestStatus;
 use crate::store::requests::ListFilter;
@@ -168,6 +171,19 @@ impl Engine {
         let record = self.store.cancel(id).await?;
         tracing::info!(request_id = %id, "cancelled");
         Ok(record)
+    }
+
+    /// The destruction record of one request (no subject key, no object keys).
+    pub async fn report(&self, id: Uuid) -> Result<DestructionRecord, Error> {
+        self.store.require_schema().await?;
+        crate::report::build(&self.store, id).await
+    }
+
+    /// The destruction records of every request done from `from` to `to`
+    /// (days in UTC, both inclusive).
+    pub async fn register(&self, from: NaiveDate, to: NaiveDate) -> Result<Register, Error> {
+        self.store.require_schema().await?;
+        crate::report::register(&self.store, from, to).await
     }
 
     /// Prunes the manifests of requests done more than

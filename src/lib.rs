@@ -21,6 +21,7 @@ pub mod failpoint;
 pub mod minimise;
 pub mod objects;
 pub mod references;
+pub mod report;
 pub mod retry;
 pub mod status;
 pub mod store;
