@@ -4,11 +4,14 @@
 mod app;
 mod harness;
 mod harness_selftest;
+mod moto_app;
 
 mod catalog;
 mod cli;
 mod crash;
 mod erasure;
+mod evidence;
 mod faults;
+mod s3_completeness;
 mod submission;
 mod workers;
