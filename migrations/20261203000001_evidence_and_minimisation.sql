@@ -12,7 +12,8 @@
 ALTER TABLE erasure_manifest_objects
     ADD COLUMN outcome       text CHECK (outcome IN ('deleted', 'scheduled', 'locked', 'denied')),
     -- Versions and delete markers removed (or versions tagged) in a
-    -- versioned bucket; NULL in an unversioned one.
+    -- versioned bucket; NULL in an unversioned one. Counted by the attempt
+    -- that committed: after a crash mid-batch, only what that attempt found.
     ADD COLUMN versions      integer,
     -- For the copy of an object in a configured replica bucket: the bucket
     -- it replicates.
