@@ -37,6 +37,7 @@ async fn main() {
     config.s3.region = Some(s3.region().to_owned());
     config.s3.force_path_style = true;
     config.worker.poll_interval_ms = 60_000;
+    config.minimisation.subject_hash_secret = Some("lethe-bench-subject-hash-secret".into());
     let store = Store::from_pool(db.pool.clone());
     store.migrate().await.expect("migrate");
     let credentials = Credentials::new(s3.access_key(), s3.secret_key(), None, None, "bench");

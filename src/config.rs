@@ -2,7 +2,7 @@
 //!
 //! Precedence, lowest first: built-in defaults, the file (`--config`, else
 //! `./lethe.toml` if present), then the environment: `DATABASE_URL`,
-//! `LETHE_CATALOG`, `LETHE_S3_FORCE_PATH_STYLE`. S3 endpoint, region and
+//! `LETHE_CATALOG`, `LETHE_S3_FORCE_PATH_STYLE`, `LETHE_SUBJECT_HASH_SECRET`. S3 endpoint, region and
 //! credentials come from the standard AWS chain (`AWS_ENDPOINT_URL_S3` /
 //! `AWS_ENDPOINT_URL`, `AWS_REGION`, profiles, instance roles, ...), so
 //! lethe runs against AWS or any S3-compatible server without code changes.
@@ -24,6 +24,7 @@ pub struct Config {
     pub s3: S3Settings,
     pub worker: WorkerSettings,
     pub retry: RetrySettings,
+    pub minimisation: MinimisationSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +75,23 @@ pub struct RetrySettings {
     pub max_backoff_ms: u64,
 }
 
+/// What lethe keeps about a member after their erasure is done.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinimisationSettings {
+    /// The HMAC key that replaces a member's key in lethe's tables by a
+    /// keyed hash when their erasure is done. Required by workers. Keep it
+    /// (a later submission is matched to earlier ones through it) and keep
+    /// it out of the database.
+    pub subject_hash_secret: Option<String>,
+    /// Days after Done that the per-object and per-row manifest is kept
+    /// before it is pruned to counts (the destruction record keeps working).
+    pub manifest_retention_days: u32,
+}
+
+/// The shortest secret accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -97,6 +115,16 @@ impl Default for Config {
             s3: S3Settings::default(),
             worker: WorkerSettings::default(),
             retry: RetrySettings::default(),
+            minimisation: MinimisationSettings::default(),
+        }
+    }
+}
+
+impl Default for MinimisationSettings {
+    fn default() -> Self {
+        MinimisationSettings {
+            subject_hash_secret: None,
+            manifest_retention_days: 30,
         }
     }
 }
@@ -172,6 +200,9 @@ impl Config {
         if let Some(catalog) = env("LETHE_CATALOG").filter(|v| !v.is_empty()) {
             self.catalog = PathBuf::from(catalog);
         }
+        if let Some(secret) = env("LETHE_SUBJECT_HASH_SECRET").filter(|v| !v.is_empty()) {
+            self.minimisation.subject_hash_secret = Some(secret);
+        }
         if let Some(flag) = env("LETHE_S3_FORCE_PATH_STYLE").filter(|v| !v.is_empty()) {
             self.s3.force_path_style = match flag.to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" => true,
@@ -209,6 +240,14 @@ impl Config {
                 "worker.concurrency must be at least 1".into(),
             ));
         }
+        if let Some(secret) = &self.minimisation.subject_hash_secret
+            && secret.len() < MIN_SECRET_BYTES
+        {
+            return Err(ConfigError::Invalid(format!(
+                "minimisation.subject_hash_secret (LETHE_SUBJECT_HASH_SECRET) is too short: \
+                 use at least {MIN_SECRET_BYTES} random bytes, e.g. `openssl rand -hex 32`"
+            )));
+        }
         if self.retry.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "retry.max_attempts must be at least 1".into(),
@@ -245,6 +284,20 @@ impl fmt::Debug for Config {
             .field("s3", &self.s3)
             .field("worker", &self.worker)
             .field("retry", &self.retry)
+            .field("minimisation", &self.minimisation)
+            .finish()
+    }
+}
+
+/// Debug output hides the hash secret.
+impl fmt::Debug for MinimisationSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MinimisationSettings")
+            .field(
+                "subject_hash_secret",
+                &self.subject_hash_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("manifest_retention_days", &self.manifest_retention_days)
             .finish()
     }
 }
@@ -258,6 +311,8 @@ mod tests {
         let mut config: Config = toml::from_str(
             r#"
             database_url = "postgres://u:secret@db/file"
+            [minimisation]
+            subject_hash_secret = "hash-secret-from-the-file"
             [worker]
             batch_size = 100
             "#,
@@ -276,7 +331,8 @@ mod tests {
         );
         assert!(config.s3.force_path_style);
         assert_eq!(config.worker.batch_size, 100);
-        assert!(!format!("{config:?}").contains("secret"));
+        assert!(!format!("{config:?}").contains("u:secret"));
+        assert!(!format!("{config:?}").contains("hash-secret-from-the-file"));
     }
 
     #[test]
@@ -285,5 +341,14 @@ mod tests {
         let mut config = Config::default();
         config.worker.delete_batch_size = 1001;
         assert!(config.validate().unwrap_err().to_string().contains("1000"));
+        let mut config = Config::default();
+        config.minimisation.subject_hash_secret = Some("short".into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("too short")
+        );
     }
 }

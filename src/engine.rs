@@ -1,6 +1,7 @@
 //! The library's front door: everything the CLI does, a program can do here.
 //!
-//! [`Engine`] needs only the database (submit, status, list, retry, cancel);
+//! [`Engine`] needs only the database (submit, status, list, retry, cancel,
+//! report, prune);
 //! [`Engine::worker`] also loads and checks the catalog against the database
 //! and builds the S3 client, so a broken catalog stops a worker at start-up
 //! with a clear error, not halfway through a member.
@@ -9,11 +10,15 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use chrono::NaiveDate;
+
 use crate::catalog::{Catalog, Plan};
 use crate::config::Config;
 use crate::error::Error;
-use crate::objects::ObjectStore;
+use crate::minimise::{Minimiser, SubjectHasher};
+use crate::objects::{Buckets, ObjectStore};
 use crate::references::Resolver;
+use crate::report::{DestructionRecord, Register};
 use crate::retry::RetryPolicy;
 use crate::status::RequestStatus;
 use crate::store::requests::ListFilter;
@@ -21,6 +26,15 @@ use crate::store::{RequestRecord, Store, Submission, manifest};
 use crate::worker::{Worker, WorkerOptions};
 use crate::workflow::Context;
 use crate::workflow::dry_run::DryRun;
+
+/// What [`Engine::prune`] did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PruneSummary {
+    /// Requests whose manifest was pruned to counts.
+    pub manifests_pruned: Vec<Uuid>,
+    /// Request rows whose raw key was replaced by its hash.
+    pub subjects_minimised: u64,
+}
 
 /// A connection to lethe's tables, with its configuration.
 #[derive(Debug, Clone)]
@@ -90,7 +104,11 @@ impl Engine {
         idempotency_key: Option<&str>,
     ) -> Result<Submission, Error> {
         self.store.require_schema().await?;
-        let submission = self.store.submit(subject, idempotency_key).await?;
+        let hash = self.hasher().map(|hasher| hasher.hash(subject));
+        let submission = self
+            .store
+            .submit_matching(subject, idempotency_key, hash.as_deref())
+            .await?;
         match submission.coalesced_into {
             Some(active) => {
                 tracing::info!(request_id = %submission.id, coalesced_into = %active, "submission coalesced")
@@ -110,11 +128,13 @@ impl Engine {
         self.describe(record).await
     }
 
-    /// Every request for a subject, newest first.
+    /// Every request for a subject, newest first: active ones by the raw
+    /// key, done ones by its keyed hash (when the secret is configured).
     pub async fn status_for_subject(&self, subject: &str) -> Result<Vec<RequestStatus>, Error> {
         self.store.require_schema().await?;
+        let hash = self.hasher().map(|hasher| hasher.hash(subject));
         let mut statuses = Vec::new();
-        for record in self.store.for_subject(subject).await? {
+        for record in self.store.for_subject(subject, hash.as_deref()).await? {
             statuses.push(self.describe(record).await?);
         }
         Ok(statuses)
@@ -154,23 +174,84 @@ impl Engine {
         Ok(record)
     }
 
+    /// The destruction record of one request (no subject key, no object keys).
+    pub async fn report(&self, id: Uuid) -> Result<DestructionRecord, Error> {
+        self.store.require_schema().await?;
+        crate::report::build(&self.store, id).await
+    }
+
+    /// The destruction records of every request done from `from` to `to`
+    /// (days in UTC, both inclusive).
+    pub async fn register(&self, from: NaiveDate, to: NaiveDate) -> Result<Register, Error> {
+        self.store.require_schema().await?;
+        crate::report::register(&self.store, from, to).await
+    }
+
+    /// Prunes the manifests of requests done more than
+    /// `minimisation.manifest_retention_days` ago to counts, and, when the
+    /// hash secret is configured, hashes the keys that done requests from
+    /// before minimisation still hold.
+    pub async fn prune(&self) -> Result<PruneSummary, Error> {
+        self.store.require_schema().await?;
+        let mut summary = PruneSummary::default();
+        loop {
+            let slice = crate::minimise::prune(
+                &self.store,
+                self.config.minimisation.manifest_retention_days,
+            )
+            .await?;
+            if slice.is_empty() {
+                break;
+            }
+            summary.manifests_pruned.extend(slice);
+        }
+        if let Ok(minimiser) = Minimiser::from_settings(&self.config.minimisation) {
+            loop {
+                let changed = minimiser.backfill(&self.store).await?;
+                if changed == 0 {
+                    break;
+                }
+                summary.subjects_minimised += changed;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// The subject hasher, when a secret is configured.
+    fn hasher(&self) -> Option<SubjectHasher> {
+        self.config
+            .minimisation
+            .subject_hash_secret
+            .as_deref()
+            .map(SubjectHasher::new)
+    }
+
     /// Loads the catalog, checks it against the database, and compiles it.
     pub async fn compile_catalog(&self) -> Result<Plan, Error> {
         let catalog = Catalog::load(&self.config.catalog)?;
         Ok(Plan::compile(catalog, self.store.pool()).await?)
     }
 
-    /// The workflow context a worker runs with.
+    /// The workflow context a worker runs with. It refuses to build without
+    /// the subject hash secret: a worker must be able to minimise at Done.
     pub async fn context(&self) -> Result<Context, Error> {
+        let minimiser = Minimiser::from_settings(&self.config.minimisation)?;
+        self.build_context(Some(minimiser)).await
+    }
+
+    async fn build_context(&self, minimiser: Option<Minimiser>) -> Result<Context, Error> {
         self.store.require_schema().await?;
         let plan = self.compile_catalog().await?;
         let resolver = Resolver::new(&plan.catalog.storage);
         let objects = self.objects().await;
+        let buckets = Buckets::new(&plan.catalog.storage, objects.clone());
         Ok(Context {
             store: self.store.clone(),
             plan: Arc::new(plan),
             resolver: Arc::new(resolver),
             objects,
+            buckets: Arc::new(buckets),
+            minimiser: minimiser.map(Arc::new),
             settings: self.config.worker.clone(),
         })
     }
@@ -178,7 +259,8 @@ impl Engine {
     /// What erasing `subject` would touch, now: the finding-targets phase
     /// alone, with nothing written and nothing deleted (`lethe plan`).
     pub async fn dry_run(&self, subject: &str) -> Result<DryRun, Error> {
-        let ctx = self.context().await?;
+        // Reads only: no hash secret needed.
+        let ctx = self.build_context(None).await?;
         crate::workflow::dry_run::run(&ctx, subject).await
     }
 

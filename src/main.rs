@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
@@ -22,8 +23,9 @@ Exit codes:
   4  no such request
 
 Configuration: --config FILE (default ./lethe.toml if present), then the
-environment: DATABASE_URL, LETHE_CATALOG, LETHE_S3_FORCE_PATH_STYLE, and the
-standard AWS chain for S3 (AWS_ENDPOINT_URL_S3, AWS_REGION, credentials).";
+environment: DATABASE_URL, LETHE_CATALOG, LETHE_S3_FORCE_PATH_STYLE,
+LETHE_SUBJECT_HASH_SECRET (required by workers), and the standard AWS chain
+for S3 (AWS_ENDPOINT_URL_S3, AWS_REGION, credentials).";
 
 /// lethe erases the personal data of members who have left a service: their
 /// rows in its PostgreSQL database are masked and their files in S3 deleted,
@@ -45,6 +47,16 @@ struct Cli {
 enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Json,
+    Csv,
+}
+
+fn parse_day(text: &str) -> Result<NaiveDate, String> {
+    lethe::report::parse_day(text).map_err(|err| err.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +137,31 @@ enum Command {
     Retry { id: Uuid },
     /// Cancel a request that has not started deleting objects.
     Cancel { id: Uuid },
+    /// The destruction record (ISMS-P 파기 관리대장) of one request, or with
+    /// --from/--to the register of every request done in that period.
+    ///
+    /// It names the request, your reference, times of each phase, counts per
+    /// table and per bucket with their method (masked, deleted, kept,
+    /// scheduled, retained: protected/locked/denied/foreign), anomalies, the
+    /// verification result and the engine version. It holds no personal data:
+    /// no member key and no object key.
+    Report {
+        /// The request id.
+        #[arg(required_unless_present = "from", conflicts_with_all = ["from", "to"])]
+        id: Option<Uuid>,
+        /// First day of the period (YYYY-MM-DD, UTC), inclusive.
+        #[arg(long, requires = "to", value_parser = parse_day)]
+        from: Option<NaiveDate>,
+        /// Last day of the period (YYYY-MM-DD, UTC), inclusive.
+        #[arg(long, requires = "from", value_parser = parse_day)]
+        to: Option<NaiveDate>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+    },
+    /// Prune the per-object manifests of requests done longer ago than
+    /// minimisation.manifest_retention_days to counts (workers also do this
+    /// whenever a request is done). Destruction records keep working.
+    Prune,
     /// The example service, for trying lethe.
     #[command(subcommand)]
     Example(ExampleCommand),
@@ -229,6 +266,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ),
                     (None, false) => println!("{}", submission.id),
                 }
+                if let Some(last) = submission.previously_done.first() {
+                    println!(
+                        "(this member was erased before, by request {last}; this request erases whatever was found since)"
+                    );
+                }
             }
         }
         Command::Worker { once, .. } => run_worker(&engine, once).await?,
@@ -272,6 +314,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cancel { id } => {
             engine.cancel(id).await?;
             println!("{id}: cancelled");
+        }
+        Command::Report {
+            id,
+            from,
+            to,
+            format,
+        } => match (id, from, to) {
+            (Some(id), _, _) => {
+                let record = engine.report(id).await?;
+                match format {
+                    ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&record)?),
+                    ReportFormat::Csv => print!("{}", lethe::report::record_csv(&record)),
+                }
+            }
+            (None, Some(from), Some(to)) => {
+                let register = engine.register(from, to).await?;
+                match format {
+                    ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&register)?),
+                    ReportFormat::Csv => print!("{}", lethe::report::register_csv(&register)),
+                }
+            }
+            _ => unreachable!("clap requires an id or a period"),
+        },
+        Command::Prune => {
+            let summary = engine.prune().await?;
+            println!(
+                "pruned the manifests of {} request(s) to counts; hashed the key of {} earlier request(s)",
+                summary.manifests_pruned.len(),
+                summary.subjects_minimised
+            );
         }
         Command::Example(ExampleCommand::Load {
             members,

@@ -80,16 +80,28 @@ impl fmt::Display for RequestStatus {
         if let Some(key) = &r.idempotency_key {
             writeln!(f, "reference    {key}")?;
         }
+        if r.subject_minimised {
+            writeln!(
+                f,
+                "member       kept only as a keyed hash (the erasure is done)"
+            )?;
+        }
         writeln!(
             f,
             "found        {} rows, {} objects to delete, {} retained (protected)",
             r.rows_found, r.objects_found, r.objects_retained
         )?;
-        writeln!(
-            f,
-            "progress     {} objects deleted, {} rows masked",
-            r.objects_deleted, r.rows_masked
-        )?;
+        let mut progress = format!("{} objects deleted", r.objects_deleted);
+        if r.objects_scheduled > 0 {
+            progress.push_str(&format!(", {} scheduled for expiry", r.objects_scheduled));
+        }
+        if r.objects_locked > 0 {
+            progress.push_str(&format!(
+                ", {} retained (S3 refused: lock or access)",
+                r.objects_locked
+            ));
+        }
+        writeln!(f, "progress     {progress}, {} rows masked", r.rows_masked)?;
         writeln!(f, "anomalies    {}", r.anomaly_count)?;
         for anomaly in self.anomalies.iter().take(20) {
             let place = match (&anomaly.table_name, &anomaly.row_id) {

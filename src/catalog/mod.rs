@@ -11,14 +11,16 @@ pub mod jsonpath;
 pub mod model;
 pub mod policy;
 pub mod schema;
+mod storage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use ident::{Ident, TableName};
 pub use model::{
-    CatalogFile, ClientTable, CloudFrontOrigin, FeatureFile, FeatureTable, Protected,
-    ReferenceSource, Storage, TaskTable,
+    BucketSettings, CatalogFile, ClientTable, CloudFrontOrigin, ErasureMode, ExpiryTag,
+    FeatureFile, FeatureTable, LockedObjectRows, Protected, ReferenceSource, Storage, TaskTable,
+    Versioning,
 };
 pub use policy::{ColumnMask, ColumnType, NamedPolicy, Policy, RowErasure};
 pub use schema::{Plan, TablePlan};
@@ -219,7 +221,7 @@ impl Catalog {
                 ));
             }
         }
-        Ok(())
+        storage::check(&self.storage, main_file)
     }
 
     /// The feature a client row's type names, if the catalog knows it.

@@ -37,6 +37,116 @@ pub struct Storage {
     /// Shared objects (samples, presets) that are never deleted.
     #[serde(default)]
     pub protected: Vec<Protected>,
+    /// Per-bucket settings, `[storage.bucket."name"]`: versioning, replicas,
+    /// tag-and-expire. A bucket without a table is erased by deletion, its
+    /// versioning detected.
+    #[serde(default, rename = "bucket")]
+    pub bucket_settings: BTreeMap<String, BucketSettings>,
+    /// What becomes of the rows referencing an object S3 refuses to erase
+    /// for good (object lock, legal hold, access denied).
+    #[serde(default)]
+    pub locked_object_rows: LockedObjectRows,
+}
+
+/// How one bucket is erased.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSettings {
+    /// Whether the bucket keeps versions: `"auto"` asks S3
+    /// (GetBucketVersioning) per bucket, and a suspended bucket counts as
+    /// versioned, since it may still hold old versions.
+    #[serde(default)]
+    pub versioning: Versioning,
+    /// Buckets holding copies of this one's objects under the same keys
+    /// (replication does not replicate version deletes): each object is
+    /// erased and verified there too.
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    /// `"delete"`, or `"tag"` to tag objects for a lifecycle rule to expire.
+    #[serde(default)]
+    pub mode: ErasureMode,
+    /// The tag of tag mode; default `lethe-erasure = "expire"`.
+    #[serde(default)]
+    pub tag: Option<ExpiryTag>,
+    /// The bucket's region, when it differs from the client's.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// In a versioned bucket, keys are listed (ListObjectVersions) once per
+    /// group of keys sharing their first `list_prefix_depth` path segments,
+    /// with the group's common prefix. Unset: once per directory.
+    #[serde(default)]
+    pub list_prefix_depth: Option<usize>,
+}
+
+/// A bucket's versioning, as configured.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Versioning {
+    /// Ask S3.
+    #[default]
+    Auto,
+    Enabled,
+    Disabled,
+}
+
+/// How a bucket's objects are erased.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureMode {
+    /// Delete every version and delete marker of each object.
+    #[default]
+    Delete,
+    /// Tag each object (every version) for the bucket's lifecycle rule to
+    /// expire; the record says "scheduled for expiry", not "destroyed".
+    Tag,
+}
+
+/// The tag that tag mode puts on objects.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiryTag {
+    pub key: String,
+    pub value: String,
+}
+
+impl Default for ExpiryTag {
+    fn default() -> Self {
+        ExpiryTag {
+            key: "lethe-erasure".to_owned(),
+            value: "expire".to_owned(),
+        }
+    }
+}
+
+/// Rows referencing an object that S3 refused to erase.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LockedObjectRows {
+    /// Mask them as usual; the object is reported as retained.
+    #[default]
+    Mask,
+    /// Leave the row that referenced the object unmasked, so that the
+    /// object can still be found when its lock ends (the member's client
+    /// rows, which hold their key, are masked regardless).
+    Keep,
+}
+
+impl Storage {
+    /// The settings of a bucket (the defaults when it has no table).
+    pub fn settings_of(&self, bucket: &str) -> BucketSettings {
+        self.bucket_settings
+            .get(bucket)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The replica buckets of a bucket.
+    pub fn replicas_of(&self, bucket: &str) -> &[String] {
+        self.bucket_settings
+            .get(bucket)
+            .map(|settings| settings.replicas.as_slice())
+            .unwrap_or_default()
+    }
 }
 
 /// A CDN domain serving a bucket, optionally under an origin path.

@@ -2,22 +2,32 @@
 //! configuration chain, against AWS or any S3-compatible endpoint.
 //!
 //! The rules this module keeps: deletion goes through DeleteObjects with at
-//! most 1,000 keys a call, and a key that does not exist counts as deleted
-//! (S3 itself says so); every failure is classified transient or permanent
-//! here, once, for the retry policy to read; errors name the operation and
-//! the bucket, never an object key (keys often embed member ids).
+//! most 1,000 keys (or key versions) a call, and a key that does not exist
+//! counts as deleted (S3 itself says so); every failure is classified
+//! transient or permanent here, once, for the retry policy to read; errors
+//! name the operation and the bucket, never an object key (keys often embed
+//! member ids). [`versions`] and [`tagging`] hold the versioned-bucket and
+//! tag-and-expire operations, [`buckets`] how each bucket is erased.
 
+pub mod buckets;
 mod client;
 mod error;
+pub mod tagging;
+pub mod versions;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 pub use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::config::Region;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
+pub use buckets::{BucketView, Buckets};
 pub use client::build_client;
 pub use error::{ObjectError, ObjectErrorKind};
+pub use tagging::{Tag, TagState};
+pub use versions::{Version, Versioning};
 
 use crate::config::S3Settings;
 
@@ -36,6 +46,8 @@ pub struct ObjectStore {
 #[derive(Debug, Clone)]
 pub struct KeyFailure {
     pub key: String,
+    /// The version refused, when versions were being deleted.
+    pub version_id: Option<String>,
     pub code: String,
     pub message: String,
     pub kind: ObjectErrorKind,
@@ -67,6 +79,21 @@ impl ObjectStore {
         &self.client
     }
 
+    /// The same client, signing for another region (a bucket elsewhere,
+    /// e.g. a replica).
+    pub fn in_region(&self, region: &str) -> ObjectStore {
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .region(Region::new(region.to_owned()))
+            .build();
+        ObjectStore {
+            client: Client::from_conf(config),
+            verify_concurrency: self.verify_concurrency,
+        }
+    }
+
     /// Deletes up to 1,000 keys of one bucket in one call. Returns the keys S3
     /// refused, each classified; a call-level failure is an error.
     pub async fn delete_keys(
@@ -74,16 +101,34 @@ impl ObjectStore {
         bucket: &str,
         keys: &[String],
     ) -> Result<Vec<KeyFailure>, ObjectError> {
+        let targets: Vec<(String, Option<String>)> =
+            keys.iter().map(|key| (key.clone(), None)).collect();
+        self.delete_targets(bucket, &targets).await
+    }
+
+    /// Deletes up to 1,000 keys or key versions (`(key, Some(version))`,
+    /// delete markers included) of one bucket in one call. Returns what S3
+    /// refused, each classified; a call-level failure is an error.
+    pub async fn delete_targets(
+        &self,
+        bucket: &str,
+        targets: &[(String, Option<String>)],
+    ) -> Result<Vec<KeyFailure>, ObjectError> {
         assert!(
-            keys.len() <= MAX_KEYS_PER_DELETE,
+            targets.len() <= MAX_KEYS_PER_DELETE,
             "callers batch by MAX_KEYS_PER_DELETE"
         );
-        if keys.is_empty() {
+        if targets.is_empty() {
             return Ok(Vec::new());
         }
-        let identifiers = keys
+        let identifiers = targets
             .iter()
-            .map(|key| ObjectIdentifier::builder().key(key).build())
+            .map(|(key, version)| {
+                ObjectIdentifier::builder()
+                    .key(key)
+                    .set_version_id(version.clone())
+                    .build()
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| ObjectError::construction("DeleteObjects", bucket, err))?;
         // Quiet mode: the response lists only failures, so its size does not
@@ -108,6 +153,7 @@ impl ObjectStore {
                 let code = failure.code().unwrap_or("Unknown").to_owned();
                 KeyFailure {
                     key: failure.key().unwrap_or_default().to_owned(),
+                    version_id: failure.version_id().map(str::to_owned),
                     kind: ObjectErrorKind::of_code(&code, None),
                     message: failure.message().unwrap_or_default().to_owned(),
                     code,
@@ -143,27 +189,46 @@ impl ObjectStore {
         bucket: &str,
         keys: Vec<String>,
     ) -> Result<Vec<String>, ObjectError> {
-        let store = Arc::new(self.clone());
         let bucket: Arc<str> = Arc::from(bucket);
-        let mut pending = keys.into_iter();
+        let found = self
+            .concurrently(keys, move |store, key| {
+                let bucket = bucket.clone();
+                async move {
+                    let exists = store.exists(&bucket, &key).await?;
+                    Ok(exists.then_some(key))
+                }
+            })
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Runs `call` for every item, `verify_concurrency` at a time; the
+    /// first error wins. Results come in completion order.
+    pub(crate) async fn concurrently<T, R, F, Fut>(
+        &self,
+        items: Vec<T>,
+        call: F,
+    ) -> Result<Vec<R>, ObjectError>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        F: Fn(ObjectStore, T) -> Fut,
+        Fut: Future<Output = Result<R, ObjectError>> + Send + 'static,
+    {
+        let mut pending = items.into_iter();
         let mut running = tokio::task::JoinSet::new();
-        let mut survivors = Vec::new();
+        let mut results = Vec::new();
         loop {
             while running.len() < self.verify_concurrency {
-                let Some(key) = pending.next() else { break };
-                let (store, bucket) = (store.clone(), bucket.clone());
-                running.spawn(async move {
-                    let exists = store.exists(&bucket, &key).await?;
-                    Ok::<_, ObjectError>(exists.then_some(key))
-                });
+                let Some(item) = pending.next() else { break };
+                running.spawn(call(self.clone(), item));
             }
             let Some(joined) = running.join_next().await else {
                 break;
             };
-            let found = joined.expect("HeadObject task panicked")?;
-            survivors.extend(found);
+            results.push(joined.expect("an S3 call task panicked")?);
         }
-        Ok(survivors)
+        Ok(results)
     }
 
     /// Reads a whole object of at most `max_bytes` (JSON manifests that list

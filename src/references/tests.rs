@@ -24,6 +24,7 @@ fn resolver() -> Resolver {
             prefixes: vec!["shared/".into()],
             keys: vec!["presets/default.png".into()],
         }],
+        ..Storage::default()
     })
 }
 
@@ -232,6 +233,7 @@ mod properties {
                 },
             ],
             protected: Vec::new(),
+            ..Storage::default()
         })
     }
 

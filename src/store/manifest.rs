@@ -25,6 +25,10 @@ pub struct ManifestObject {
     pub protected: bool,
     /// The table whose row referenced it.
     pub source_table: String,
+    /// That row's id.
+    pub source_row: String,
+    /// For the copy in a replica bucket: the bucket it replicates.
+    pub replica_of: Option<String>,
     /// It lists other objects (they come before it in the manifest).
     pub container: bool,
 }
@@ -54,6 +58,10 @@ pub struct PendingObject {
     pub seq: i64,
     pub bucket: String,
     pub key: String,
+    /// The table and row that referenced it, for anomalies.
+    pub source_table: String,
+    pub source_row: Option<String>,
+    /// It lists other objects: deleted after the plain objects of its batch.
     pub container: bool,
 }
 
@@ -91,17 +99,20 @@ pub async fn add(
             .map(|o| if o.protected { "protected" } else { "delete" })
             .collect();
         let sources: Vec<&str> = objects.iter().map(|o| o.source_table.as_str()).collect();
+        let source_rows: Vec<&str> = objects.iter().map(|o| o.source_row.as_str()).collect();
+        let replica_of: Vec<Option<&str>> =
+            objects.iter().map(|o| o.replica_of.as_deref()).collect();
         let containers: Vec<bool> = objects.iter().map(|o| o.container).collect();
         // seq continues after the request's last object, in the order given:
         // the caller lists contained objects before their container.
         let inserted: Vec<String> = sqlx::query_scalar(
             "INSERT INTO erasure_manifest_objects \
-                    (request_id, seq, bucket, object_key, disposition, source_table, container) \
+                    (request_id, seq, bucket, object_key, disposition, source_table, source_row_id, replica_of, container) \
              SELECT $1, \
                     (SELECT coalesce(max(seq), 0) FROM erasure_manifest_objects WHERE request_id = $1) + n, \
-                    b, k, d, s, c \
-               FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::bool[]) \
-                    WITH ORDINALITY AS u(b, k, d, s, c, n) \
+                    b, k, d, s, r, p, c \
+               FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) \
+                    WITH ORDINALITY AS u(b, k, d, s, r, p, c, n) \
              ON CONFLICT DO NOTHING \
              RETURNING disposition",
         )
@@ -110,6 +121,8 @@ pub async fn add(
         .bind(&keys)
         .bind(&dispositions)
         .bind(&sources)
+        .bind(&source_rows)
+        .bind(&replica_of)
         .bind(&containers)
         .fetch_all(&mut *conn)
         .await?;
@@ -147,14 +160,19 @@ pub async fn record_anomalies(
     Ok(anomalies.len() as i32)
 }
 
-/// How many objects the request deletes.
+/// Objects S3 refused for good (lock, legal hold, access denied): retained,
+/// reported, and left out of deletion and verification.
+const NOT_RETAINED: &str = "(outcome IS NULL OR outcome NOT IN ('locked', 'denied'))";
+
+/// How many objects the request deletes (and verification reads back).
 pub async fn count_objects_to_delete(
     conn: &mut PgConnection,
     request_id: Uuid,
 ) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM erasure_manifest_objects WHERE request_id = $1 AND disposition = 'delete'",
-    )
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM erasure_manifest_objects \
+          WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED}"
+    )))
     .bind(request_id)
     .fetch_one(conn)
     .await?)
@@ -167,42 +185,87 @@ pub async fn objects_after(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<PendingObject>, Error> {
-    let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(
-        "SELECT seq, bucket, object_key, container FROM erasure_manifest_objects \
-          WHERE request_id = $1 AND disposition = 'delete' AND seq > $2 \
-          ORDER BY seq LIMIT $3",
+    let rows: Vec<(i64, String, String, String, Option<String>, bool)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT seq, bucket, object_key, source_table, source_row_id, container FROM erasure_manifest_objects \
+              WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED} AND seq > $2 \
+              ORDER BY seq LIMIT $3"
+        )))
+        .bind(request_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(seq, bucket, key, source_table, source_row, container)| PendingObject {
+                seq,
+                bucket,
+                key,
+                source_table,
+                source_row,
+                container,
+            },
+        )
+        .collect())
+}
+
+/// How one object ended, for [`record_outcomes`].
+#[derive(Debug, Clone)]
+pub struct ObjectEnd {
+    pub seq: i64,
+    /// deleted | scheduled | locked | denied
+    pub outcome: &'static str,
+    pub versions: Option<i32>,
+}
+
+/// Records how objects ended (inside the batch's checkpoint transaction).
+/// `deleted_at` is stamped for every outcome: it is when lethe finished
+/// with the object.
+pub async fn record_outcomes(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    ends: &[ObjectEnd],
+) -> Result<(), Error> {
+    if ends.is_empty() {
+        return Ok(());
+    }
+    let seqs: Vec<i64> = ends.iter().map(|e| e.seq).collect();
+    let outcomes: Vec<&str> = ends.iter().map(|e| e.outcome).collect();
+    let versions: Vec<Option<i32>> = ends.iter().map(|e| e.versions).collect();
+    sqlx::query(
+        "UPDATE erasure_manifest_objects m \
+            SET outcome = u.o, versions = u.v, deleted_at = coalesce(m.deleted_at, now()) \
+           FROM UNNEST($2::bigint[], $3::text[], $4::int[]) AS u(s, o, v) \
+          WHERE m.request_id = $1 AND m.seq = u.s",
     )
     .bind(request_id)
-    .bind(after_seq)
-    .bind(limit)
+    .bind(&seqs)
+    .bind(&outcomes)
+    .bind(&versions)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The rows that referenced objects S3 refused to erase (for the
+/// `locked_object_rows = "keep"` policy).
+pub async fn rows_referencing_retained(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+) -> Result<Vec<ManifestRow>, Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT source_table, source_row_id FROM erasure_manifest_objects \
+          WHERE request_id = $1 AND outcome IN ('locked', 'denied') AND source_row_id IS NOT NULL",
+    )
+    .bind(request_id)
     .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(seq, bucket, key, container)| PendingObject {
-            seq,
-            bucket,
-            key,
-            container,
-        })
+        .map(|(table, row_id)| ManifestRow { table, row_id })
         .collect())
-}
-
-/// Marks objects deleted (inside the batch's checkpoint transaction).
-pub async fn mark_deleted(
-    conn: &mut PgConnection,
-    request_id: Uuid,
-    seqs: &[i64],
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE erasure_manifest_objects SET deleted_at = coalesce(deleted_at, now()) \
-          WHERE request_id = $1 AND seq = ANY($2)",
-    )
-    .bind(request_id)
-    .bind(seqs)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// The distinct row batches, for the masking phase's total.
@@ -247,20 +310,79 @@ pub async fn rows_of_next_batch(
     )))
 }
 
-/// Marks a batch's rows masked (inside the batch's transaction).
-pub async fn mark_masked(
+/// Marks a batch's rows of one table erased, by `method` (masked or
+/// deleted), inside the batch's transaction.
+pub async fn mark_erased(
     conn: &mut PgConnection,
     request_id: Uuid,
     batch_no: i32,
+    table: &str,
+    method: &str,
+    except: &[String],
 ) -> Result<(), Error> {
     sqlx::query(
-        "UPDATE erasure_manifest_rows SET masked_at = now() WHERE request_id = $1 AND batch_no = $2",
+        "UPDATE erasure_manifest_rows SET masked_at = now(), method = $4 \
+          WHERE request_id = $1 AND batch_no = $2 AND table_name = $3 AND NOT (row_id = ANY($5))",
     )
     .bind(request_id)
     .bind(batch_no)
+    .bind(table)
+    .bind(method)
+    .bind(except)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Marks rows kept unmasked by policy (inside the batch's transaction).
+pub async fn mark_kept(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    rows: &[ManifestRow],
+) -> Result<(), Error> {
+    let tables: Vec<&str> = rows.iter().map(|r| r.table.as_str()).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.row_id.as_str()).collect();
+    sqlx::query(
+        "UPDATE erasure_manifest_rows m SET method = 'kept', masked_at = NULL \
+           FROM UNNEST($2::text[], $3::text[]) AS u(t, r) \
+          WHERE m.request_id = $1 AND m.table_name = u.t AND m.row_id = u.r",
+    )
+    .bind(request_id)
+    .bind(&tables)
+    .bind(&ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The rows of the first batch after `after_batch` that verification reads
+/// back: every row but those kept by policy.
+pub async fn rows_to_verify(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    after_batch: i32,
+) -> Result<Option<(i32, Vec<ManifestRow>)>, Error> {
+    let Some((batch_no, rows)) = rows_of_next_batch(&mut *conn, request_id, after_batch).await?
+    else {
+        return Ok(None);
+    };
+    let kept: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name, row_id FROM erasure_manifest_rows \
+          WHERE request_id = $1 AND batch_no = $2 AND method = 'kept'",
+    )
+    .bind(request_id)
+    .bind(batch_no)
+    .fetch_all(conn)
+    .await?;
+    let rows = rows
+        .into_iter()
+        .filter(|row| {
+            !kept
+                .iter()
+                .any(|(table, id)| *table == row.table && *id == row.row_id)
+        })
+        .collect();
+    Ok(Some((batch_no, rows)))
 }
 
 /// The anomalies recorded for a request.

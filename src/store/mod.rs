@@ -9,6 +9,7 @@
 pub mod events;
 pub mod lease;
 pub mod manifest;
+pub mod record;
 pub mod requests;
 
 use std::str::FromStr;

@@ -26,6 +26,10 @@ pub struct Submission {
     /// True when the idempotency key named an earlier submission, which is
     /// returned instead of a new one.
     pub replayed: bool,
+    /// Earlier erasures of the same member that are done (matched by the
+    /// keyed hash that replaced their key), newest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previously_done: Vec<Uuid>,
 }
 
 /// A request as the store holds it, without the subject key.
@@ -44,6 +48,10 @@ pub struct RequestRecord {
     pub objects_found: i64,
     pub objects_retained: i64,
     pub objects_deleted: i64,
+    /// Tagged for expiry instead of deleted (tag-and-expire buckets).
+    pub objects_scheduled: i64,
+    /// Retained: S3 refused them for good (object lock, legal hold, access denied).
+    pub objects_locked: i64,
     pub rows_masked: i64,
     pub anomaly_count: i32,
     pub attempts: i32,
@@ -61,6 +69,8 @@ pub struct RequestRecord {
     pub updated_at: DateTime<Utc>,
     /// Later submissions folded into this one.
     pub coalesced_count: i64,
+    /// The raw subject key is gone; only its keyed hash is kept.
+    pub subject_minimised: bool,
 }
 
 /// A nullable state column.
@@ -77,11 +87,13 @@ impl TryFrom<Option<String>> for OptionalState {
 
 const RECORD_COLUMNS: &str = "r.id, r.idempotency_key, r.state, r.resume_state, r.coalesced_into, \
      r.batch_done, r.batch_total, r.rows_found, r.objects_found, r.objects_retained, \
-     r.objects_deleted, r.rows_masked, r.anomaly_count, r.attempts, r.next_attempt_at, \
+     r.objects_deleted, r.objects_scheduled, r.objects_locked, r.rows_masked, r.anomaly_count, \
+     r.attempts, r.next_attempt_at, \
      r.last_error, r.lease_owner, r.lease_expires_at, r.requested_at, r.started_at, \
      r.targets_found_at, r.s3_started_at, r.s3_cleared_at, r.db_masked_at, r.finished_at, \
      r.updated_at, \
-     (SELECT count(*) FROM erasure_requests c WHERE c.coalesced_into = r.id) AS coalesced_count";
+     (SELECT count(*) FROM erasure_requests c WHERE c.coalesced_into = r.id) AS coalesced_count, \
+     (r.subject_key IS NULL) AS subject_minimised";
 
 /// A claimed request: the lease, and where the request stands.
 #[derive(Debug, Clone)]
@@ -109,6 +121,19 @@ impl Store {
         subject: &str,
         idempotency_key: Option<&str>,
     ) -> Result<Submission, Error> {
+        self.submit_matching(subject, idempotency_key, None).await
+    }
+
+    /// [`Store::submit`], also matching the member's finished requests by
+    /// `subject_hash`, the keyed hash that replaced their raw key at Done:
+    /// an idempotency key replayed after Done is still recognised as the
+    /// same member's, and earlier erasures are reported.
+    pub async fn submit_matching(
+        &self,
+        subject: &str,
+        idempotency_key: Option<&str>,
+        subject_hash: Option<&str>,
+    ) -> Result<Submission, Error> {
         if subject.trim().is_empty() {
             return Err(Error::InvalidInput("the subject key is empty".into()));
         }
@@ -121,22 +146,36 @@ impl Store {
         .bind(idempotency_key)
         .fetch_optional(&self.pool)
         .await?;
+        let previously_done =
+            match subject_hash {
+                Some(hash) => sqlx::query_scalar(
+                    "SELECT id FROM erasure_requests WHERE subject_hash = $1 AND state = 'done' \
+                      ORDER BY finished_at DESC",
+                )
+                .bind(hash)
+                .fetch_all(&self.pool)
+                .await?,
+                None => Vec::new(),
+            };
         if let Some((id, coalesced_into)) = inserted {
             return Ok(Submission {
                 id,
                 coalesced_into,
                 replayed: false,
+                previously_done,
             });
         }
         // The idempotency key exists: the same submission again. It must be
         // for the same subject, or the caller reused a key by mistake.
         let key = idempotency_key.expect("a conflict needs an idempotency key");
         let (id, coalesced_into, same_subject): (Uuid, Option<Uuid>, bool) = sqlx::query_as(
-            "SELECT id, coalesced_into, subject_key IS NOT DISTINCT FROM $2 \
+            "SELECT id, coalesced_into, \
+                    (subject_key IS NOT DISTINCT FROM $2 OR coalesce(subject_hash = $3, false)) \
                FROM erasure_requests WHERE idempotency_key = $1",
         )
         .bind(key)
         .bind(subject)
+        .bind(subject_hash)
         .fetch_one(&self.pool)
         .await?;
         if !same_subject {
@@ -148,6 +187,10 @@ impl Store {
             id,
             coalesced_into,
             replayed: true,
+            previously_done: previously_done
+                .into_iter()
+                .filter(|done| *done != id)
+                .collect(),
         })
     }
 
@@ -162,13 +205,21 @@ impl Store {
         .ok_or(Error::NotFound(id))
     }
 
-    /// Every request for a subject, newest first.
-    pub async fn for_subject(&self, subject: &str) -> Result<Vec<RequestRecord>, Error> {
+    /// Every request for a subject, newest first: by its raw key, and by
+    /// `subject_hash` (the keyed hash that replaces the key at Done) when
+    /// given.
+    pub async fn for_subject(
+        &self,
+        subject: &str,
+        subject_hash: Option<&str>,
+    ) -> Result<Vec<RequestRecord>, Error> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {RECORD_COLUMNS} FROM erasure_requests r WHERE r.subject_key = $1 \
+            "SELECT {RECORD_COLUMNS} FROM erasure_requests r \
+              WHERE r.subject_key = $1 OR ($2::text IS NOT NULL AND r.subject_hash = $2) \
              ORDER BY r.requested_at DESC"
         )))
         .bind(subject)
+        .bind(subject_hash)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -420,6 +471,10 @@ pub mod checkpoint {
         pub objects_found: i64,
         pub objects_retained: i64,
         pub objects_deleted: i64,
+        /// Tagged for expiry (tag-and-expire buckets).
+        pub objects_scheduled: i64,
+        /// Retained because S3 refused them for good.
+        pub objects_locked: i64,
         pub rows_masked: i64,
         pub anomalies: i32,
     }
@@ -437,6 +492,7 @@ pub mod checkpoint {
                     rows_found = rows_found + $3, objects_found = objects_found + $4, \
                     objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
                     rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
+                    objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
                     attempts = 0, updated_at = now() \
               WHERE id = $1",
         )
@@ -448,6 +504,8 @@ pub mod checkpoint {
         .bind(progress.objects_deleted)
         .bind(progress.rows_masked)
         .bind(progress.anomalies)
+        .bind(progress.objects_scheduled)
+        .bind(progress.objects_locked)
         .execute(conn)
         .await?;
         Ok(())

@@ -1,23 +1,34 @@
-//! TargetsFound -> S3Cleared: deleting the manifest's objects, one batch of
-//! up to `delete_batch_size` (at most 1,000) at a time, in manifest order.
+//! TargetsFound -> S3Cleared: erasing the manifest's objects, one batch of
+//! up to `delete_batch_size` (at most 1,000) at a time, in manifest order,
+//! each bucket the way its catalog settings say ([`super::s3_erasure`]:
+//! delete, delete every version and marker, or tag for expiry).
 //!
 //! S3 calls are not transactional, so the order within a batch is: record
-//! the batch start, call DeleteObjects per bucket, then commit the
-//! checkpoint. A crash between the calls and the commit repeats the batch,
-//! which is harmless: S3 reports a missing key as deleted. A worker that has
-//! lost its lease may still repeat a delete of manifest objects before its
-//! fenced commit fails; it can never delete anything outside the manifest.
+//! the batch start, erase per bucket, then commit the checkpoint with each
+//! object's outcome. A crash between the calls and the commit repeats the
+//! batch, which is harmless: S3 reports a missing key as deleted, and a
+//! tagged object stays tagged. A worker that has lost its lease may still
+//! repeat an erasure of manifest objects before its fenced commit fails; it
+//! can never touch anything outside the manifest.
+//!
+//! An object S3 refuses for good (object lock, legal hold, access denied)
+//! is retained: recorded with its outcome and as an anomaly naming the
+//! bucket and reason, not retried, and the erasure goes on. A transient
+//! refusal retries the batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::s3_erasure::{self, ObjectOutcome, Refusal};
 use super::state::{Phase, State};
 use super::{Checkpoint, Context, Step, advance, batch_started, cursor_value, start_phase};
+use crate::catalog::LockedObjectRows;
 use crate::error::Error;
 use crate::failpoint;
-use crate::objects::{KeyFailure, ObjectErrorKind};
-use crate::store::manifest;
+use crate::objects::ObjectError;
+use crate::objects::buckets::Freshness;
+use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
 use crate::store::requests::checkpoint::{self, Progress};
 use crate::store::{Lease, events};
 
@@ -54,49 +65,104 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     batch_started(ctx, lease, Phase::DeletingObjects, batch).await?;
 
     // Two rounds: plain objects first, then containers (JSON documents that
-    // list other objects), so a container never goes before what it names;
-    // within a round, one DeleteObjects call per bucket.
-    let mut refused: BTreeMap<(String, String), Vec<KeyFailure>> = BTreeMap::new();
+    // list other objects), so a container never goes before what it names.
+    // Within a round, bucket by bucket, each the way it wants (delete,
+    // delete every version, or tag).
+    let by_key: HashMap<(&str, &str), &PendingObject> = pending
+        .iter()
+        .map(|o| ((o.bucket.as_str(), o.key.as_str()), o))
+        .collect();
+    let mut ends: Vec<ObjectEnd> = Vec::with_capacity(pending.len());
+    let mut retained: Vec<(&PendingObject, Refusal)> = Vec::new();
+    let mut transient: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut calls = 0;
     for containers in [false, true] {
-        let mut by_bucket: Vec<(&str, Vec<String>)> = Vec::new();
+        let mut by_bucket: Vec<(String, Vec<String>)> = Vec::new();
         for object in pending.iter().filter(|o| o.container == containers) {
             match by_bucket
                 .iter_mut()
                 .find(|(bucket, _)| *bucket == object.bucket)
             {
                 Some((_, keys)) => keys.push(object.key.clone()),
-                None => by_bucket.push((&object.bucket, vec![object.key.clone()])),
+                None => by_bucket.push((object.bucket.clone(), vec![object.key.clone()])),
             }
         }
         for (bucket, keys) in &by_bucket {
             calls += 1;
-            for failure in ctx.objects.delete_keys(bucket, keys).await? {
-                refused
-                    .entry((bucket.to_string(), failure.code.clone()))
-                    .or_default()
-                    .push(failure);
+            let view = ctx.buckets.view(bucket, Freshness::Cached).await?;
+            let result = s3_erasure::erase(&view, keys).await?;
+            let seq_of = |key: &str| -> &PendingObject {
+                by_key
+                    .get(&(bucket.as_str(), key))
+                    .expect("S3 answers only for keys it was given")
+            };
+            for erased in result.erased {
+                ends.push(ObjectEnd {
+                    seq: seq_of(&erased.key).seq,
+                    outcome: erased.outcome.as_str(),
+                    versions: erased.versions,
+                });
+            }
+            for refusal in result.refused {
+                if refusal.transient {
+                    *transient
+                        .entry((bucket.clone(), refusal.code.clone()))
+                        .or_default() += 1;
+                } else {
+                    retained.push((seq_of(&refusal.key), refusal));
+                }
             }
         }
-        if !refused.is_empty() {
+        // A container waits until everything before it is certainly gone.
+        if !transient.is_empty() {
             break;
         }
     }
-    if !refused.is_empty() {
-        return Err(refusal_error(lease, &refused));
+    if !transient.is_empty() {
+        return Err(transient_refusal(&transient));
     }
     failpoint::pause_if_armed(Phase::DeletingObjects, batch).await;
 
-    let seqs: Vec<i64> = pending.iter().map(|object| object.seq).collect();
-    let mut tx = ctx.store.pool().begin().await?;
-    lease.fence(&mut tx, State::TargetsFound).await?;
-    manifest::mark_deleted(&mut tx, lease.request_id, &seqs).await?;
+    let anomalies: Vec<Anomaly> = retained
+        .iter()
+        .map(|(object, refusal)| retained_anomaly(ctx, object, refusal))
+        .collect();
+    for (object, refusal) in &retained {
+        ends.push(ObjectEnd {
+            seq: object.seq,
+            outcome: refusal.outcome().as_str(),
+            versions: None,
+        });
+        tracing::warn!(
+            request_id = %lease.request_id, bucket = %object.bucket, reason = %refusal.reason,
+            "S3 refused to erase an object for good; it is retained and recorded as an anomaly"
+        );
+    }
+    let count = |outcome: ObjectOutcome| {
+        ends.iter()
+            .filter(|end| end.outcome == outcome.as_str())
+            .count() as i64
+    };
     let progress = Progress {
-        objects_deleted: seqs.len() as i64,
+        objects_deleted: count(ObjectOutcome::Deleted),
+        objects_scheduled: count(ObjectOutcome::Scheduled),
+        objects_locked: retained.len() as i64,
+        anomalies: anomalies.len() as i32,
         ..Progress::default()
     };
+
+    let mut tx = ctx.store.pool().begin().await?;
+    lease.fence(&mut tx, State::TargetsFound).await?;
+    manifest::record_outcomes(&mut tx, lease.request_id, &ends).await?;
+    manifest::record_anomalies(&mut tx, lease.request_id, &anomalies).await?;
     checkpoint::batch_done(&mut tx, lease, &cursor_value(&next_cursor), progress).await?;
-    let detail = format!("objects {}", seqs.len());
+    let detail = format!(
+        "objects {} deleted {} scheduled {} retained {}",
+        ends.len(),
+        progress.objects_deleted,
+        progress.objects_scheduled,
+        progress.objects_locked
+    );
     events::record(
         &mut tx,
         lease,
@@ -109,7 +175,7 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     tx.commit().await?;
     tracing::info!(
         request_id = %lease.request_id, phase = %Phase::DeletingObjects, batch, total = ?total,
-        objects = seqs.len(), calls, "batch committed"
+        objects = ends.len(), retained = retained.len(), calls, "batch committed"
     );
     Ok(Step::Batch {
         phase: Phase::DeletingObjects,
@@ -118,44 +184,48 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     })
 }
 
-/// Turns per-key refusals into one error: transient if any refusal is
-/// (the whole batch is retried), permanent otherwise. Names buckets and
+/// The anomaly for an object S3 refused for good: names the bucket, the
+/// reason and what became of the rows, never the key.
+pub fn retained_anomaly(ctx: &Context, object: &PendingObject, refusal: &Refusal) -> Anomaly {
+    let (kind, what) = match refusal.outcome() {
+        ObjectOutcome::Locked => ("retained_by_lock", "object lock or legal hold"),
+        _ => ("erasure_refused", "a permanent refusal"),
+    };
+    let rows = match ctx.plan.catalog.storage.locked_object_rows {
+        LockedObjectRows::Mask => {
+            "the rows referencing it are masked (storage.locked_object_rows = \"mask\")"
+        }
+        LockedObjectRows::Keep => {
+            "the row referencing it is kept unmasked so it can be found again (storage.locked_object_rows = \"keep\")"
+        }
+    };
+    Anomaly {
+        kind: kind.to_owned(),
+        table_name: Some(object.source_table.clone()),
+        row_id: object.source_row.clone(),
+        detail: format!(
+            "bucket {:?}: S3 refused to erase an object ({}), which is {what}: the object is retained, \
+             not retried, and reported as retained; {rows}",
+            object.bucket, refusal.reason
+        ),
+    }
+}
+
+/// A transient per-key refusal retries the whole batch. Names buckets and
 /// codes with counts, never keys.
-fn refusal_error(lease: &Lease, refused: &BTreeMap<(String, String), Vec<KeyFailure>>) -> Error {
+fn transient_refusal(refused: &BTreeMap<(String, String), usize>) -> Error {
     let summary: Vec<String> = refused
         .iter()
-        .map(|((bucket, code), failures)| {
-            let message = failures
-                .first()
-                .map(|f| f.message.as_str())
-                .unwrap_or_default();
-            format!(
-                "{} object(s) in bucket {bucket:?}: {code} ({message})",
-                failures.len()
-            )
-        })
+        .map(|((bucket, code), n)| format!("{n} object(s) in bucket {bucket:?}: {code}"))
         .collect();
-    let transient = refused
-        .values()
-        .flatten()
-        .any(|failure| failure.kind == ObjectErrorKind::Transient);
-    let message = format!("S3 refused to delete {}", summary.join("; "));
-    if transient {
-        Error::Objects(crate::objects::ObjectError::transient(
-            "DeleteObjects",
-            &refused
-                .keys()
-                .next()
-                .map(|(b, _)| b.clone())
-                .unwrap_or_default(),
-            message,
-        ))
-    } else {
-        Error::Permanent {
-            id: lease.request_id,
-            message: format!(
-                "{message}; fix the cause (permissions, object lock), then `lethe retry`"
-            ),
-        }
-    }
+    let bucket = refused
+        .keys()
+        .next()
+        .map(|(bucket, _)| bucket.clone())
+        .unwrap_or_default();
+    Error::Objects(ObjectError::transient(
+        "DeleteObjects",
+        &bucket,
+        format!("S3 refused to erase {} for now", summary.join("; ")),
+    ))
 }

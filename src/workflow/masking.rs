@@ -6,6 +6,9 @@
 //! its checkpoint in the same transaction: the batch is masked and
 //! checkpointed together, or neither. This phase starts only after every
 //! object is deleted: a masked row no longer says which objects were its.
+//! Each row's method (masked, deleted, or kept by the
+//! `locked_object_rows = "keep"` policy) is recorded with it, for the
+//! destruction record.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{Phase, State};
 use super::{Checkpoint, Context, Step, advance, batch_started, cursor_value, start_phase};
+use crate::catalog::{LockedObjectRows, RowErasure};
 use crate::error::Error;
 use crate::failpoint;
-use crate::store::manifest;
+use crate::store::manifest::{self, ManifestRow};
 use crate::store::requests::checkpoint::{self, Progress};
 use crate::store::{Lease, events};
 
@@ -54,8 +58,21 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::MaskingRows, batch).await?;
 
+    // Policy may keep the rows that reference an object S3 refused to
+    // erase, so the object can be found when its lock ends.
+    let kept: Vec<ManifestRow> = match ctx.plan.catalog.storage.locked_object_rows {
+        LockedObjectRows::Mask => Vec::new(),
+        LockedObjectRows::Keep => {
+            let mut conn = ctx.store.pool().acquire().await?;
+            let retained = manifest::rows_referencing_retained(&mut conn, lease.request_id).await?;
+            rows.iter()
+                .filter(|row| retained.contains(row))
+                .cloned()
+                .collect()
+        }
+    };
     let mut ids_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for row in &rows {
+    for row in rows.iter().filter(|row| !kept.contains(row)) {
         ids_by_table
             .entry(row.table.as_str())
             .or_default()
@@ -69,8 +86,20 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
         let name = table.name.to_string();
         if let Some(ids) = ids_by_table.remove(name.as_str()) {
             masked += table.erase(&mut *tx, &ids).await?;
+            let method = match table.erase {
+                RowErasure::Mask => "masked",
+                RowErasure::Delete => "deleted",
+            };
+            let except: Vec<String> = kept
+                .iter()
+                .filter(|row| row.table == name)
+                .map(|row| row.row_id.clone())
+                .collect();
+            manifest::mark_erased(&mut tx, lease.request_id, batch_no, &name, method, &except)
+                .await?;
         }
     }
+    manifest::mark_kept(&mut tx, lease.request_id, &kept).await?;
     if let Some(table) = ids_by_table.keys().next() {
         // The manifest names a table the catalog no longer has: stop rather
         // than leave its rows unmasked.
@@ -81,7 +110,6 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
             ),
         });
     }
-    manifest::mark_masked(&mut tx, lease.request_id, batch_no).await?;
     failpoint::pause_if_armed(Phase::MaskingRows, batch).await;
     let progress = Progress {
         rows_masked: masked as i64,

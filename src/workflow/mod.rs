@@ -11,10 +11,12 @@
 //! succeeds; masking a masked row changes nothing; discovery commits
 //! atomically).
 
+pub mod completion;
 pub mod deletion;
 pub mod discovery;
 pub mod dry_run;
 pub mod masking;
+pub mod s3_erasure;
 pub mod state;
 pub mod targets;
 pub mod verification;
@@ -27,7 +29,8 @@ use uuid::Uuid;
 use crate::catalog::Plan;
 use crate::config::WorkerSettings;
 use crate::error::Error;
-use crate::objects::ObjectStore;
+use crate::minimise::Minimiser;
+use crate::objects::{Buckets, ObjectStore};
 use crate::references::Resolver;
 use crate::store::{Lease, Store, events};
 use state::{Phase, State};
@@ -39,6 +42,12 @@ pub struct Context {
     pub plan: Arc<Plan>,
     pub resolver: Arc<Resolver>,
     pub objects: ObjectStore,
+    /// How each bucket is erased (mode, versioning, replicas).
+    pub buckets: Arc<Buckets>,
+    /// Replaces the subject key by its keyed hash at Done; prunes manifests.
+    /// Replaces the subject key by its keyed hash at Done. None only in the
+    /// dry run's context, which never finishes a request.
+    pub minimiser: Option<Arc<Minimiser>>,
     pub settings: WorkerSettings,
 }
 

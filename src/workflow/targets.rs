@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::Context;
+use super::{Context, s3_erasure};
 use crate::catalog::model::{Expansion, ReferenceSource};
 use crate::catalog::schema::{ChildLookup, FeatureTables};
 use crate::error::Error;
@@ -152,6 +152,13 @@ pub async fn find(ctx: &Context, clients: &[ClientRow]) -> Result<Findings, Erro
             missing_table(&mut findings, &clients, &task.table);
         }
     }
+    // Copies in replica buckets are objects of their own: erased, verified
+    // and counted like the originals.
+    findings.objects = s3_erasure::with_replicas(
+        std::mem::take(&mut findings.objects),
+        |bucket| ctx.buckets.replicas_of(bucket).to_vec(),
+        |object| ctx.resolver.protection_rule(object).is_some(),
+    );
     Ok(findings)
 }
 
@@ -263,9 +270,9 @@ async fn read_column(
             match &source.expand {
                 Some(expansion) if !protected && !findings.seen_objects.contains(&object) => {
                     expand(ctx, expansion, &object, &context, place, findings).await?;
-                    findings.push(object, false, true, place.table);
+                    findings.push(object, false, true, place);
                 }
-                _ => findings.push(object, protected, false, place.table),
+                _ => findings.push(object, protected, false, place),
             }
         }
     }
@@ -413,7 +420,7 @@ async fn expand(
         };
         let inner = format!("{context} -> {}", expansion.list);
         if let Some((object, protected)) = settle(ctx, resolution, &inner, place, findings).await? {
-            findings.push(object, protected, false, place.table);
+            findings.push(object, protected, false, place);
         }
     }
     Ok(())
@@ -421,12 +428,14 @@ async fn expand(
 
 impl Findings {
     /// Adds an object once; the first mention decides its place in the order.
-    fn push(&mut self, object: ObjectRef, protected: bool, container: bool, table: &str) {
+    fn push(&mut self, object: ObjectRef, protected: bool, container: bool, place: Place<'_>) {
         if self.seen_objects.insert(object.clone()) {
             self.objects.push(ManifestObject {
                 object,
                 protected,
-                source_table: table.to_owned(),
+                source_table: place.table.to_owned(),
+                source_row: place.row_id.to_owned(),
+                replica_of: None,
                 container,
             });
         }

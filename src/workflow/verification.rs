@@ -1,20 +1,27 @@
 //! DbMasked -> Done: reading back what the erasure claims. A DeleteObjects
 //! response is not proof (S3 reports keys that never existed as deleted), so
-//! every manifest object is checked with HeadObject, a page at a time; a
-//! survivor is deleted once more and checked again, and if it is still there
-//! the request stops with the bucket named. Then every manifest row's
-//! catalogued columns are read back. Only a clean read-back reaches Done.
+//! every manifest object is read back a page at a time, each bucket the way
+//! it was erased: HeadObject in an unversioned bucket, ListObjectVersions
+//! (once per prefix group, not per key) in a versioned one, and the tag in a
+//! tag-and-expire one. A survivor is erased once more and read back again;
+//! if it is still there the request stops with the bucket named (never the
+//! key). Then every manifest row's catalogued columns are read back, and no
+//! client row may still carry the member's key. Only a clean read-back
+//! reaches Done ([`super::completion`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::s3_erasure::{self, Refusal};
 use super::state::{Phase, State};
-use super::{Checkpoint, Context, Step, advance, batch_started, cursor_value, start_phase};
+use super::{Checkpoint, Context, Step, batch_started, completion, cursor_value, start_phase};
 use crate::error::Error;
-use crate::store::manifest;
+use crate::objects::ObjectError;
+use crate::objects::buckets::Freshness;
+use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
 use crate::store::requests::checkpoint::{self, Progress};
-use crate::store::{Lease, events};
+use crate::store::{Lease, events, record};
 
 /// Objects are verified in pages of this many HeadObject calls.
 const OBJECTS_PER_BATCH: i64 = 1000;
@@ -51,57 +58,127 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::Verifying, batch).await?;
     let Some(last) = page.last() else {
-        verify_rows(ctx, lease).await?;
+        let rows = verify_rows(ctx, lease).await?;
         verify_nothing_left(ctx, lease, subject).await?;
-        return advance(ctx, lease, State::DbMasked).await;
+        return completion::finish(ctx, lease, subject, rows).await;
     };
     let next_cursor = Cursor {
         after_seq: last.seq,
     };
 
-    let mut by_bucket: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut by_bucket: BTreeMap<&str, Vec<&PendingObject>> = BTreeMap::new();
     for object in &page {
         by_bucket
             .entry(object.bucket.as_str())
             .or_default()
-            .push(object.key.clone());
+            .push(object);
     }
-    for (bucket, keys) in by_bucket {
-        let survivors = ctx.objects.existing(bucket, keys).await?;
+    let mut survivors_found = 0i64;
+    let mut retained: Vec<(&PendingObject, Refusal)> = Vec::new();
+    for (bucket, objects) in by_bucket {
+        // Asked afresh: the proof must not rest on a cached "unversioned".
+        let view = ctx.buckets.view(bucket, Freshness::Fresh).await?;
+        let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+        let survivors = s3_erasure::survivors(&view, &keys).await?;
         if survivors.is_empty() {
             continue;
         }
-        // Something put them back, or the delete was lost: once more.
+        survivors_found += survivors.len() as i64;
+        // Something put them back, or the erasure was lost: once more.
         tracing::warn!(
             request_id = %lease.request_id, bucket, survivors = survivors.len(),
-            "objects still exist after deletion; deleting them again"
+            "objects still there after erasure; erasing them again"
         );
-        for chunk in survivors.chunks(crate::objects::MAX_KEYS_PER_DELETE) {
-            ctx.objects.delete_keys(bucket, chunk).await?;
+        let detail = format!(
+            "bucket {bucket:?}: {} object(s) erased again",
+            survivors.len()
+        );
+        let mut conn = ctx.store.pool().acquire().await?;
+        events::record(
+            &mut conn,
+            lease,
+            "survivors_found",
+            Some(Phase::Verifying),
+            Some(batch),
+            Some(&detail),
+        )
+        .await?;
+        drop(conn);
+        let again = s3_erasure::erase(&view, &survivors).await?;
+        let mut refused_keys = Vec::new();
+        for refusal in again.refused {
+            if refusal.transient {
+                return Err(Error::Objects(ObjectError::transient(
+                    "DeleteObjects",
+                    bucket,
+                    format!("S3 refused to erase a survivor for now: {}", refusal.code),
+                )));
+            }
+            let object = objects
+                .iter()
+                .find(|o| o.key == refusal.key)
+                .expect("S3 answers only for keys it was given");
+            refused_keys.push(refusal.key.clone());
+            retained.push((object, refusal));
         }
-        let still = ctx.objects.existing(bucket, survivors).await?;
+        let erased: Vec<String> = survivors
+            .into_iter()
+            .filter(|key| !refused_keys.contains(key))
+            .collect();
+        let still = s3_erasure::survivors(&view, &erased).await?;
         if !still.is_empty() {
             return Err(Error::Permanent {
                 id: lease.request_id,
                 message: format!(
-                    "{} object(s) in bucket {bucket:?} still exist after being deleted twice; \
-                     check object lock, versioning and replication on the bucket, then `lethe retry`",
+                    "verification: {} object(s) in bucket {bucket:?} are still there after being erased twice \
+                     (the server reported them erased: its response is not proof); check object lock, \
+                     versioning, replication and lifecycle on the bucket and whatever writes to it, then `lethe retry`",
                     still.len()
                 ),
             });
         }
     }
 
+    let anomalies: Vec<Anomaly> = retained
+        .iter()
+        .map(|(object, refusal)| super::deletion::retained_anomaly(ctx, object, refusal))
+        .collect();
+    let ends: Vec<ObjectEnd> = retained
+        .iter()
+        .map(|(object, refusal)| ObjectEnd {
+            seq: object.seq,
+            outcome: refusal.outcome().as_str(),
+            versions: None,
+        })
+        .collect();
     let mut tx = ctx.store.pool().begin().await?;
     lease.fence(&mut tx, State::DbMasked).await?;
+    manifest::record_outcomes(&mut tx, lease.request_id, &ends).await?;
+    manifest::record_anomalies(&mut tx, lease.request_id, &anomalies).await?;
+    record::add_verified(
+        &mut tx,
+        lease.request_id,
+        page.len() as i64,
+        survivors_found,
+        0,
+    )
+    .await?;
     checkpoint::batch_done(
         &mut tx,
         lease,
         &cursor_value(&next_cursor),
-        Progress::default(),
+        Progress {
+            objects_locked: ends.len() as i64,
+            anomalies: anomalies.len() as i32,
+            ..Progress::default()
+        },
     )
     .await?;
-    let detail = format!("objects checked {}", page.len());
+    let detail = format!(
+        "objects checked {} survivors {survivors_found} retained {}",
+        page.len(),
+        ends.len()
+    );
     events::record(
         &mut tx,
         lease,
@@ -119,18 +196,21 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
     })
 }
 
-/// Checks every manifest row's catalogued columns, batch by batch.
-async fn verify_rows(ctx: &Context, lease: &Lease) -> Result<(), Error> {
+/// Checks every manifest row's catalogued columns, batch by batch (but the
+/// rows policy kept unmasked); returns how many rows were read back.
+async fn verify_rows(ctx: &Context, lease: &Lease) -> Result<i64, Error> {
     let mut after_batch = i32::MIN;
+    let mut checked = 0i64;
     loop {
         let next = {
             let mut conn = ctx.store.pool().acquire().await?;
-            manifest::rows_of_next_batch(&mut conn, lease.request_id, after_batch).await?
+            manifest::rows_to_verify(&mut conn, lease.request_id, after_batch).await?
         };
         let Some((batch_no, rows)) = next else {
-            return Ok(());
+            return Ok(checked);
         };
         after_batch = batch_no;
+        checked += rows.len() as i64;
         let mut ids_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for row in &rows {
             ids_by_table

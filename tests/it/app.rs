@@ -40,13 +40,18 @@ pub struct TestApp {
 /// Small batches, short leases and fast retries, so tests exercise many
 /// batches and recover quickly.
 pub fn test_config(db_url: &str, s3: &TestS3) -> Config {
+    test_config_for(db_url, &s3.endpoint(), s3.region())
+}
+
+/// [`test_config`] for any S3 endpoint.
+pub fn test_config_for(db_url: &str, endpoint: &str, region: &str) -> Config {
     let mut config = Config {
         database_url: Some(db_url.to_owned()),
         catalog: example_catalog(),
         ..Config::default()
     };
-    config.s3.endpoint_url = Some(s3.endpoint());
-    config.s3.region = Some(s3.region().to_owned());
+    config.s3.endpoint_url = Some(endpoint.to_owned());
+    config.s3.region = Some(region.to_owned());
     config.s3.force_path_style = true;
     config.s3.operation_timeout_secs = 10;
     config.s3.sdk_max_attempts = 2;
@@ -57,8 +62,12 @@ pub fn test_config(db_url: &str, s3: &TestS3) -> Config {
     config.retry.max_attempts = 8;
     config.retry.initial_backoff_ms = 50;
     config.retry.max_backoff_ms = 400;
+    config.minimisation.subject_hash_secret = Some(TEST_HASH_SECRET.to_owned());
     config
 }
+
+/// The HMAC secret tests hash member keys with.
+pub const TEST_HASH_SECRET: &str = "lethe-tests-subject-hash-secret";
 
 impl TestApp {
     /// A migrated database with the example schema, and an S3 server with
@@ -156,7 +165,8 @@ impl TestApp {
             "catalog = {catalog:?}\n\
              [s3]\nforce_path_style = true\noperation_timeout_secs = {timeout}\nsdk_max_attempts = {sdk}\n\
              [worker]\nbatch_size = {batch}\ndelete_batch_size = {delete}\nlease_secs = {lease}\npoll_interval_ms = {poll}\n\
-             [retry]\nmax_attempts = {max}\ninitial_backoff_ms = {initial}\nmax_backoff_ms = {max_backoff}\n",
+             [retry]\nmax_attempts = {max}\ninitial_backoff_ms = {initial}\nmax_backoff_ms = {max_backoff}\n\
+             [minimisation]\nsubject_hash_secret = {secret:?}\nmanifest_retention_days = {retention}\n",
             catalog = c.catalog.display().to_string(),
             timeout = c.s3.operation_timeout_secs,
             sdk = c.s3.sdk_max_attempts,
@@ -167,6 +177,12 @@ impl TestApp {
             max = c.retry.max_attempts,
             initial = c.retry.initial_backoff_ms,
             max_backoff = c.retry.max_backoff_ms,
+            secret = c
+                .minimisation
+                .subject_hash_secret
+                .clone()
+                .unwrap_or_default(),
+            retention = c.minimisation.manifest_retention_days,
         );
         let path = self.dir.path().join("lethe.toml");
         std::fs::write(&path, text).expect("writing the config file");

@@ -92,7 +92,7 @@ async fn help_explains_exit_codes_and_commands() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_on_an_unmigrated_database_say_to_migrate() {
     let app = TestApp::start().await;
-    sqlx::query("DROP TABLE erasure_events, erasure_anomalies, erasure_manifest_objects, erasure_manifest_rows, erasure_requests")
+    sqlx::query("DROP TABLE erasure_record_counts, erasure_events, erasure_anomalies, erasure_manifest_objects, erasure_manifest_rows, erasure_requests")
         .execute(app.pool())
         .await
         .unwrap();

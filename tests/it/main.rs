@@ -5,13 +5,16 @@ mod anomalies;
 mod app;
 mod harness;
 mod harness_selftest;
+mod moto_app;
 
 mod catalog;
 mod cli;
 mod crash;
 mod erasure;
+mod evidence;
 mod faults;
 mod features;
+mod s3_completeness;
 mod shapes;
 mod submission;
 mod workers;

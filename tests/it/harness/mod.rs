@@ -4,6 +4,8 @@
 //!   named by `LETHE_TEST_DATABASE_URL`), and a fresh database per test.
 //! - [`s3`]: an in-process S3-protocol server per test, with request counters, fault
 //!   injection and stop/restart.
+//! - [`moto`]: one moto S3 server per test-binary process, for versioning, tagging and
+//!   object lock (which s3s-fs lacks); buckets unique per test.
 //!
 //! Its own tests live in `harness_selftest.rs`; run them with
 //! `cargo test --test it harness`.
@@ -12,10 +14,12 @@
 // re-exports alike) would otherwise be reported as unused in this test binary.
 #![allow(dead_code, unused_imports)]
 
+pub mod moto;
 mod pg_cluster;
 pub mod postgres;
 pub mod s3;
 mod s3_backend;
 
+pub use moto::{Moto, moto};
 pub use postgres::{TestDatabase, fresh_database, server_url, terminate_connections};
 pub use s3::{Faults, S3Counters, TestS3};

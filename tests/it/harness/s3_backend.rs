@@ -98,6 +98,7 @@ struct FaultState {
     slow_down_every: u64,
     seen: u64,
     delete_key_errors: BTreeMap<String, String>,
+    pretend_deletes: std::collections::BTreeSet<String>,
 }
 
 struct OpRule {
@@ -133,6 +134,12 @@ impl Faults {
         self.lock()
             .delete_key_errors
             .insert(key.to_owned(), code.to_owned());
+    }
+
+    /// Makes DeleteObjects report `key` as deleted while leaving the object in place:
+    /// a server whose delete response is not proof.
+    pub fn pretend_delete_of_key(&self, key: &str) {
+        self.lock().pretend_deletes.insert(key.to_owned());
     }
 
     /// Removes every fault.
@@ -180,6 +187,14 @@ impl Faults {
             S3Error::with_message(rule.code.clone(), "injected by the lethe test harness");
         err.set_status_code(rule.status);
         Err(err)
+    }
+
+    fn pretends_to_delete(&self, key: &str) -> bool {
+        let pretend = self.lock().pretend_deletes.contains(key);
+        if pretend {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        pretend
     }
 
     fn delete_key_error(&self, key: &str) -> Option<String> {
@@ -376,6 +391,12 @@ impl S3 for CountingS3 {
                 }
                 None => true,
             });
+        // Pretended deletes vanish from the request: the (quiet) response lists
+        // no error for them, so the client believes they are gone.
+        req.input
+            .delete
+            .objects
+            .retain(|object| !self.faults.pretends_to_delete(&object.key));
         let mut response = if req.input.delete.objects.is_empty() {
             S3Response::new(DeleteObjectsOutput::default())
         } else {

@@ -1,0 +1,167 @@
+//! Minimisation after Done: lethe's own tables stop holding what they no
+//! longer need.
+//!
+//! - The member's raw key is replaced by a keyed hash, HMAC-SHA256 with a
+//!   secret from the configuration (never stored in the database), in the
+//!   transaction that makes the request Done — for that request and every
+//!   finished row of the same member (coalesced duplicates, cancelled
+//!   requests). The hash is stable, so a later submission for the same
+//!   member is still matched to their earlier erasures (`status --subject`);
+//!   without the secret it cannot be reversed by trying likely keys.
+//! - The per-object and per-row manifest (object keys embed member ids) is
+//!   pruned to counts `manifest_retention_days` after Done; the destruction
+//!   record is built from counts written at Done, so it survives pruning.
+//!
+//! Active requests keep the raw key: a worker needs it to find the member's
+//! rows, and coalescing matches duplicates on it.
+
+use std::fmt;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::config::MinimisationSettings;
+use crate::error::Error;
+use crate::store::{Store, record};
+
+/// Prefix of stored hashes: the algorithm, so that a later change of
+/// scheme is recognisable.
+const HASH_SCHEME: &str = "hmac-sha256:";
+
+/// Requests pruned per call, so a long backlog is worked off in slices.
+const PRUNE_SLICE: i64 = 100;
+
+/// Keyed hashes of subject keys.
+#[derive(Clone)]
+pub struct SubjectHasher {
+    key: Vec<u8>,
+}
+
+impl SubjectHasher {
+    pub fn new(secret: &str) -> SubjectHasher {
+        SubjectHasher {
+            key: secret.as_bytes().to_vec(),
+        }
+    }
+
+    /// `hmac-sha256:<64 hex digits>`.
+    pub fn hash(&self, subject: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        mac.update(subject.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(HASH_SCHEME.len() + 64);
+        out.push_str(HASH_SCHEME);
+        for byte in digest.iter() {
+            out.push_str(&format!("{byte:02x}"));
+        }
+        out
+    }
+}
+
+impl fmt::Debug for SubjectHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SubjectHasher(<redacted>)")
+    }
+}
+
+/// The hasher and the retention, as a worker uses them.
+#[derive(Debug, Clone)]
+pub struct Minimiser {
+    pub hasher: SubjectHasher,
+    pub retention_days: u32,
+}
+
+impl Minimiser {
+    /// Needs the secret: a worker that could not minimise must not start.
+    pub fn from_settings(settings: &MinimisationSettings) -> Result<Minimiser, Error> {
+        let secret = settings.subject_hash_secret.as_deref().ok_or_else(|| {
+            Error::Setup(
+                "no subject hash secret: set LETHE_SUBJECT_HASH_SECRET (or minimisation.subject_hash_secret \
+                 in lethe.toml) to a long random value, e.g. `openssl rand -hex 32`, and keep it: when an \
+                 erasure is done lethe replaces the member's key by its keyed hash"
+                    .into(),
+            )
+        })?;
+        Ok(Minimiser {
+            hasher: SubjectHasher::new(secret),
+            retention_days: settings.manifest_retention_days,
+        })
+    }
+
+    /// Replaces the raw subject key by its hash on the request (just made
+    /// Done, in the caller's transaction) and on every finished request of
+    /// the same member. Returns how many rows changed.
+    pub async fn minimise(
+        &self,
+        conn: &mut PgConnection,
+        request_id: Uuid,
+        subject: &str,
+    ) -> Result<u64, Error> {
+        record::replace_subject(conn, request_id, subject, &self.hasher.hash(subject)).await
+    }
+
+    /// Prunes the manifests whose retention has passed, a slice at a time;
+    /// returns the requests pruned.
+    pub async fn prune(&self, store: &Store) -> Result<Vec<Uuid>, Error> {
+        prune(store, self.retention_days).await
+    }
+
+    /// Minimises done requests that still hold a raw key (finished by a
+    /// lethe that did not yet minimise), a slice at a time; returns how
+    /// many request rows changed.
+    pub async fn backfill(&self, store: &Store) -> Result<u64, Error> {
+        let mut changed = 0;
+        for (id, subject) in record::unminimised(store.pool(), PRUNE_SLICE).await? {
+            let mut tx = store.pool().begin().await?;
+            changed += self.minimise(&mut tx, id, &subject).await?;
+            tx.commit().await?;
+        }
+        Ok(changed)
+    }
+}
+
+/// Prunes manifests of requests done more than `retention_days` ago, up to
+/// a slice of them, each in its own transaction.
+pub async fn prune(store: &Store, retention_days: u32) -> Result<Vec<Uuid>, Error> {
+    let due = record::due_for_pruning(store.pool(), retention_days, PRUNE_SLICE).await?;
+    let mut pruned = Vec::new();
+    for id in due {
+        let mut tx = store.pool().begin().await?;
+        if record::prune_manifest(&mut tx, id).await? {
+            pruned.push(id);
+        }
+        tx.commit().await?;
+    }
+    Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_keyed_stable_and_say_their_scheme() {
+        let a = SubjectHasher::new("0123456789abcdef-secret");
+        let b = SubjectHasher::new("another-secret-0123456789");
+        let hash = a.hash("member-00002");
+        assert!(hash.starts_with("hmac-sha256:"));
+        assert_eq!(hash.len(), "hmac-sha256:".len() + 64);
+        assert_eq!(hash, a.hash("member-00002"));
+        assert_ne!(hash, a.hash("member-00003"));
+        assert_ne!(hash, b.hash("member-00002"));
+        assert!(!hash.contains("member"));
+        assert_eq!(format!("{a:?}"), "SubjectHasher(<redacted>)");
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231_test_case_2() {
+        let hasher = SubjectHasher::new("Jefe");
+        assert_eq!(
+            hasher.hash("what do ya want for nothing?"),
+            "hmac-sha256:5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! Versioned buckets. A plain delete there only adds a delete marker and
+//! the data stays as a noncurrent version, so erasure lists every version
+//! and marker of each key (ListObjectVersions) and deletes them by version
+//! id. Listing goes once per group of keys sharing a prefix, never once per
+//! key: one call covers a member's directory, and a listing is filtered to
+//! the exact keys asked for, so nothing outside them is ever touched.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::BucketVersioningStatus;
+
+use super::{ObjectError, ObjectStore};
+
+/// What GetBucketVersioning says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    /// Never enabled: a delete removes the object.
+    Unversioned,
+    /// Enabled, or suspended (old versions may still be there).
+    Versioned,
+}
+
+/// One version of a key, or one delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub key: String,
+    pub version_id: String,
+    pub delete_marker: bool,
+}
+
+impl ObjectStore {
+    /// Whether a bucket keeps versions. A server that does not implement
+    /// versioning (501 NotImplemented, as some S3-compatible servers answer)
+    /// cannot hold versions: unversioned. An answer that cannot be read
+    /// counts as versioned, the erasure that is right in both cases.
+    pub async fn versioning(&self, bucket: &str) -> Result<Versioning, ObjectError> {
+        match self
+            .client
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(match output.status() {
+                Some(BucketVersioningStatus::Enabled | BucketVersioningStatus::Suspended) => {
+                    Versioning::Versioned
+                }
+                _ => Versioning::Unversioned,
+            }),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.code() == Some("NotImplemented")) =>
+            {
+                Ok(Versioning::Unversioned)
+            }
+            // The server said yes (2xx) in a shape the SDK cannot read (some
+            // S3-compatible servers name the XML root differently). Erasing as
+            // if versioned is right either way: an unversioned bucket lists
+            // each object once, as version "null", and deletes it by that id.
+            Err(SdkError::ServiceError(service)) if service.raw().status().is_success() => {
+                tracing::debug!(
+                    bucket,
+                    "unreadable GetBucketVersioning answer; erasing as if versioned"
+                );
+                Ok(Versioning::Versioned)
+            }
+            Err(err) => Err(ObjectError::from_sdk("GetBucketVersioning", bucket, err)),
+        }
+    }
+
+    /// Every version and delete marker under `prefix`, page by page.
+    pub async fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<Version>, ObjectError> {
+        let mut found = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut version_marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|err| ObjectError::from_sdk("ListObjectVersions", bucket, err))?;
+            for version in page.versions() {
+                if let (Some(key), Some(id)) = (version.key(), version.version_id()) {
+                    found.push(Version {
+                        key: key.to_owned(),
+                        version_id: id.to_owned(),
+                        delete_marker: false,
+                    });
+                }
+            }
+            for marker in page.delete_markers() {
+                if let (Some(key), Some(id)) = (marker.key(), marker.version_id()) {
+                    found.push(Version {
+                        key: key.to_owned(),
+                        version_id: id.to_owned(),
+                        delete_marker: true,
+                    });
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(found);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                // A truncated page without a marker would loop forever.
+                return Err(ObjectError::construction(
+                    "ListObjectVersions",
+                    bucket,
+                    "the server said the listing is truncated but gave no marker to continue from",
+                ));
+            }
+        }
+    }
+
+    /// Every version and delete marker of exactly these keys, listed once
+    /// per prefix group (see [`prefix_groups`]).
+    pub async fn versions_of(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        depth: Option<usize>,
+    ) -> Result<Vec<Version>, ObjectError> {
+        let mut found = Vec::new();
+        for group in prefix_groups(keys, depth) {
+            let wanted: BTreeSet<&str> = group.keys.iter().map(String::as_str).collect();
+            let listed = self.list_versions(bucket, &group.prefix).await?;
+            found.extend(
+                listed
+                    .into_iter()
+                    .filter(|version| wanted.contains(version.key.as_str())),
+            );
+        }
+        Ok(found)
+    }
+}
+
+/// Keys listed together, and the prefix that lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixGroup {
+    pub prefix: String,
+    pub keys: Vec<String>,
+}
+
+/// Groups keys for listing: keys that share their first `depth` path
+/// segments (`a/b/` for depth 2) go together — unset, keys that share their
+/// whole directory — and each group is listed with its keys' longest common
+/// prefix, so a listing never reaches past the directory that holds them.
+/// Keys too shallow for `depth` group by their directory.
+pub fn prefix_groups(keys: &[String], depth: Option<usize>) -> Vec<PrefixGroup> {
+    let mut sorted: Vec<&String> = keys.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+    for key in sorted {
+        let scope = grouping_scope(key, depth);
+        match groups.last_mut() {
+            Some((last_scope, members)) if *last_scope == scope => members.push(key.clone()),
+            _ => groups.push((scope, vec![key.clone()])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, keys)| PrefixGroup {
+            prefix: common_prefix(&keys),
+            keys,
+        })
+        .collect()
+}
+
+/// The part of a key that decides its group: its first `depth` path
+/// segments, or its directory when it has fewer (or no depth is set).
+fn grouping_scope(key: &str, depth: Option<usize>) -> &str {
+    let directory = key.rfind('/').map_or("", |end| &key[..=end]);
+    let Some(depth) = depth else {
+        return directory;
+    };
+    match key.match_indices('/').nth(depth.max(1) - 1) {
+        Some((index, _)) => &key[..=index],
+        None => directory,
+    }
+}
+
+fn common_prefix(keys: &[String]) -> String {
+    let Some(first) = keys.first() else {
+        return String::new();
+    };
+    let mut end = first.len();
+    for key in &keys[1..] {
+        end = first
+            .char_indices()
+            .zip(key.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((index, a), _)| index + a.len_utf8())
+            .min(end);
+    }
+    first[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(list: &[&str]) -> Vec<String> {
+        list.iter().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn keys_of_one_directory_share_a_listing() {
+        let groups = prefix_groups(
+            &keys(&["u/1/a.png", "u/1/b.png", "u/2/a.png", "top.png"]),
+            None,
+        );
+        assert_eq!(
+            groups,
+            vec![
+                PrefixGroup {
+                    prefix: "top.png".into(),
+                    keys: keys(&["top.png"])
+                },
+                PrefixGroup {
+                    prefix: "u/1/".into(),
+                    keys: keys(&["u/1/a.png", "u/1/b.png"])
+                },
+                PrefixGroup {
+                    prefix: "u/2/a.png".into(),
+                    keys: keys(&["u/2/a.png"])
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_depth_groups_a_members_directories_together() {
+        let groups = prefix_groups(
+            &keys(&[
+                "inputs/m-1/000001/원본 이미지.png",
+                "inputs/m-1/000002/원본 이미지.png",
+                "inputs/m-2/000001/x.png",
+                "inputs/flat.png",
+            ]),
+            Some(2),
+        );
+        let prefixes: Vec<&str> = groups.iter().map(|g| g.prefix.as_str()).collect();
+        assert_eq!(
+            prefixes,
+            [
+                "inputs/flat.png",
+                "inputs/m-1/00000",
+                "inputs/m-2/000001/x.png"
+            ]
+        );
+        assert_eq!(groups[1].keys.len(), 2);
+    }
+
+    #[test]
+    fn common_prefixes_stop_at_character_boundaries() {
+        assert_eq!(common_prefix(&keys(&["a/가", "a/각"])), "a/");
+        assert_eq!(common_prefix(&keys(&["same", "same"])), "same");
+        assert_eq!(common_prefix(&keys(&["x", "y"])), "");
+    }
+}

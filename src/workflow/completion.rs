@@ -1,0 +1,64 @@
+//! The last step of DbMasked -> Done, once the read-back is clean: in one
+//! transaction, the destruction record's counts are written (per table and
+//! per bucket, each with its method), the request becomes Done, and the
+//! member's raw key is replaced by its keyed hash. So a Done request always
+//! has its record, and never keeps the raw key. Then, outside that
+//! transaction, manifests whose retention has passed are pruned to counts,
+//! and requests done before lethe minimised get their keys hashed (best
+//! effort: `lethe prune` does the same on demand).
+
+use super::state::{Phase, State};
+use super::{Context, Step};
+use crate::error::Error;
+use crate::store::requests::checkpoint;
+use crate::store::{Lease, events, record};
+
+pub async fn finish(
+    ctx: &Context,
+    lease: &Lease,
+    subject: &str,
+    rows_verified: i64,
+) -> Result<Step, Error> {
+    // Only the dry run builds a context without one, and it never gets here.
+    let minimiser = ctx.minimiser.as_deref().ok_or_else(|| {
+        Error::Setup("finishing a request needs minimisation.subject_hash_secret".into())
+    })?;
+    let mut tx = ctx.store.pool().begin().await?;
+    lease.fence(&mut tx, State::DbMasked).await?;
+    record::add_verified(&mut tx, lease.request_id, 0, 0, rows_verified).await?;
+    record::write_counts(&mut tx, lease.request_id).await?;
+    checkpoint::advance(&mut tx, lease, State::DbMasked, State::Done).await?;
+    let minimised = minimiser
+        .minimise(&mut tx, lease.request_id, subject)
+        .await?;
+    let detail = format!("{minimised} request row(s) now hold only the member's keyed hash");
+    events::record(
+        &mut tx,
+        lease,
+        "subject_minimised",
+        Some(Phase::Verifying),
+        None,
+        Some(&detail),
+    )
+    .await?;
+    tx.commit().await?;
+
+    match minimiser.prune(&ctx.store).await {
+        Ok(pruned) if !pruned.is_empty() => {
+            tracing::info!(
+                requests = pruned.len(),
+                "pruned manifests past their retention to counts"
+            )
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(
+            "pruning manifests past their retention: {err}; `lethe prune` or the next Done retries"
+        ),
+    }
+    if let Err(err) = minimiser.backfill(&ctx.store).await {
+        tracing::warn!(
+            "hashing the keys of requests done before minimisation: {err}; `lethe prune` retries"
+        );
+    }
+    Ok(Step::Advanced(State::Done))
+}

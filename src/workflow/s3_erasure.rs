@@ -1,0 +1,312 @@
+//! Erasing a bucket's share of a batch the way that bucket wants it, and
+//! reading back what is left. Shared by deletion (S3Cleared) and
+//! verification (Done).
+//!
+//! - delete, unversioned: DeleteObjects on the keys;
+//! - delete, versioned: every version and delete marker of each key, listed
+//!   once per prefix group, deleted by version id;
+//! - tag: the objects (every version, in a versioned bucket) are tagged for
+//!   the bucket's lifecycle rule to expire.
+//!
+//! The rule this module keeps: a permanent per-object refusal (object lock,
+//! legal hold, access denied) is returned as a [`Refusal`] for the caller to
+//! record as an anomaly, never retried forever; a transient one makes the
+//! caller retry the batch. Refusal reasons name no object key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::catalog::ErasureMode;
+use crate::objects::{
+    BucketView, KeyFailure, MAX_KEYS_PER_DELETE, ObjectError, ObjectErrorKind, TagState, Version,
+};
+use crate::store::manifest::ManifestObject;
+
+/// How an object ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectOutcome {
+    /// Nothing of it is left (or nothing was there).
+    Deleted,
+    /// Tagged for expiry by the bucket's lifecycle rule.
+    Scheduled,
+    /// Retained: object lock or legal hold.
+    Locked,
+    /// Retained: S3 refused otherwise (access denied).
+    Denied,
+}
+
+impl ObjectOutcome {
+    /// The name stored in `erasure_manifest_objects.outcome`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectOutcome::Deleted => "deleted",
+            ObjectOutcome::Scheduled => "scheduled",
+            ObjectOutcome::Locked => "locked",
+            ObjectOutcome::Denied => "denied",
+        }
+    }
+}
+
+/// An object erased (or scheduled).
+#[derive(Debug, Clone)]
+pub struct Erased {
+    pub key: String,
+    pub outcome: ObjectOutcome,
+    /// Versions and markers removed (or versions tagged); `None` in an
+    /// unversioned bucket.
+    pub versions: Option<i32>,
+}
+
+/// An object S3 refused to erase.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub key: String,
+    pub code: String,
+    /// Code and message, with the key blanked out.
+    pub reason: String,
+    pub transient: bool,
+}
+
+impl Refusal {
+    /// Locked or denied, for a permanent refusal.
+    pub fn outcome(&self) -> ObjectOutcome {
+        let reason = self.reason.to_ascii_lowercase();
+        if reason.contains("object lock")
+            || reason.contains("legal hold")
+            || reason.contains("retention")
+            || self.code == "ObjectLocked"
+        {
+            ObjectOutcome::Locked
+        } else {
+            ObjectOutcome::Denied
+        }
+    }
+}
+
+/// What erasing a bucket's keys did.
+#[derive(Debug, Default)]
+pub struct BucketResult {
+    pub erased: Vec<Erased>,
+    pub refused: Vec<Refusal>,
+}
+
+/// Erases these keys of one bucket.
+pub async fn erase(bucket: &BucketView, keys: &[String]) -> Result<BucketResult, ObjectError> {
+    match (bucket.mode, bucket.versioned) {
+        (ErasureMode::Delete, false) => delete_unversioned(bucket, keys).await,
+        (ErasureMode::Delete, true) => delete_versions(bucket, keys).await,
+        (ErasureMode::Tag, versioned) => tag(bucket, keys, versioned).await,
+    }
+}
+
+/// The keys of which something is left: the object (HeadObject), any
+/// version or delete marker (versioned), or, in tag mode, an untagged
+/// object or version.
+pub async fn survivors(bucket: &BucketView, keys: &[String]) -> Result<Vec<String>, ObjectError> {
+    match (bucket.mode, bucket.versioned) {
+        (ErasureMode::Delete, false) => bucket.store.existing(&bucket.name, keys.to_vec()).await,
+        (ErasureMode::Delete, true) => {
+            let versions = list(bucket, keys).await?;
+            let keys: BTreeSet<String> = versions.into_iter().map(|v| v.key).collect();
+            Ok(keys.into_iter().collect())
+        }
+        (ErasureMode::Tag, versioned) => {
+            let targets = tag_targets(bucket, keys, versioned).await?;
+            let tag = Arc::new(bucket.tag.clone());
+            let name: Arc<str> = Arc::from(bucket.name.as_str());
+            let untagged = bucket
+                .store
+                .concurrently(targets, move |store, (key, version)| {
+                    let (tag, name) = (tag.clone(), name.clone());
+                    async move {
+                        let state = store
+                            .tag_state(&name, &key, version.as_deref(), &tag)
+                            .await?;
+                        Ok((state == TagState::Untagged).then_some(key))
+                    }
+                })
+                .await?;
+            let keys: BTreeSet<String> = untagged.into_iter().flatten().collect();
+            Ok(keys.into_iter().collect())
+        }
+    }
+}
+
+/// Adds each object's copies in its bucket's replicas, right after it, with
+/// the same protection (a replica of a shared object is shared too) or the
+/// replica bucket's own protection rules.
+pub fn with_replicas(
+    objects: Vec<ManifestObject>,
+    replicas_of: impl Fn(&str) -> Vec<String>,
+    protected: impl Fn(&crate::references::ObjectRef) -> bool,
+) -> Vec<ManifestObject> {
+    let mut out = Vec::with_capacity(objects.len());
+    for object in objects {
+        let copies = replicas_of(&object.object.bucket);
+        let primary = object.clone();
+        out.push(object);
+        for replica in copies {
+            let mut copy = primary.clone();
+            copy.object.bucket = replica;
+            copy.protected = primary.protected || protected(&copy.object);
+            copy.replica_of = Some(primary.object.bucket.clone());
+            out.push(copy);
+        }
+    }
+    out
+}
+
+async fn delete_unversioned(
+    bucket: &BucketView,
+    keys: &[String],
+) -> Result<BucketResult, ObjectError> {
+    let mut refused = BTreeMap::new();
+    for chunk in keys.chunks(MAX_KEYS_PER_DELETE) {
+        for failure in bucket.store.delete_keys(&bucket.name, chunk).await? {
+            refused
+                .entry(failure.key.clone())
+                .or_insert_with(|| refusal(failure));
+        }
+    }
+    Ok(BucketResult {
+        erased: keys
+            .iter()
+            .filter(|key| !refused.contains_key(*key))
+            .map(|key| Erased {
+                key: key.clone(),
+                outcome: ObjectOutcome::Deleted,
+                versions: None,
+            })
+            .collect(),
+        refused: refused.into_values().collect(),
+    })
+}
+
+async fn delete_versions(
+    bucket: &BucketView,
+    keys: &[String],
+) -> Result<BucketResult, ObjectError> {
+    let versions = list(bucket, keys).await?;
+    let targets: Vec<(String, Option<String>)> = versions
+        .into_iter()
+        .map(|v| (v.key, Some(v.version_id)))
+        .collect();
+    let mut removed: BTreeMap<&str, i32> = keys.iter().map(|k| (k.as_str(), 0)).collect();
+    let mut refused: BTreeMap<String, Refusal> = BTreeMap::new();
+    for chunk in targets.chunks(MAX_KEYS_PER_DELETE) {
+        let failures = bucket.store.delete_targets(&bucket.name, chunk).await?;
+        let failed: BTreeSet<(String, Option<String>)> = failures
+            .iter()
+            .map(|f| (f.key.clone(), f.version_id.clone()))
+            .collect();
+        for failure in failures {
+            refused
+                .entry(failure.key.clone())
+                .or_insert_with(|| refusal(failure));
+        }
+        for (key, version) in chunk {
+            // Servers that leave the version out of an error entry fail the
+            // whole key: count none of its versions as removed.
+            let failed_here = failed.contains(&(key.clone(), version.clone()))
+                || failed.contains(&(key.clone(), None));
+            if !failed_here && let Some(count) = removed.get_mut(key.as_str()) {
+                *count += 1;
+            }
+        }
+    }
+    Ok(BucketResult {
+        erased: keys
+            .iter()
+            .filter(|key| !refused.contains_key(*key))
+            .map(|key| Erased {
+                key: key.clone(),
+                outcome: ObjectOutcome::Deleted,
+                versions: removed.get(key.as_str()).copied(),
+            })
+            .collect(),
+        refused: refused.into_values().collect(),
+    })
+}
+
+async fn tag(
+    bucket: &BucketView,
+    keys: &[String],
+    versioned: bool,
+) -> Result<BucketResult, ObjectError> {
+    let targets = tag_targets(bucket, keys, versioned).await?;
+    let tag = Arc::new(bucket.tag.clone());
+    let name: Arc<str> = Arc::from(bucket.name.as_str());
+    let states = bucket
+        .store
+        .concurrently(targets, move |store, (key, version)| {
+            let (tag, name) = (tag.clone(), name.clone());
+            async move {
+                let state = store.add_tag(&name, &key, version.as_deref(), &tag).await?;
+                Ok((key, state))
+            }
+        })
+        .await?;
+    let mut tagged: BTreeMap<&str, i32> = keys.iter().map(|k| (k.as_str(), 0)).collect();
+    for (key, state) in &states {
+        if *state == TagState::Tagged
+            && let Some(count) = tagged.get_mut(key.as_str())
+        {
+            *count += 1;
+        }
+    }
+    Ok(BucketResult {
+        erased: tagged
+            .into_iter()
+            .map(|(key, count)| Erased {
+                key: key.to_owned(),
+                // Nothing there to tag: nothing left to expire either.
+                outcome: if count > 0 {
+                    ObjectOutcome::Scheduled
+                } else {
+                    ObjectOutcome::Deleted
+                },
+                versions: versioned.then_some(count),
+            })
+            .collect(),
+        refused: Vec::new(),
+    })
+}
+
+/// What tag mode tags: each key, or each version (not delete markers,
+/// which carry no data and cannot be tagged) in a versioned bucket.
+async fn tag_targets(
+    bucket: &BucketView,
+    keys: &[String],
+    versioned: bool,
+) -> Result<Vec<(String, Option<String>)>, ObjectError> {
+    if !versioned {
+        return Ok(keys.iter().map(|key| (key.clone(), None)).collect());
+    }
+    Ok(list(bucket, keys)
+        .await?
+        .into_iter()
+        .filter(|v| !v.delete_marker)
+        .map(|v| (v.key, Some(v.version_id)))
+        .collect())
+}
+
+async fn list(bucket: &BucketView, keys: &[String]) -> Result<Vec<Version>, ObjectError> {
+    bucket
+        .store
+        .versions_of(&bucket.name, keys, bucket.list_prefix_depth)
+        .await
+}
+
+fn refusal(failure: KeyFailure) -> Refusal {
+    let message = if failure.key.is_empty() {
+        failure.message
+    } else {
+        failure.message.replace(&failure.key, "<key>")
+    };
+    Refusal {
+        reason: format!("{}: {message}", failure.code),
+        code: failure.code,
+        transient: failure.kind == ObjectErrorKind::Transient,
+        key: failure.key,
+    }
+}
