@@ -12,6 +12,7 @@ pub mod model;
 pub mod policy;
 pub mod schema;
 mod storage;
+pub mod table_plan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

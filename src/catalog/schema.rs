@@ -10,11 +10,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::PgPool;
 
 use super::ident::{Ident, TableName};
 use super::model::ReferenceSource;
 use super::policy::{ColumnMask, ColumnType, Policy, RowErasure};
+pub use super::table_plan::TablePlan;
+use super::table_plan::compile_table;
 use super::{Catalog, CatalogError};
 
 /// A catalog compiled against the database it will erase from.
@@ -71,21 +73,6 @@ pub struct ChildLookup {
     /// `$1` parent ids (text[]) -> (id, reference columns as text...).
     pub select_sql: String,
     pub references: Vec<ReferenceSource>,
-}
-
-/// How to erase rows of one table by id, and check that it happened.
-#[derive(Debug, Clone)]
-pub struct TablePlan {
-    pub name: TableName,
-    pub erase: RowErasure,
-    pub masks: Vec<ColumnMask>,
-    /// Fixed values bound first, then the ids (text[]) as the last parameter.
-    pub erase_sql: String,
-    pub erase_params: Vec<String>,
-    /// Counts rows among the ids that are NOT erased; None when no column's
-    /// outcome can be read back (all `keep` or `random`).
-    pub verify_sql: Option<String>,
-    pub verify_params: Vec<String>,
 }
 
 /// The columns of one table, as PostgreSQL reports them.
@@ -528,111 +515,5 @@ impl Compiler<'_> {
         }
         self.tables.insert(name, plan);
         Ok(())
-    }
-}
-
-fn compile_table(
-    table: &TableName,
-    id: &Ident,
-    id_type: &str,
-    erase: RowErasure,
-    masks: Vec<ColumnMask>,
-) -> TablePlan {
-    let ids_match = |n: usize| format!("{} = ANY(CAST(${n} AS {id_type}[]))", id.quoted());
-    let (erase_sql, erase_params, verify_sql, verify_params) = match erase {
-        RowErasure::Delete => (
-            format!("DELETE FROM {} WHERE {}", table.quoted(), ids_match(1)),
-            Vec::new(),
-            Some(format!(
-                "SELECT count(*) FROM {} WHERE {}",
-                table.quoted(),
-                ids_match(1)
-            )),
-            Vec::new(),
-        ),
-        RowErasure::Mask => {
-            let mut params = Vec::new();
-            let sets: Vec<String> = masks
-                .iter()
-                .filter_map(|m| m.assignment(&mut params))
-                .collect();
-            let erase_sql = if sets.is_empty() {
-                // Nothing to change, but the statement still touches the
-                // batch's rows so that an empty mask is visible, not skipped.
-                format!(
-                    "SELECT count(*) FROM {} WHERE {}",
-                    table.quoted(),
-                    ids_match(params.len() + 1)
-                )
-            } else {
-                format!(
-                    "UPDATE {} SET {} WHERE {}",
-                    table.quoted(),
-                    sets.join(", "),
-                    ids_match(params.len() + 1)
-                )
-            };
-            let mut verify_params = Vec::new();
-            let predicates: Vec<String> = masks
-                .iter()
-                .filter_map(|m| m.masked_predicate(&mut verify_params))
-                .collect();
-            let verify_sql = (!predicates.is_empty()).then(|| {
-                format!(
-                    "SELECT count(*) FROM {} WHERE {} AND NOT ({})",
-                    table.quoted(),
-                    ids_match(verify_params.len() + 1),
-                    predicates.join(" AND ")
-                )
-            });
-            (erase_sql, params, verify_sql, verify_params)
-        }
-    };
-    TablePlan {
-        name: table.clone(),
-        erase,
-        masks,
-        erase_sql,
-        erase_params,
-        verify_sql,
-        verify_params,
-    }
-}
-
-impl TablePlan {
-    /// Erases the rows with these ids; returns how many rows it touched.
-    pub async fn erase<'c, E>(&self, executor: E, ids: &[String]) -> Result<u64, sqlx::Error>
-    where
-        E: sqlx::PgExecutor<'c>,
-    {
-        let mut query = sqlx::query(AssertSqlSafe(self.erase_sql.as_str()));
-        for value in &self.erase_params {
-            query = query.bind(value);
-        }
-        if self.erase_sql.starts_with("SELECT") {
-            let row = query.bind(ids).fetch_one(executor).await?;
-            let count: i64 = sqlx::Row::get(&row, 0);
-            return Ok(count as u64);
-        }
-        Ok(query.bind(ids).execute(executor).await?.rows_affected())
-    }
-
-    /// How many of these rows still hold unerased values.
-    pub async fn count_unerased<'c, E>(
-        &self,
-        executor: E,
-        ids: &[String],
-    ) -> Result<i64, sqlx::Error>
-    where
-        E: sqlx::PgExecutor<'c>,
-    {
-        let Some(sql) = &self.verify_sql else {
-            return Ok(0);
-        };
-        let mut query = sqlx::query_scalar(AssertSqlSafe(sql.as_str()));
-        for value in &self.verify_params {
-            query = query.bind(value);
-        }
-        query.bind(ids).fetch_one(executor).await
     }
 }
