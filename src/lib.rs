@@ -8,11 +8,13 @@
 //! follows the workflow: [`workflow`] (the state machine and its phases),
 //! [`store`] (lethe's tables), [`catalog`] (where a member's data lives),
 //! [`references`] (URLs to objects), [`objects`] (S3), [`worker`] (claims,
-//! leases, retries).
+//! leases, retries), [`schedule`] (off-peak windows), [`clock`] (injected
+//! time).
 
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -21,6 +23,7 @@ pub mod failpoint;
 pub mod objects;
 pub mod references;
 pub mod retry;
+pub mod schedule;
 pub mod status;
 pub mod store;
 pub mod worker;
