@@ -8,8 +8,8 @@
 //! follows the workflow: [`workflow`] (the state machine and its phases),
 //! [`store`] (lethe's tables), [`catalog`] (where a member's data lives),
 //! [`references`] (URLs to objects), [`objects`] (S3), [`worker`] (claims,
-//! leases, retries), [`schedule`] (off-peak windows), [`clock`] (injected
-//! time).
+//! leases, retries), [`schedule`] (off-peak windows), [`pace`] (load
+//! limits), [`clock`] (injected time).
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +21,7 @@ pub mod error;
 pub mod example;
 pub mod failpoint;
 pub mod objects;
+pub mod pace;
 pub mod references;
 pub mod retry;
 pub mod schedule;

@@ -105,7 +105,16 @@ impl Gate {
             .map(|windows| windows.state_at(self.clock.now()))
     }
 
-    /// Resolves at the next opening or closing (never, without windows).
+    /// A copy whose [`Gate::edge`] waits for edges after now only (a clone
+    /// also sees an edge its original has not yet waited for).
+    pub fn from_now(&self) -> Gate {
+        let mut gate = self.clone();
+        gate.edges.borrow_and_update();
+        gate
+    }
+
+    /// Resolves at the next opening or closing not yet waited for (never,
+    /// without windows).
     pub async fn edge(&mut self) {
         if self.windows.is_none() || self.edges.changed().await.is_err() {
             std::future::pending::<()>().await;
@@ -204,5 +213,84 @@ async fn wake_at(scheduler: &JobScheduler, clock: &dyn Clock, at: chrono::DateTi
             tracing::warn!("arming the window alarm: {err}; using tokio's timer");
             sleep_until(clock, at).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::clock::{ManualClock, SystemClock};
+    use crate::schedule::WindowSpec;
+
+    fn every_other_second() -> Windows {
+        Windows::parse(&[WindowSpec {
+            cron: "*/2 * * * * *".into(),
+            duration: "1s".into(),
+            time_zone: "Asia/Seoul".into(),
+        }])
+        .unwrap()
+        .unwrap()
+    }
+
+    /// The production alarm, on the real clock: tokio-cron-scheduler
+    /// one-shot jobs at the computed edges wake the gate within its 500 ms
+    /// tick, open at even seconds and closed at odd ones.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tokio_cron_scheduler_wakes_the_gate_at_each_edge() {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (mut gate, driver) =
+            Gate::start(every_other_second(), clock.clone(), Wakeups::Scheduler).await;
+        let mut opened = 0;
+        let mut closed = 0;
+        for _ in 0..4 {
+            let expected = gate.state().unwrap().next_change().unwrap();
+            tokio::time::timeout(Duration::from_secs(3), gate.edge())
+                .await
+                .expect("an edge within 3 s");
+            let late = Utc::now() - expected;
+            assert!(
+                // 500 ms is the crate's tick; the rest is a busy machine.
+                late >= chrono::TimeDelta::zero() && late < chrono::TimeDelta::milliseconds(1000),
+                "woke {late} after the edge"
+            );
+            if gate.is_open() {
+                opened += 1;
+            } else {
+                closed += 1;
+            }
+        }
+        driver.stop().await;
+        assert_eq!((opened, closed), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn with_an_injected_clock_the_gate_wakes_when_the_clock_moves() {
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 1).unwrap());
+        let (mut gate, driver) = Gate::start(
+            every_other_second(),
+            Arc::new(clock.clone()),
+            Wakeups::Clock,
+        )
+        .await;
+        assert!(!gate.is_open());
+        let edge = tokio::spawn(async move {
+            gate.edge().await;
+            gate
+        });
+        while clock.sleepers() == 0 {
+            tokio::task::yield_now().await;
+        }
+        clock.advance(Duration::from_secs(1));
+        let gate = tokio::time::timeout(Duration::from_secs(5), edge)
+            .await
+            .expect("woken by the clock")
+            .unwrap();
+        assert!(gate.is_open());
+        driver.stop().await;
+        assert!(Gate::always_open(Arc::new(clock)).is_open());
     }
 }

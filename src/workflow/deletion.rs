@@ -50,6 +50,9 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let next_cursor = Cursor {
         after_seq: last.seq,
     };
+    // The rate limit is paid before the batch starts, so a shutdown during
+    // the wait gives the batch up before any object is touched.
+    ctx.pace.objects(pending.len()).await?;
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::DeletingObjects, batch).await?;
 
@@ -99,7 +102,7 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(
+    tracing::debug!(
         request_id = %lease.request_id, phase = %Phase::DeletingObjects, batch, total = ?total,
         objects = seqs.len(), buckets = by_bucket.len(), "batch committed"
     );

@@ -26,6 +26,7 @@ use crate::catalog::Plan;
 use crate::config::WorkerSettings;
 use crate::error::Error;
 use crate::objects::ObjectStore;
+use crate::pace::Pace;
 use crate::references::Resolver;
 use crate::store::{Lease, Store, events};
 use state::{Phase, State};
@@ -38,6 +39,8 @@ pub struct Context {
     pub resolver: Arc<Resolver>,
     pub objects: ObjectStore,
     pub settings: WorkerSettings,
+    /// The worker process's load limits, shared by its requests.
+    pub pace: Pace,
 }
 
 /// What a step achieved.

@@ -27,7 +27,7 @@ async fn two_worker_processes_share_many_subjects_without_overlap() {
             .engine
             .list(&ListFilter {
                 state: Some(State::Done),
-                limit: None,
+                ..ListFilter::default()
             })
             .await
             .unwrap()
