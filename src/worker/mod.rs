@@ -20,6 +20,7 @@
 
 mod heartbeat;
 pub mod progress;
+mod report;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,10 +33,11 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::retry::{Decision, RetryPolicy};
 use crate::schedule::{Gate, Wakeups, Windows};
-use crate::store::requests::{Claimed, Counters};
-use crate::workflow::state::{Phase, State};
+use crate::store::requests::Claimed;
+use crate::workflow::state::State;
 use crate::workflow::{self, Context, Step};
 use progress::Board;
+use report::BatchReport;
 
 /// The channel the insert trigger notifies.
 pub const NOTIFY_CHANNEL: &str = "lethe_erasure_requests";
@@ -431,73 +433,6 @@ async fn drive(
                 let transient = err.is_transient();
                 return fail(ctx, policy, claimed, state, &err.to_string(), transient).await;
             }
-        }
-    }
-}
-
-/// One batch's counts and rates, for its log line and the live progress.
-struct BatchReport {
-    request_id: Uuid,
-    phase: Phase,
-    batch: i32,
-    total: Option<i32>,
-    /// The whole step, rate-limit waits included: the rate the database
-    /// and S3 actually saw.
-    elapsed: Duration,
-    before: Counters,
-    after: Counters,
-}
-
-impl BatchReport {
-    /// The items this phase counts, their number in this batch, per second.
-    fn items(&self) -> Option<(&'static str, i64, f64)> {
-        let (unit, n) = match self.phase {
-            Phase::FindingTargets => ("rows found", self.after.rows_found - self.before.rows_found),
-            Phase::DeletingObjects => (
-                "objects deleted",
-                self.after.objects_deleted - self.before.objects_deleted,
-            ),
-            Phase::MaskingRows => (
-                "rows masked",
-                self.after.rows_masked - self.before.rows_masked,
-            ),
-            Phase::Verifying => return None,
-        };
-        let secs = self.elapsed.as_secs_f64().max(1e-3);
-        Some((unit, n, (n as f64 / secs * 10.0).round() / 10.0))
-    }
-
-    /// One line per batch, naming the request id (never the subject).
-    fn log(&self) {
-        let (request_id, phase, batch) = (self.request_id, self.phase, self.batch);
-        let total = self.total.unwrap_or(0);
-        let elapsed_ms = self.elapsed.as_millis() as u64;
-        let (a, b) = (&self.after, &self.before);
-        match (self.phase, self.items()) {
-            (Phase::FindingTargets, Some((_, rows, rows_per_sec))) => tracing::info!(
-                %request_id, %phase, batch, total, rows, objects = a.objects_found - b.objects_found,
-                retained = a.objects_retained - b.objects_retained,
-                anomalies = a.anomaly_count - b.anomaly_count, elapsed_ms, rows_per_sec,
-                "batch committed"
-            ),
-            (Phase::DeletingObjects, Some((_, objects, objects_per_sec))) => tracing::info!(
-                %request_id, %phase, batch, total, objects, elapsed_ms, objects_per_sec,
-                "batch committed"
-            ),
-            (Phase::MaskingRows, Some((_, rows, rows_per_sec))) => tracing::info!(
-                %request_id, %phase, batch, total, rows, elapsed_ms, rows_per_sec,
-                "batch committed"
-            ),
-            _ => tracing::info!(%request_id, %phase, batch, total, elapsed_ms, "batch committed"),
-        }
-    }
-
-    fn progress(&self) -> progress::Entry {
-        progress::Entry {
-            phase: self.phase,
-            batch: self.batch,
-            total: self.total,
-            rate: self.items().map(|(unit, _, per_sec)| (per_sec, unit)),
         }
     }
 }

@@ -14,10 +14,11 @@ use crate::app::{TestApp, events, repeated_batches, wait_for_line};
 
 fn send(child: &Child, signal: &str) {
     let pid = child.id().expect("the child is running").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-s", signal, &pid])
+    // The shell's own `kill`: no procps needed.
+    let status = std::process::Command::new("sh")
+        .args(["-c", "kill -s \"$0\" \"$1\"", signal, &pid])
         .status()
-        .expect("running kill");
+        .expect("running sh -c kill");
     assert!(status.success(), "kill -s {signal} {pid}");
 }
 
