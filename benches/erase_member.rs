@@ -38,6 +38,11 @@ async fn main() {
     config.s3.force_path_style = true;
     config.worker.poll_interval_ms = 60_000;
     config.minimisation.subject_hash_secret = Some("lethe-bench-subject-hash-secret".into());
+    // The engine's own speed: no load limits (they are measured by the
+    // tests in tests/it/load.rs).
+    config.worker.max_objects_per_sec = 0;
+    config.worker.max_rows_per_sec = 0;
+    config.worker.pause_between_batches_ms = 0;
     let store = Store::from_pool(db.pool.clone());
     store.migrate().await.expect("migrate");
     let credentials = Credentials::new(s3.access_key(), s3.secret_key(), None, None, "bench");
@@ -58,7 +63,13 @@ async fn main() {
     // lethe, default settings (batches of 500 requests, 1,000 objects).
     let id = engine.submit(&lethe_member.key, None).await.unwrap().id;
     let started = Instant::now();
-    let worker = engine.worker(WorkerOptions { once: true }).await.unwrap();
+    let worker = engine
+        .worker(WorkerOptions {
+            once: true,
+            ..WorkerOptions::default()
+        })
+        .await
+        .unwrap();
     let summary = worker.run().await.unwrap();
     let lethe_time = started.elapsed();
     assert_eq!(summary.done, 1);

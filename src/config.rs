@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::schedule::{WindowSpec, Windows, span};
+
 /// Everything lethe can be told.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,6 +27,13 @@ pub struct Config {
     pub worker: WorkerSettings,
     pub retry: RetrySettings,
     pub minimisation: MinimisationSettings,
+    /// Off-peak windows (`[[window]]`): workers claim and advance work only
+    /// while one is open. None configured: always open.
+    #[serde(rename = "window")]
+    pub windows: Vec<WindowSpec>,
+    /// A request not done this long after submission is flagged overdue
+    /// (`5d`: the usual reading of PIPA's "without delay").
+    pub overdue_after: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +71,15 @@ pub struct WorkerSettings {
     pub concurrency: u32,
     /// A name for this worker in leases and events; default host:pid.
     pub worker_id: Option<String>,
+    /// Objects deleted per second by this worker process, all requests
+    /// together; 0 is no limit.
+    pub max_objects_per_sec: u32,
+    /// Rows masked per second by this worker process, all requests
+    /// together; 0 is no limit.
+    pub max_rows_per_sec: u32,
+    /// Rest between one request's batches, so the service's own queries get
+    /// the database in between.
+    pub pause_between_batches_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +134,8 @@ impl Default for Config {
             worker: WorkerSettings::default(),
             retry: RetrySettings::default(),
             minimisation: MinimisationSettings::default(),
+            windows: Vec::new(),
+            overdue_after: "5d".into(),
         }
     }
 }
@@ -150,6 +170,13 @@ impl Default for WorkerSettings {
             poll_interval_ms: 5_000,
             concurrency: 1,
             worker_id: None,
+            // Gentle by default (see the README): 200 objects/s is a small
+            // share of the 3,500 deletes/s S3 serves per prefix, and 1,000
+            // rows/s in transactions of one batch, 200 ms apart, leaves the
+            // database to the service.
+            max_objects_per_sec: 200,
+            max_rows_per_sec: 1_000,
+            pause_between_batches_ms: 200,
         }
     }
 }
@@ -253,7 +280,20 @@ impl Config {
                 "retry.max_attempts must be at least 1".into(),
             ));
         }
+        Windows::parse(&self.windows).map_err(|err| ConfigError::Invalid(err.to_string()))?;
+        self.overdue_after()?;
         Ok(())
+    }
+
+    /// How long after submission an unfinished request is overdue.
+    pub fn overdue_after(&self) -> Result<Duration, ConfigError> {
+        span::parse(&self.overdue_after)
+            .map_err(|err| ConfigError::Invalid(format!("overdue_after: {err}")))
+    }
+
+    /// The off-peak windows; `None` when there are none (always open).
+    pub fn windows(&self) -> Result<Option<Windows>, ConfigError> {
+        Windows::parse(&self.windows).map_err(|err| ConfigError::Invalid(err.to_string()))
     }
 
     /// The database URL, or an error telling the operator how to give one.
@@ -285,6 +325,8 @@ impl fmt::Debug for Config {
             .field("worker", &self.worker)
             .field("retry", &self.retry)
             .field("minimisation", &self.minimisation)
+            .field("windows", &self.windows)
+            .field("overdue_after", &self.overdue_after)
             .finish()
     }
 }
@@ -350,5 +392,57 @@ mod tests {
                 .to_string()
                 .contains("too short")
         );
+        let config = Config {
+            overdue_after: "5 days".into(),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("overdue_after")
+        );
+    }
+
+    #[test]
+    fn windows_limits_and_deadline_read_from_the_file() {
+        let config: Config = toml::from_str(
+            r#"
+            overdue_after = "3d"
+            [[window]]
+            cron = "0 0 2 * * *"
+            duration = "3h"
+            time_zone = "Asia/Seoul"
+            [worker]
+            max_objects_per_sec = 50
+            max_rows_per_sec = 0
+            pause_between_batches_ms = 1000
+            "#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.windows().unwrap().unwrap().windows().len(), 1);
+        assert_eq!(
+            config.overdue_after().unwrap(),
+            Duration::from_secs(3 * 86_400)
+        );
+        assert_eq!(config.worker.max_objects_per_sec, 50);
+        let defaults = Config::default();
+        assert!(
+            defaults.windows().unwrap().is_none(),
+            "no windows: always open"
+        );
+        assert_eq!(
+            defaults.overdue_after().unwrap(),
+            Duration::from_secs(5 * 86_400)
+        );
+        let mut bad = Config::default();
+        bad.windows.push(WindowSpec {
+            cron: "0 0 2 * * *".into(),
+            duration: "3h".into(),
+            time_zone: "Seoul".into(),
+        });
+        assert!(bad.validate().unwrap_err().to_string().contains("IANA"));
     }
 }

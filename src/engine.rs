@@ -8,19 +8,23 @@
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use chrono::NaiveDate;
 
 use crate::catalog::{Catalog, Plan};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::Error;
 use crate::minimise::{Minimiser, SubjectHasher};
 use crate::objects::{Buckets, ObjectStore};
+use crate::pace::Pace;
 use crate::references::Resolver;
 use crate::report::{DestructionRecord, Register};
 use crate::retry::RetryPolicy;
-use crate::status::RequestStatus;
+use crate::schedule::{Wakeups, WindowState};
+use crate::status::{self, RequestStatus};
 use crate::store::requests::ListFilter;
 use crate::store::{RequestRecord, Store, Submission, manifest};
 use crate::worker::{Worker, WorkerOptions};
@@ -43,6 +47,10 @@ pub struct Engine {
     config: Config,
     /// An S3 client to use instead of building one from the configuration.
     objects: Option<ObjectStore>,
+    /// An injected clock for windows, pauses, rate limits and deadlines;
+    /// `None` is the host's clock, with tokio-cron-scheduler waking workers
+    /// at window edges.
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Engine {
@@ -55,6 +63,7 @@ impl Engine {
             store,
             config,
             objects: None,
+            clock: None,
         })
     }
 
@@ -64,7 +73,35 @@ impl Engine {
             store,
             config,
             objects: None,
+            clock: None,
         }
+    }
+
+    /// Uses this clock instead of the host's for off-peak windows, the
+    /// pause between batches, rate limits and overdue deadlines (tests,
+    /// replays). Leases and retry times keep the database's clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Engine {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The clock windows, pauses, limits and deadlines are read on.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock))
+    }
+
+    /// The off-peak windows now; `None` when none are configured.
+    pub fn window_state(&self) -> Result<Option<WindowState>, Error> {
+        Ok(self
+            .config
+            .windows()?
+            .map(|windows| windows.state_at(self.clock().now())))
+    }
+
+    /// Fills in `due_by` and `overdue` on a record.
+    fn mark_due(&self, record: &mut RequestRecord) -> Result<(), Error> {
+        status::mark_due(record, self.clock().now(), self.config.overdue_after()?);
+        Ok(())
     }
 
     /// Uses this S3 client for workers instead of one built from the
@@ -140,9 +177,14 @@ impl Engine {
         Ok(statuses)
     }
 
-    async fn describe(&self, record: RequestRecord) -> Result<RequestStatus, Error> {
+    async fn describe(&self, mut record: RequestRecord) -> Result<RequestStatus, Error> {
+        self.mark_due(&mut record)?;
         let coalesced_into = match record.coalesced_into {
-            Some(target) => Some(Box::new(self.store.get(target).await?)),
+            Some(target) => {
+                let mut target = self.store.get(target).await?;
+                self.mark_due(&mut target)?;
+                Some(Box::new(target))
+            }
             None => None,
         };
         let mut conn = self.store.pool().acquire().await?;
@@ -151,13 +193,29 @@ impl Engine {
             record,
             coalesced_into,
             anomalies,
+            window: self.window_state()?,
         })
     }
 
-    /// Requests, newest first.
+    /// Requests, newest first, each marked overdue or not.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<RequestRecord>, Error> {
         self.store.require_schema().await?;
-        self.store.list(filter).await
+        let mut records = self.store.list(filter).await?;
+        for record in &mut records {
+            self.mark_due(record)?;
+        }
+        Ok(records)
+    }
+
+    /// Unfinished requests past their deadline (`overdue_after`), newest
+    /// first.
+    pub async fn list_overdue(&self, filter: &ListFilter) -> Result<Vec<RequestRecord>, Error> {
+        let deadline = self.config.overdue_after()?;
+        let filter = ListFilter {
+            overdue_before: Some(self.clock().now() - deadline),
+            ..filter.clone()
+        };
+        self.list(&filter).await
     }
 
     /// Resumes a failed request from its checkpoint.
@@ -253,6 +311,7 @@ impl Engine {
             buckets: Arc::new(buckets),
             minimiser: minimiser.map(Arc::new),
             settings: self.config.worker.clone(),
+            pace: Pace::new(&self.config.worker, self.clock(), CancellationToken::new()),
         })
     }
 
@@ -264,13 +323,18 @@ impl Engine {
         crate::workflow::dry_run::run(&ctx, subject).await
     }
 
-    /// A worker, ready to run.
+    /// A worker, ready to run, held to the off-peak windows unless the
+    /// options say to ignore them.
     pub async fn worker(&self, options: WorkerOptions) -> Result<Worker, Error> {
         let ctx = self.context().await?;
-        Ok(Worker::new(
-            ctx,
-            RetryPolicy::from_settings(&self.config.retry),
-            options,
-        ))
+        let windows = self.config.windows()?;
+        let wakeups = match self.clock {
+            Some(_) => Wakeups::Clock,
+            None => Wakeups::Scheduler,
+        };
+        Ok(
+            Worker::new(ctx, RetryPolicy::from_settings(&self.config.retry), options)
+                .with_windows(windows, wakeups),
+        )
     }
 }

@@ -8,11 +8,13 @@
 //! follows the workflow: [`workflow`] (the state machine and its phases),
 //! [`store`] (lethe's tables), [`catalog`] (where a member's data lives),
 //! [`references`] (URLs to objects), [`objects`] (S3), [`worker`] (claims,
-//! leases, retries).
+//! leases, retries), [`schedule`] (off-peak windows), [`pace`] (load
+//! limits), [`clock`] (injected time).
 
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -20,9 +22,11 @@ pub mod example;
 pub mod failpoint;
 pub mod minimise;
 pub mod objects;
+pub mod pace;
 pub mod references;
 pub mod report;
 pub mod retry;
+pub mod schedule;
 pub mod status;
 pub mod store;
 pub mod worker;

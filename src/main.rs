@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use lethe::store::requests::ListFilter;
 use lethe::worker::WorkerOptions;
+use lethe::worker::progress::{Board, Terminal, TerminalLogs};
 use lethe::{Config, Engine, Error, State};
 
 const EXIT_CODES: &str = "\
@@ -80,14 +82,21 @@ enum Command {
     },
     /// Run a worker: claim requests and advance them batch by batch.
     ///
-    /// Runs until SIGINT/SIGTERM (it finishes the batch in flight, releases
-    /// its leases and exits 0; a second signal exits at once, which is safe:
-    /// work resumes from the last checkpoint). Run as many workers, on as
-    /// many hosts, as you like against one database.
+    /// Works only while an off-peak window ([[window]] in the config) is
+    /// open; at the close it finishes the batch in flight, releases its
+    /// leases and waits for the next window. Runs until SIGINT/SIGTERM (it
+    /// finishes or gives up the batch in flight, releases its leases and
+    /// exits 0; a second signal exits at once, which is safe: work resumes
+    /// from the last checkpoint). Run as many workers, on as many hosts, as
+    /// you like against one database. On a terminal, a status line shows
+    /// each request in hand, its phase, batch k of n and rate.
     Worker {
         /// Exit when no request is claimable, instead of waiting for more.
         #[arg(long)]
         once: bool,
+        /// Work now even if no off-peak window is open.
+        #[arg(long)]
+        ignore_window: bool,
         /// Requests this worker advances at a time (overrides worker.concurrency).
         #[arg(long)]
         concurrency: Option<u32>,
@@ -103,12 +112,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List requests, newest first.
+    /// List requests, newest first, and whether the off-peak window is open.
     List {
         /// Only requests in this state (requested, targets_found, s3_cleared,
         /// db_masked, done, failed, cancelled, coalesced).
         #[arg(long)]
         state: Option<State>,
+        /// Only requests not done within `overdue_after` (default 5 days) of
+        /// their submission.
+        #[arg(long)]
+        overdue: bool,
         #[arg(long, default_value_t = 100)]
         limit: i64,
         #[arg(long)]
@@ -184,7 +197,11 @@ enum ExampleCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // A worker on a terminal gets a live status line below its logs.
+    let terminal = (matches!(cli.command, Command::Worker { .. })
+        && std::io::stderr().is_terminal())
+    .then(|| Terminal::new(Board::new()));
+    init_logging(cli.log_format, terminal.clone());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -192,7 +209,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli, terminal.clone()));
+    if let Some(terminal) = &terminal {
+        terminal.clear();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -206,20 +227,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LETHE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,aws=warn"));
+fn init_logging(format: LogFormat, terminal: Option<Arc<Terminal>>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LETHE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,aws=warn,tokio_cron_scheduler=warn")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    match (format, terminal) {
+        (LogFormat::Text, None) => builder.with_writer(std::io::stderr).init(),
+        (LogFormat::Json, None) => builder.json().with_writer(std::io::stderr).init(),
+        (LogFormat::Text, Some(t)) => builder.with_writer(TerminalLogs(t)).init(),
+        (LogFormat::Json, Some(t)) => builder.json().with_writer(TerminalLogs(t)).init(),
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
     if let Command::Worker {
         concurrency: Some(n),
@@ -273,7 +296,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Worker { once, .. } => run_worker(&engine, once).await?,
+        Command::Worker {
+            once,
+            ignore_window,
+            ..
+        } => run_worker(&engine, once, ignore_window, terminal).await?,
         Command::Status { id, subject, json } => {
             let statuses = match (id, subject) {
                 (Some(id), _) => vec![engine.status(id).await?],
@@ -289,21 +316,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&value)?);
             } else if statuses.is_empty() {
                 println!("no requests for this member");
+                println!(
+                    "{}",
+                    lethe::status::window_line(engine.window_state()?.as_ref())
+                );
             } else {
                 let texts: Vec<String> = statuses.iter().map(ToString::to_string).collect();
                 println!("{}", texts.join("\n\n"));
             }
         }
-        Command::List { state, limit, json } => {
-            let records = engine
-                .list(&ListFilter {
-                    state,
-                    limit: Some(limit),
-                })
-                .await?;
+        Command::List {
+            state,
+            overdue,
+            limit,
+            json,
+        } => {
+            let filter = ListFilter {
+                state,
+                limit: Some(limit),
+                ..ListFilter::default()
+            };
+            let records = if overdue {
+                engine.list_overdue(&filter).await?
+            } else {
+                engine.list(&filter).await?
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&records)?);
             } else {
+                println!(
+                    "{}",
+                    lethe::status::window_line(engine.window_state()?.as_ref())
+                );
                 print!("{}", lethe::status::list_table(&records));
             }
         }
@@ -398,35 +442,70 @@ fn explain_ref(config: &Config, value: &str, json: bool) -> anyhow::Result<()> {
 
 /// Runs a worker until it is done (`--once`) or signalled. The first
 /// SIGINT/SIGTERM stops it gracefully; a second exits at once.
-async fn run_worker(engine: &Engine, once: bool) -> anyhow::Result<()> {
+async fn run_worker(
+    engine: &Engine,
+    once: bool,
+    ignore_window: bool,
+    terminal: Option<Arc<Terminal>>,
+) -> anyhow::Result<()> {
+    // Installed first, so a signal during start-up is not fatal either.
+    let mut signals = Signals::install()?;
+    let progress = terminal.as_ref().map(|t| t.board());
     let worker = engine
-        .worker(WorkerOptions { once })
+        .worker(WorkerOptions {
+            once,
+            ignore_window,
+            progress,
+        })
         .await
         .context("starting the worker")?;
+    let redraw = terminal.as_ref().map(|t| t.spawn_redraw());
     let shutdown = worker.shutdown_token();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.next().await;
         tracing::info!(
             "signal received: finishing the batch in flight, then stopping (signal again to exit at once)"
         );
         shutdown.cancel();
-        wait_for_signal().await;
+        signals.next().await;
         tracing::warn!("second signal: exiting now; work resumes from the last checkpoint");
         std::process::exit(130);
     });
-    let summary = worker.run().await?;
+    let summary = worker.run().await;
+    if let Some(redraw) = redraw {
+        redraw.abort();
+    }
+    if let Some(terminal) = &terminal {
+        terminal.clear();
+    }
+    let summary = summary?;
     eprintln!(
-        "worker stopped: {} done, {} to retry later, {} failed, {} interrupted",
-        summary.done, summary.retry_scheduled, summary.failed, summary.interrupted
+        "worker stopped: {} done, {} to retry later, {} failed, {} interrupted, {} paused at a window's close",
+        summary.done, summary.retry_scheduled, summary.failed, summary.interrupted, summary.paused
     );
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, listened to for the whole run: a second signal is
+/// seen even if it comes while the first is being handled.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

@@ -1,12 +1,15 @@
 //! What `status` and `list` show: a request's state, the phase in progress
-//! and its batch k of n, counts, attempts, the last error and timestamps.
+//! and its batch k of n, counts, attempts, the last error and timestamps,
+//! whether it is overdue, and whether the off-peak window is open.
 //! Never the subject key: it is not even read for these views.
 
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::schedule::WindowState;
 use crate::store::RequestRecord;
 use crate::store::manifest::Anomaly;
 use crate::workflow::state::State;
@@ -19,6 +22,27 @@ pub struct RequestStatus {
     /// For a coalesced duplicate: the request that does the work.
     pub coalesced_into: Option<Box<RequestRecord>>,
     pub anomalies: Vec<Anomaly>,
+    /// The off-peak windows now; `None` when none are configured (workers
+    /// run at any time).
+    pub window: Option<WindowState>,
+}
+
+/// Sets `due_by` and `overdue`: a request not finished `overdue_after`
+/// after its submission is overdue. Finished means done, cancelled, or
+/// coalesced into another request (which carries the deadline).
+pub fn mark_due(record: &mut RequestRecord, now: DateTime<Utc>, overdue_after: Duration) {
+    let due_by = record.requested_at + overdue_after;
+    record.due_by = Some(due_by);
+    let unfinished = record.state.is_active() || record.state == State::Failed;
+    record.overdue = unfinished && now >= due_by;
+}
+
+/// The line `status` and `list` print about the windows.
+pub fn window_line(window: Option<&WindowState>) -> String {
+    match window {
+        Some(state) => format!("off-peak window {state}"),
+        None => "off-peak window: none configured, workers run at any time".to_owned(),
+    }
 }
 
 impl RequestStatus {
@@ -128,30 +152,40 @@ impl fmt::Display for RequestStatus {
             _ => writeln!(f, "lease        -")?,
         }
         writeln!(f, "requested    {}", time(Some(r.requested_at)))?;
+        if let Some(due_by) = r.due_by {
+            let flag = if r.overdue {
+                "  OVERDUE: not done by its deadline"
+            } else {
+                ""
+            };
+            writeln!(f, "due by       {}{flag}", time(Some(due_by)))?;
+        }
         writeln!(f, "started      {}", time(r.started_at))?;
         writeln!(f, "targets      {}", time(r.targets_found_at))?;
         writeln!(f, "s3 started   {}", time(r.s3_started_at))?;
         writeln!(f, "s3 cleared   {}", time(r.s3_cleared_at))?;
         writeln!(f, "db masked    {}", time(r.db_masked_at))?;
-        write!(f, "finished     {}", time(r.finished_at))
+        writeln!(f, "finished     {}", time(r.finished_at))?;
+        write!(f, "window       {}", window_line(self.window.as_ref()))
     }
 }
 
 /// A table of requests for `list`.
 pub fn list_table(records: &[RequestRecord]) -> String {
     let mut out = format!(
-        "{:<36}  {:<44}  {:>8}  {:>8}  {:>9}  {:<20}\n",
-        "REQUEST", "STATE", "OBJECTS", "ROWS", "ANOMALIES", "REQUESTED"
+        "{:<36}  {:<44}  {:>8}  {:>8}  {:>9}  {:<20}  {:<7}\n",
+        "REQUEST", "STATE", "OBJECTS", "ROWS", "ANOMALIES", "REQUESTED", "OVERDUE"
     );
     for r in records {
         out.push_str(&format!(
-            "{:<36}  {:<44}  {:>8}  {:>8}  {:>9}  {:<20}\n",
+            "{:<36}  {:<44}  {:>8}  {:>8}  {:>9}  {:<20}  {:<7}\n",
             r.id,
             progress_line(r),
             r.objects_deleted,
             r.rows_masked,
             r.anomaly_count,
-            r.requested_at.format("%Y-%m-%d %H:%M:%S")
+            r.requested_at.format("%Y-%m-%d %H:%M:%S"),
+            if r.overdue { "yes" } else { "-" }
         ));
     }
     if records.is_empty() {

@@ -71,6 +71,13 @@ pub struct RequestRecord {
     pub coalesced_count: i64,
     /// The raw subject key is gone; only its keyed hash is kept.
     pub subject_minimised: bool,
+    /// When it should be done by (submission + `overdue_after`); set by
+    /// the engine, not stored.
+    #[sqlx(skip)]
+    pub due_by: Option<DateTime<Utc>>,
+    /// Not done (nor cancelled or coalesced) past `due_by`.
+    #[sqlx(skip)]
+    pub overdue: bool,
 }
 
 /// A nullable state column.
@@ -95,6 +102,17 @@ const RECORD_COLUMNS: &str = "r.id, r.idempotency_key, r.state, r.resume_state, 
      (SELECT count(*) FROM erasure_requests c WHERE c.coalesced_into = r.id) AS coalesced_count, \
      (r.subject_key IS NULL) AS subject_minimised";
 
+/// A request's progress counters, read after each batch for its rates.
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub struct Counters {
+    pub rows_found: i64,
+    pub objects_found: i64,
+    pub objects_retained: i64,
+    pub objects_deleted: i64,
+    pub rows_masked: i64,
+    pub anomaly_count: i32,
+}
+
 /// A claimed request: the lease, and where the request stands.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -110,6 +128,9 @@ pub struct Claimed {
 pub struct ListFilter {
     pub state: Option<State>,
     pub limit: Option<i64>,
+    /// Only unfinished requests (active or failed) submitted before this
+    /// instant: the overdue ones, when it is now minus the deadline.
+    pub overdue_before: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -229,11 +250,25 @@ impl Store {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {RECORD_COLUMNS} FROM erasure_requests r \
               WHERE ($1::text IS NULL OR r.state = $1) \
+                AND ($3::timestamptz IS NULL OR (r.state = ANY($4) AND r.requested_at < $3)) \
               ORDER BY r.requested_at DESC LIMIT $2"
         )))
         .bind(filter.state.map(State::as_str))
         .bind(filter.limit.unwrap_or(1000))
+        .bind(filter.overdue_before)
+        .bind(unfinished_state_names())
         .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A request's progress counters.
+    pub async fn counters(&self, id: Uuid) -> Result<Counters, Error> {
+        Ok(sqlx::query_as(
+            "SELECT rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
+                    anomaly_count FROM erasure_requests WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
         .await?)
     }
 
@@ -457,6 +492,14 @@ impl Store {
         tx.commit().await?;
         self.get(id).await
     }
+}
+
+/// States of a request that is not finished: active, or failed and waiting
+/// for an operator. These can be overdue.
+pub(crate) fn unfinished_state_names() -> Vec<&'static str> {
+    let mut names = active_state_names();
+    names.push(State::Failed.as_str());
+    names
 }
 
 /// Checkpoint writes a worker makes inside a batch's transaction, after

@@ -7,10 +7,23 @@
 //! index, its subject), an expired lease is taken over, and the lease epoch
 //! fences a stale holder. An idle worker wakes on `NOTIFY` when a request is
 //! inserted, and polls as a fallback.
+//!
+//! Off-peak windows ([`crate::schedule`]) are kept here: a worker claims only
+//! while the gate is open, and checks it again before every batch (and a
+//! batch still waiting for its rate-limit allowance at the close is given
+//! up). When the window closes, each request in hand finishes the batch in
+//! flight, releases its lease and waits for the next window: past the close,
+//! a worker works at most one batch's own time (its queries, or its S3
+//! calls; the rate-limit wait comes before the start). Load limits
+//! ([`crate::pace`]) are paid at the start of each batch, and the pause
+//! between batches is taken here.
 
 mod heartbeat;
+pub mod progress;
+mod report;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgListener;
 use tokio::task::JoinSet;
@@ -19,9 +32,12 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::retry::{Decision, RetryPolicy};
+use crate::schedule::{Gate, Wakeups, Windows};
 use crate::store::requests::Claimed;
 use crate::workflow::state::State;
 use crate::workflow::{self, Context, Step};
+use progress::Board;
+use report::BatchReport;
 
 /// The channel the insert trigger notifies.
 pub const NOTIFY_CHANNEL: &str = "lethe_erasure_requests";
@@ -31,6 +47,10 @@ pub const NOTIFY_CHANNEL: &str = "lethe_erasure_requests";
 pub struct WorkerOptions {
     /// Exit when nothing is claimable instead of waiting for more work.
     pub once: bool,
+    /// Work outside the off-peak windows too (`--ignore-window`).
+    pub ignore_window: bool,
+    /// Where to show live progress (a terminal), if anywhere.
+    pub progress: Option<Arc<Board>>,
 }
 
 /// What happened to one claimed request.
@@ -39,6 +59,8 @@ pub enum Outcome {
     Done,
     /// Stopped between batches because the worker is shutting down.
     Interrupted,
+    /// Stopped between batches because the off-peak window closed.
+    WindowClosed,
     /// A transient failure; retried after the stored backoff.
     RetryScheduled,
     Failed,
@@ -53,6 +75,8 @@ pub struct RunSummary {
     pub retry_scheduled: usize,
     pub failed: usize,
     pub interrupted: usize,
+    /// Put back at a window's close, to resume in the next window.
+    pub paused: usize,
     pub lost: usize,
 }
 
@@ -63,22 +87,39 @@ pub struct Worker {
     id: String,
     options: WorkerOptions,
     shutdown: CancellationToken,
+    /// The off-peak windows; `None` is always open.
+    windows: Option<Windows>,
+    wakeups: Wakeups,
 }
 
 impl Worker {
-    pub fn new(ctx: Context, policy: RetryPolicy, options: WorkerOptions) -> Worker {
+    pub fn new(mut ctx: Context, policy: RetryPolicy, options: WorkerOptions) -> Worker {
         let id = ctx
             .settings
             .worker_id
             .clone()
             .unwrap_or_else(default_worker_id);
+        let shutdown = CancellationToken::new();
+        // Rate-limit waits end early at shutdown: the batch is given up
+        // before any of its side effects.
+        ctx.pace = ctx.pace.with_stop(shutdown.clone());
         Worker {
             ctx,
             policy,
             id,
             options,
-            shutdown: CancellationToken::new(),
+            shutdown,
+            windows: None,
+            wakeups: Wakeups::Scheduler,
         }
+    }
+
+    /// Works only while one of `windows` is open (unless the options say
+    /// to ignore them); `wakeups` says what wakes it at a window's edge.
+    pub fn with_windows(mut self, windows: Option<Windows>, wakeups: Wakeups) -> Worker {
+        self.windows = windows;
+        self.wakeups = wakeups;
+        self
     }
 
     /// This worker's name in leases and events.
@@ -94,17 +135,33 @@ impl Worker {
     }
 
     /// Runs until shut down (or, with `once`, until nothing is claimable).
-    pub async fn run(self) -> Result<RunSummary, Error> {
+    pub async fn run(mut self) -> Result<RunSummary, Error> {
         let concurrency = self.ctx.settings.concurrency.max(1) as usize;
         let poll = Duration::from_millis(self.ctx.settings.poll_interval_ms.max(10));
+        let clock = self.ctx.pace.clock().clone();
+        let (mut gate, driver) = match self.windows.take() {
+            Some(windows) if !self.options.ignore_window => {
+                let (gate, driver) = Gate::start(windows, clock, self.wakeups).await;
+                (gate, Some(driver))
+            }
+            _ => (Gate::always_open(clock), None),
+        };
+        // A batch still waiting for its allowance at the close does not start.
+        self.ctx.pace = self.ctx.pace.clone().with_gate(gate.clone());
         let mut listener = self.listen().await;
         let mut running: JoinSet<Outcome> = JoinSet::new();
         let mut summary = RunSummary::default();
-        tracing::info!(worker = %self.id, concurrency, "worker started");
+        let window = match gate.state() {
+            Some(state) => state.to_string(),
+            None if self.options.ignore_window => "ignored (--ignore-window)".to_owned(),
+            None => "none configured: always open".to_owned(),
+        };
+        tracing::info!(worker = %self.id, concurrency, %window, "worker started");
 
         while !self.shutdown.is_cancelled() {
+            let open = gate.is_open();
             let mut claimed_any = false;
-            while running.len() < concurrency {
+            while open && running.len() < concurrency {
                 match self
                     .ctx
                     .store
@@ -118,6 +175,8 @@ impl Worker {
                             self.policy.clone(),
                             claimed,
                             self.shutdown.clone(),
+                            gate.clone(),
+                            self.options.progress.clone(),
                         ));
                     }
                     Ok(None) => break,
@@ -128,21 +187,35 @@ impl Worker {
                 }
             }
             if self.options.once && running.is_empty() && !claimed_any {
+                if !open && let Some(state) = gate.state() {
+                    tracing::info!(
+                        "off-peak window {state}: nothing claimed; run `lethe worker --once --ignore-window` to work outside it"
+                    );
+                }
                 break;
             }
-            let wait = self.idle_wait(poll).await;
+            // While closed, the gate's alarm is what wakes this loop.
+            let wait = if open {
+                self.idle_wait(poll).await
+            } else {
+                Duration::from_secs(3600)
+            };
             tokio::select! {
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     tally(&mut summary, joined);
                 }
                 _ = wait_for_notification(&mut listener), if running.len() < concurrency => {}
                 _ = tokio::time::sleep(wait) => {}
+                _ = gate.edge() => {}
                 _ = self.shutdown.cancelled() => {}
             }
         }
         // Graceful: requests in hand stop after their current batch.
         while let Some(joined) = running.join_next().await {
             tally(&mut summary, joined);
+        }
+        if let Some(driver) = driver {
+            driver.stop().await;
         }
         tracing::info!(worker = %self.id, ?summary, "worker stopped");
         Ok(summary)
@@ -199,6 +272,7 @@ fn tally(summary: &mut RunSummary, joined: Result<Outcome, tokio::task::JoinErro
         Ok(Outcome::RetryScheduled) => summary.retry_scheduled += 1,
         Ok(Outcome::Failed) => summary.failed += 1,
         Ok(Outcome::Interrupted) => summary.interrupted += 1,
+        Ok(Outcome::WindowClosed) => summary.paused += 1,
         Ok(Outcome::LostLease) => summary.lost += 1,
         Err(err) => {
             tracing::error!("a request task panicked: {err}");
@@ -213,6 +287,8 @@ async fn process(
     policy: RetryPolicy,
     claimed: Claimed,
     shutdown: CancellationToken,
+    gate: Gate,
+    progress: Option<Arc<Board>>,
 ) -> Outcome {
     let lease = claimed.lease.clone();
     let request_id = lease.request_id;
@@ -240,10 +316,24 @@ async fn process(
         lease.clone(),
         lost.clone(),
     ));
-    let outcome = drive(&ctx, &policy, &claimed, &shutdown, &lost).await;
+    let outcome = drive(
+        &ctx,
+        &policy,
+        &claimed,
+        &shutdown,
+        &lost,
+        &gate,
+        progress.as_deref(),
+    )
+    .await;
     heartbeat.abort();
-    if matches!(outcome, Outcome::Done | Outcome::Interrupted)
-        && let Err(err) = lease.release(ctx.store.pool()).await
+    if let Some(board) = &progress {
+        board.finish(request_id);
+    }
+    if matches!(
+        outcome,
+        Outcome::Done | Outcome::Interrupted | Outcome::WindowClosed
+    ) && let Err(err) = lease.release(ctx.store.pool()).await
     {
         tracing::warn!(%request_id, "releasing lease: {err}; it expires on its own");
     }
@@ -256,6 +346,8 @@ async fn drive(
     claimed: &Claimed,
     shutdown: &CancellationToken,
     lost: &CancellationToken,
+    gate: &Gate,
+    progress: Option<&Board>,
 ) -> Outcome {
     let lease = &claimed.lease;
     let request_id = lease.request_id;
@@ -274,6 +366,7 @@ async fn drive(
             .await;
         }
     };
+    let mut counters = ctx.store.counters(request_id).await.unwrap_or_default();
     loop {
         if lost.is_cancelled() {
             return Outcome::LostLease;
@@ -282,8 +375,49 @@ async fn drive(
             tracing::info!(%request_id, %state, "stopping between batches for shutdown");
             return Outcome::Interrupted;
         }
+        if !gate.is_open() {
+            tracing::info!(
+                %request_id, %state,
+                "off-peak window closed: stopping between batches; the request resumes in the next window"
+            );
+            return Outcome::WindowClosed;
+        }
+        let started = Instant::now();
         match workflow::step(ctx, lease, state, &subject).await {
-            Ok(Step::Batch { .. }) => {}
+            Ok(Step::Batch {
+                phase,
+                batch,
+                total,
+            }) => {
+                let after = ctx.store.counters(request_id).await.unwrap_or(counters);
+                let report = BatchReport {
+                    request_id,
+                    phase,
+                    batch,
+                    total,
+                    elapsed: started.elapsed(),
+                    before: counters,
+                    after,
+                };
+                report.log();
+                if let Some(board) = progress {
+                    board.update(request_id, report.progress());
+                }
+                counters = after;
+                // Cut short by a shutdown, which the top of the loop sees.
+                ctx.pace.pause_between_batches().await;
+            }
+            Err(Error::Interrupted) => {
+                tracing::info!(%request_id, %state, "stopping before the next batch for shutdown");
+                return Outcome::Interrupted;
+            }
+            Err(Error::WindowClosed) => {
+                tracing::info!(
+                    %request_id, %state,
+                    "off-peak window closed before the next batch started; the request resumes in the next window"
+                );
+                return Outcome::WindowClosed;
+            }
             Ok(Step::Advanced(next)) => {
                 tracing::info!(%request_id, from = %state, to = %next, "advanced");
                 state = next;

@@ -61,6 +61,9 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let next_cursor = Cursor {
         after_seq: last.seq,
     };
+    // The rate limit is paid before the batch starts, so a shutdown during
+    // the wait gives the batch up before any object is touched.
+    ctx.pace.objects(pending.len()).await?;
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::DeletingObjects, batch).await?;
 
@@ -173,7 +176,7 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(
+    tracing::debug!(
         request_id = %lease.request_id, phase = %Phase::DeletingObjects, batch, total = ?total,
         objects = ends.len(), retained = retained.len(), calls, "batch committed"
     );

@@ -65,7 +65,7 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(
+    tracing::debug!(
         request_id = %lease.request_id, phase = %Phase::FindingTargets, batch, total = ?total,
         rows = added.rows, objects = added.objects_to_delete, retained = added.objects_retained,
         anomalies = added.anomalies, "batch committed"

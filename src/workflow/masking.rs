@@ -55,6 +55,9 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let Some((batch_no, rows)) = next else {
         return advance(ctx, lease, State::S3Cleared).await;
     };
+    // The rate limit is paid before the batch starts, so a shutdown during
+    // the wait gives the batch up before any row is touched.
+    ctx.pace.rows(rows.len()).await?;
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::MaskingRows, batch).await?;
 
@@ -135,7 +138,7 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(
+    tracing::debug!(
         request_id = %lease.request_id, phase = %Phase::MaskingRows, batch, total = ?total,
         rows = masked, "batch committed"
     );

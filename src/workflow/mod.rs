@@ -31,6 +31,7 @@ use crate::config::WorkerSettings;
 use crate::error::Error;
 use crate::minimise::Minimiser;
 use crate::objects::{Buckets, ObjectStore};
+use crate::pace::Pace;
 use crate::references::Resolver;
 use crate::store::{Lease, Store, events};
 use state::{Phase, State};
@@ -44,11 +45,13 @@ pub struct Context {
     pub objects: ObjectStore,
     /// How each bucket is erased (mode, versioning, replicas).
     pub buckets: Arc<Buckets>,
-    /// Replaces the subject key by its keyed hash at Done; prunes manifests.
-    /// Replaces the subject key by its keyed hash at Done. None only in the
-    /// dry run's context, which never finishes a request.
+    /// Replaces the subject key by its keyed hash at Done, and prunes
+    /// manifests. None only in the dry run's context, which never finishes a
+    /// request.
     pub minimiser: Option<Arc<Minimiser>>,
     pub settings: WorkerSettings,
+    /// The worker process's load limits, shared by its requests.
+    pub pace: Pace,
 }
 
 /// What a step achieved.

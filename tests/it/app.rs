@@ -59,6 +59,10 @@ pub fn test_config_for(db_url: &str, endpoint: &str, region: &str) -> Config {
     config.worker.delete_batch_size = 25;
     config.worker.lease_secs = 3;
     config.worker.poll_interval_ms = 100;
+    // No load limits unless a test is about them: the suite stays fast.
+    config.worker.max_objects_per_sec = 0;
+    config.worker.max_rows_per_sec = 0;
+    config.worker.pause_between_batches_ms = 0;
     config.retry.max_attempts = 8;
     config.retry.initial_backoff_ms = 50;
     config.retry.max_backoff_ms = 400;
@@ -128,7 +132,10 @@ impl TestApp {
     /// Runs an in-process worker until nothing is claimable.
     pub async fn run_worker_once(&self) -> RunSummary {
         self.engine
-            .worker(WorkerOptions { once: true })
+            .worker(WorkerOptions {
+                once: true,
+                ..WorkerOptions::default()
+            })
             .await
             .expect("worker starts")
             .run()
@@ -161,13 +168,20 @@ impl TestApp {
     /// Writes the configuration for child processes and returns its path.
     pub fn config_file(&self) -> PathBuf {
         let c = &self.config;
-        let text = format!(
-            "catalog = {catalog:?}\n\
+        let mut text = format!(
+            "catalog = {catalog:?}\noverdue_after = {overdue:?}\n\
              [s3]\nforce_path_style = true\noperation_timeout_secs = {timeout}\nsdk_max_attempts = {sdk}\n\
              [worker]\nbatch_size = {batch}\ndelete_batch_size = {delete}\nlease_secs = {lease}\npoll_interval_ms = {poll}\n\
+             concurrency = {concurrency}\nmax_objects_per_sec = {objects_per_sec}\nmax_rows_per_sec = {rows_per_sec}\n\
+             pause_between_batches_ms = {pause}\n\
              [retry]\nmax_attempts = {max}\ninitial_backoff_ms = {initial}\nmax_backoff_ms = {max_backoff}\n\
              [minimisation]\nsubject_hash_secret = {secret:?}\nmanifest_retention_days = {retention}\n",
             catalog = c.catalog.display().to_string(),
+            overdue = c.overdue_after,
+            concurrency = c.worker.concurrency,
+            objects_per_sec = c.worker.max_objects_per_sec,
+            rows_per_sec = c.worker.max_rows_per_sec,
+            pause = c.worker.pause_between_batches_ms,
             timeout = c.s3.operation_timeout_secs,
             sdk = c.s3.sdk_max_attempts,
             batch = c.worker.batch_size,
@@ -184,6 +198,12 @@ impl TestApp {
                 .unwrap_or_default(),
             retention = c.minimisation.manifest_retention_days,
         );
+        for window in &c.windows {
+            text.push_str(&format!(
+                "[[window]]\ncron = {:?}\nduration = {:?}\ntime_zone = {:?}\n",
+                window.cron, window.duration, window.time_zone
+            ));
+        }
         let path = self.dir.path().join("lethe.toml");
         std::fs::write(&path, text).expect("writing the config file");
         path
@@ -204,6 +224,17 @@ impl TestApp {
             .stdin(Stdio::null())
             .kill_on_drop(true);
         command
+    }
+
+    /// Runs one `lethe` command to completion, capturing its output.
+    pub async fn run_lethe(&self, args: &[&str]) -> std::process::Output {
+        self.lethe_command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .expect("running lethe")
     }
 
     /// Starts `lethe worker` as a child process; with a failpoint, it stops

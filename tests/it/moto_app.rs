@@ -241,7 +241,10 @@ impl MotoApp {
         let id = self.engine.submit(member, None).await.expect("submit").id;
         let summary: RunSummary = self
             .engine
-            .worker(WorkerOptions { once: true })
+            .worker(WorkerOptions {
+                once: true,
+                ..WorkerOptions::default()
+            })
             .await
             .expect("worker starts")
             .run()
