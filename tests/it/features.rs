@@ -2,6 +2,8 @@
 //! feature's tables and shapes through one erasure, and a PDF extraction
 //! whose JSON manifest lists a thousand images.
 
+use std::collections::BTreeSet;
+
 use lethe::State;
 use lethe::example::ExampleSpec;
 use lethe::example::features::FEATURES;
@@ -46,6 +48,15 @@ async fn every_ai_feature_and_pdf_in_every_era_is_erased() {
     assert_eq!(status.record.anomaly_count, 0, "{:?}", status.anomalies);
     assert_eq!(status.record.rows_masked as usize, rows.len());
     assert_eq!(status.record.objects_deleted as usize, target.objects.len());
+    // Exactly the member's objects were sent for deletion, nothing else.
+    let deleted: BTreeSet<(String, String)> =
+        app.s3.counters().deletion_requests().into_iter().collect();
+    let owned: BTreeSet<(String, String)> = target
+        .objects
+        .iter()
+        .map(|o| (o.bucket.clone(), o.key.clone()))
+        .collect();
+    assert_eq!(deleted, owned);
     app.assert_objects_gone(target).await;
     app.assert_rows_masked(&rows).await;
     app.assert_objects_present(&loaded.members[1]).await;
@@ -113,6 +124,18 @@ async fn a_pdf_with_a_thousand_images_goes_images_first_and_shared_objects_stay(
     );
     assert_eq!(status.objects_retained, 1, "the shared preset");
 
+    let deleted: BTreeSet<(String, String)> =
+        app.s3.counters().deletion_requests().into_iter().collect();
+    let mut expected: BTreeSet<(String, String)> = images
+        .iter()
+        .map(|key| (RESULTS_BUCKET.to_owned(), key.clone()))
+        .collect();
+    expected.insert((document.bucket.clone(), document.key.clone()));
+    expected.insert((pdf.bucket.clone(), pdf.key.clone()));
+    assert_eq!(
+        deleted, expected,
+        "exactly the images, the JSON and the PDF"
+    );
     for key in &images {
         assert!(
             !app.s3.exists(RESULTS_BUCKET, key).await,
