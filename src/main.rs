@@ -30,8 +30,9 @@ LETHE_SUBJECT_HASH_SECRET (required by workers), and the standard AWS chain
 for S3 (AWS_ENDPOINT_URL_S3, AWS_REGION, credentials).";
 
 /// lethe erases the personal data of members who have left a service: their
-/// rows in its PostgreSQL database are masked and their files in S3 deleted,
-/// as a durable workflow that survives crashes and leaves a record.
+/// rows in its database (PostgreSQL or SQLite) are masked and their files in
+/// S3 deleted, as a durable workflow that survives crashes and leaves a
+/// record.
 #[derive(Debug, Parser)]
 #[command(name = "lethe", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -402,7 +403,7 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
                 every_feature: false,
             };
             eprintln!("loading {members} member(s) x {requests} request(s) ...");
-            let summary = lethe::example::load(engine.store().pool(), &objects, &spec).await?;
+            let summary = lethe::example::load(engine.store(), &objects, &spec).await?;
             println!(
                 "example service loaded: {} members, {} rows, {} objects (+{} shared)",
                 summary.members.len(),

@@ -165,7 +165,7 @@ async fn database_connections_killed_mid_run_are_survived() {
         {
             break;
         }
-        killed += terminate_connections(&app.db.name).await;
+        killed += terminate_connections(&app.db.as_ref().unwrap().name).await;
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "not done after {killed} killed connections"

@@ -128,7 +128,7 @@ async fn a_worker_on_a_terminal_shows_a_live_status_line() {
         .args(["-q", "-e", "-f", "-c", &command, "/dev/null"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.db.url)
+        .env("DATABASE_URL", &app.database_url)
         .env("TERM", "xterm")
         .envs(app.s3.env())
         .stdin(Stdio::null())
