@@ -10,13 +10,14 @@
 //! [`store`] (lethe's tables, on either backend), [`catalog`] (where a member's data lives),
 //! [`references`] (URLs to objects), [`objects`] (S3), [`worker`] (claims,
 //! leases, retries), [`schedule`] (off-peak windows), [`pace`] (load
-//! limits), [`clock`] (injected time).
+//! limits), [`clock`] (injected time), [`demo`] (`lethe demo`).
 
 #![forbid(unsafe_code)]
 
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod example;

@@ -42,6 +42,7 @@ mod service;
 mod catalog;
 mod cli;
 mod crash;
+mod demo;
 mod erasure;
 mod evidence;
 mod faults;
