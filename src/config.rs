@@ -450,6 +450,33 @@ mod tests {
     }
 
     #[test]
+    fn the_poll_interval_defaults_per_backend_and_static_keys_go_together() {
+        let defaults = WorkerSettings::default();
+        assert_eq!(
+            defaults.poll_interval(Backend::Postgres),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            defaults.poll_interval(Backend::Sqlite),
+            Duration::from_secs(1)
+        );
+        let set = WorkerSettings {
+            poll_interval_ms: Some(250),
+            ..WorkerSettings::default()
+        };
+        assert_eq!(
+            set.poll_interval(Backend::Sqlite),
+            Duration::from_millis(250)
+        );
+        let mut config = Config::default();
+        config.s3.access_key_id = Some("k".into());
+        assert!(config.validate().unwrap_err().to_string().contains("both"));
+        config.s3.secret_access_key = Some("s3-secret-value".into());
+        config.validate().unwrap();
+        assert!(!format!("{config:?}").contains("s3-secret-value"));
+    }
+
+    #[test]
     fn windows_limits_and_deadline_read_from_the_file() {
         let config: Config = toml::from_str(
             r#"

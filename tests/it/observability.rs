@@ -1,6 +1,9 @@
 //! What an operator sees of a run: one log line per batch with its counts
 //! and rate, in text and JSON; a live status line only on a terminal; and
 //! request ids everywhere, never a member's key.
+//!
+//! PostgreSQL only: logs and the status line come from the worker, above
+//! the store seam.
 
 use std::process::Stdio;
 

@@ -3,6 +3,9 @@
 //! a safe point, releases the lease and exits 0; the request is then
 //! finished by another worker. A second signal exits at once (130), which
 //! the checkpoints make safe: the next worker repeats at most that batch.
+//!
+//! PostgreSQL only: signal handling is the worker's, above the store seam;
+//! SIGKILL mid-batch on SQLite is in `crash`.
 
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,10 @@
 //! instant the rule says), finishes the batch in flight at the close,
 //! releases its lease and resumes in the next window. The clock is a
 //! ManualClock, so a night passes in milliseconds.
+//!
+//! PostgreSQL only: windows are kept above the store seam, and one test
+//! holds a batch open across the close with a PostgreSQL row lock taken
+//! from outside.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
