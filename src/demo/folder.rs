@@ -96,16 +96,17 @@ impl Folder {
         let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let text = format!(
             r#"{MARKER} It points at the demo's files; use it with
-# `lethe --config {config} <command>`. A real deployment's lethe.toml is
-# the same shape: see the README, "Pointing lethe at PostgreSQL and AWS S3".
+# `lethe --config <this file> <command>`. A real deployment's lethe.toml is
+# the same shape: see the README, "Pointing lethe at a real PostgreSQL and
+# AWS S3".
 
 # The SQLite file that holds the example service's tables and lethe's.
-database_url = "{database_url}"
+database_url = {database_url}
 # Where the example service's data lives (a copy of workflows/example).
-catalog = "{catalog}"
+catalog = {catalog}
 
-# The demo's S3-protocol server (s3s-fs; objects in {s3}/). It runs while
-# `lethe demo` runs; `lethe demo --serve` runs it again on its own.
+# The demo's S3-protocol server (s3s-fs; objects in s3/ beside this file).
+# It runs while `lethe demo` runs; `lethe demo --serve` runs it again.
 [s3]
 endpoint_url = "http://127.0.0.1:{port}"
 region = "us-east-1"
@@ -128,10 +129,8 @@ lease_secs = 5
 # Made for this demo; a real one is made once (openssl rand -hex 32) and kept.
 subject_hash_secret = "{secret}"
 "#,
-            config = self.config_file().display(),
-            database_url = self.database_url(),
-            catalog = self.catalog().display(),
-            s3 = self.s3().display(),
+            database_url = toml_string(&self.database_url()),
+            catalog = toml_string(&self.catalog().display().to_string()),
         );
         let path = self.config_file();
         std::fs::write(&path, &text)
@@ -155,6 +154,11 @@ subject_hash_secret = "{secret}"
             .map_err(|err| Error::Setup(format!("{}: {err}", path.display())))?;
         Ok(config)
     }
+}
+
+/// A TOML string literal (quoted and escaped: paths may hold anything).
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
 }
 
 fn remove(path: &Path, dir: bool) -> Result<(), Error> {

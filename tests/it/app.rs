@@ -262,8 +262,16 @@ impl TestApp {
                 window.cron, window.duration, window.time_zone
             ));
         }
+        // Written aside and renamed into place: a child started a moment
+        // ago may be reading the file, and must never see it half-written
+        // (it did: a worker read a config without its hash secret).
         let path = self.dir.path().join("lethe.toml");
-        std::fs::write(&path, text).expect("writing the config file");
+        let partial = self
+            .dir
+            .path()
+            .join(format!("lethe.toml.{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&partial, text).expect("writing the config file");
+        std::fs::rename(&partial, &path).expect("moving the config file into place");
         path
     }
 
