@@ -203,7 +203,7 @@ pub async fn run(options: &DemoOptions) -> Result<(), Error> {
         masked.push(format!("{member} {rows}"));
     }
     println!(
-        "      (no feature or task row leads back to them any more: the client rows that did no \
+        "      (no feature or task row leads back to them any more: the client rows that led there no \
          longer hold their key)\n      \
          rows masked, per lethe: {} (client, feature and task rows; their catalogued columns \
          set to NULL or {{}})",
