@@ -36,7 +36,7 @@ async fn main() {
     config.s3.endpoint_url = Some(s3.endpoint());
     config.s3.region = Some(s3.region().to_owned());
     config.s3.force_path_style = true;
-    config.worker.poll_interval_ms = 60_000;
+    config.worker.poll_interval_ms = Some(60_000);
     config.minimisation.subject_hash_secret = Some("lethe-bench-subject-hash-secret".into());
     // The engine's own speed: no load limits (they are measured by the
     // tests in tests/it/load.rs).
@@ -47,14 +47,14 @@ async fn main() {
     store.migrate().await.expect("migrate");
     let credentials = Credentials::new(s3.access_key(), s3.secret_key(), None, None, "bench");
     let objects = ObjectStore::connect_with_credentials(&config.s3, credentials).await;
-    let engine = Engine::with_store(store, config.clone()).with_objects(objects.clone());
+    let engine = Engine::with_store(store.clone(), config.clone()).with_objects(objects.clone());
 
     eprintln!("loading 2 members x {REQUESTS} requests (+ 3 bystanders x 100) ...");
     let load_started = Instant::now();
-    let big = lethe::example::load(&db.pool, &objects, &spec("big", 2, REQUESTS))
+    let big = lethe::example::load(&store, &objects, &spec("big", 2, REQUESTS))
         .await
         .expect("load");
-    lethe::example::load(&db.pool, &objects, &spec("bystander", 3, 100))
+    lethe::example::load(&store, &objects, &spec("bystander", 3, 100))
         .await
         .expect("load");
     let load_time = load_started.elapsed();

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::schedule::{WindowSpec, Windows, span};
+use crate::store::Backend;
 
 /// Everything lethe can be told.
 #[derive(Clone, Deserialize)]
@@ -36,7 +37,7 @@ pub struct Config {
     pub overdue_after: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Settings {
     /// An S3-compatible endpoint (e.g. `http://127.0.0.1:9000`). Unset, the
@@ -53,6 +54,11 @@ pub struct S3Settings {
     /// Attempts per S3 call inside the SDK (its standard retry with
     /// jittered backoff). lethe's own retry comes on top, per batch.
     pub sdk_max_attempts: u32,
+    /// Static keys for an S3-compatible server with fixed credentials (the
+    /// demo's own server, MinIO). Both set: used instead of the AWS
+    /// credential chain. Prefer the chain (roles, profiles) for AWS.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,8 +71,10 @@ pub struct WorkerSettings {
     /// How long a claim holds without a heartbeat; the heartbeat renews it
     /// every third of this.
     pub lease_secs: u64,
-    /// How often an idle worker looks for work when no notification came.
-    pub poll_interval_ms: u64,
+    /// How often an idle worker looks for work when nothing woke it. Unset:
+    /// 5 s on PostgreSQL (NOTIFY wakes workers at once), 1 s on SQLite (no
+    /// NOTIFY: a bare INSERT from another process is found by polling).
+    pub poll_interval_ms: Option<u64>,
     /// Requests one worker process advances at a time.
     pub concurrency: u32,
     /// A name for this worker in leases and events; default host:pid.
@@ -157,6 +165,8 @@ impl Default for S3Settings {
             force_path_style: false,
             operation_timeout_secs: 60,
             sdk_max_attempts: 3,
+            access_key_id: None,
+            secret_access_key: None,
         }
     }
 }
@@ -167,7 +177,7 @@ impl Default for WorkerSettings {
             batch_size: 500,
             delete_batch_size: 1000,
             lease_secs: 30,
-            poll_interval_ms: 5_000,
+            poll_interval_ms: None,
             concurrency: 1,
             worker_id: None,
             // Gentle by default (see the README): 200 objects/s is a small
@@ -275,6 +285,13 @@ impl Config {
                  use at least {MIN_SECRET_BYTES} random bytes, e.g. `openssl rand -hex 32`"
             )));
         }
+        if self.s3.access_key_id.is_some() != self.s3.secret_access_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "s3.access_key_id and s3.secret_access_key go together: set both, or neither to use \
+                 the AWS credential chain"
+                    .into(),
+            ));
+        }
         if self.retry.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "retry.max_attempts must be at least 1".into(),
@@ -310,6 +327,15 @@ impl WorkerSettings {
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
     }
+
+    /// The idle poll interval on this backend (see `poll_interval_ms`).
+    pub fn poll_interval(&self, backend: Backend) -> Duration {
+        let default = match backend {
+            Backend::Postgres => 5_000,
+            Backend::Sqlite => 1_000,
+        };
+        Duration::from_millis(self.poll_interval_ms.unwrap_or(default).max(10))
+    }
 }
 
 /// Debug output hides the database URL, which usually carries a password.
@@ -327,6 +353,24 @@ impl fmt::Debug for Config {
             .field("minimisation", &self.minimisation)
             .field("windows", &self.windows)
             .field("overdue_after", &self.overdue_after)
+            .finish()
+    }
+}
+
+/// Debug output hides the secret key.
+impl fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint_url", &self.endpoint_url)
+            .field("region", &self.region)
+            .field("force_path_style", &self.force_path_style)
+            .field("operation_timeout_secs", &self.operation_timeout_secs)
+            .field("sdk_max_attempts", &self.sdk_max_attempts)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -403,6 +447,33 @@ mod tests {
                 .to_string()
                 .contains("overdue_after")
         );
+    }
+
+    #[test]
+    fn the_poll_interval_defaults_per_backend_and_static_keys_go_together() {
+        let defaults = WorkerSettings::default();
+        assert_eq!(
+            defaults.poll_interval(Backend::Postgres),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            defaults.poll_interval(Backend::Sqlite),
+            Duration::from_secs(1)
+        );
+        let set = WorkerSettings {
+            poll_interval_ms: Some(250),
+            ..WorkerSettings::default()
+        };
+        assert_eq!(
+            set.poll_interval(Backend::Sqlite),
+            Duration::from_millis(250)
+        );
+        let mut config = Config::default();
+        config.s3.access_key_id = Some("k".into());
+        assert!(config.validate().unwrap_err().to_string().contains("both"));
+        config.s3.secret_access_key = Some("s3-secret-value".into());
+        config.validate().unwrap();
+        assert!(!format!("{config:?}").contains("s3-secret-value"));
     }
 
     #[test]

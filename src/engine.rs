@@ -187,8 +187,7 @@ impl Engine {
             }
             None => None,
         };
-        let mut conn = self.store.pool().acquire().await?;
-        let anomalies = manifest::anomalies(&mut conn, record.id).await?;
+        let anomalies = manifest::anomalies(&self.store, record.id).await?;
         Ok(RequestStatus {
             record,
             coalesced_into,
@@ -287,7 +286,7 @@ impl Engine {
     /// Loads the catalog, checks it against the database, and compiles it.
     pub async fn compile_catalog(&self) -> Result<Plan, Error> {
         let catalog = Catalog::load(&self.config.catalog)?;
-        Ok(Plan::compile(catalog, self.store.pool()).await?)
+        Ok(Plan::compile(catalog, &self.store).await?)
     }
 
     /// The workflow context a worker runs with. It refuses to build without

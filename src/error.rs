@@ -70,8 +70,10 @@ impl Error {
 }
 
 /// Connection trouble, pool exhaustion, serialization failures, deadlocks,
-/// lock and statement timeouts and server shutdowns are transient; anything
-/// else (a missing column, a constraint) needs an operator.
+/// lock and statement timeouts and server shutdowns are transient; so is
+/// SQLite's "busy"/"locked" (another writer held the write lock past the
+/// busy timeout). Anything else (a missing column, a constraint) needs an
+/// operator.
 fn database_error_is_transient(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Io(_)
@@ -80,6 +82,16 @@ fn database_error_is_transient(err: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db)
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() =>
+        {
+            // Extended result codes: the primary code is the low byte.
+            const SQLITE_BUSY: i64 = 5;
+            const SQLITE_LOCKED: i64 = 6;
+            db.code()
+                .and_then(|code| code.parse::<i64>().ok())
+                .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+        }
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             let code = code.as_ref();
             code.starts_with("08") // connection exception

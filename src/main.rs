@@ -30,8 +30,9 @@ LETHE_SUBJECT_HASH_SECRET (required by workers), and the standard AWS chain
 for S3 (AWS_ENDPOINT_URL_S3, AWS_REGION, credentials).";
 
 /// lethe erases the personal data of members who have left a service: their
-/// rows in its PostgreSQL database are masked and their files in S3 deleted,
-/// as a durable workflow that survives crashes and leaves a record.
+/// rows in its database (PostgreSQL or SQLite) are masked and their files in
+/// S3 deleted, as a durable workflow that survives crashes and leaves a
+/// record. New here? Run `lethe demo`.
 #[derive(Debug, Parser)]
 #[command(name = "lethe", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -178,6 +179,25 @@ enum Command {
     /// The example service, for trying lethe.
     #[command(subcommand)]
     Example(ExampleCommand),
+    /// A full erasure on this machine, nothing to install: a SQLite file and
+    /// an S3-protocol server on loopback (in this process), the example
+    /// service with 20 members, three of them erased (one submitted by plain
+    /// SQL) by a worker with live progress, and the counts before and after.
+    /// Leaves its files in --dir, with a lethe.toml for trying the other
+    /// commands on them. Ignores --config and the environment.
+    Demo {
+        /// Where to put the demo's files (an earlier demo's are replaced).
+        #[arg(long, default_value = "lethe-demo")]
+        dir: PathBuf,
+        /// Kill the worker process mid-batch (SIGKILL) and resume, to show
+        /// the checkpoint at work.
+        #[arg(long)]
+        crash: bool,
+        /// Only serve an earlier demo's S3 folder again, on its port, until
+        /// Ctrl-C (for `lethe plan`, which reads S3, after a demo).
+        #[arg(long, conflicts_with = "crash")]
+        serve: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,7 +221,10 @@ fn main() -> ExitCode {
     let terminal = (matches!(cli.command, Command::Worker { .. })
         && std::io::stderr().is_terminal())
     .then(|| Terminal::new(Board::new()));
-    init_logging(cli.log_format, terminal.clone());
+    // The demo narrates on stdout; its worker's per-batch logs would drown
+    // that (LETHE_LOG still turns them on).
+    let quiet = matches!(cli.command, Command::Demo { .. });
+    init_logging(cli.log_format, terminal.clone(), quiet);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -227,10 +250,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat, terminal: Option<Arc<Terminal>>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LETHE_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,sqlx=warn,aws=warn,tokio_cron_scheduler=warn")
-    });
+fn init_logging(format: LogFormat, terminal: Option<Arc<Terminal>>, quiet: bool) {
+    let default = if quiet {
+        "warn,sqlx=error,aws=error,s3s=off"
+    } else {
+        "info,sqlx=warn,aws=warn,tokio_cron_scheduler=warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LETHE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal());
@@ -243,6 +270,16 @@ fn init_logging(format: LogFormat, terminal: Option<Arc<Terminal>>) {
 }
 
 async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
+    if let Command::Demo { dir, crash, serve } = &cli.command {
+        if *serve {
+            return Ok(lethe::demo::serve(dir).await?);
+        }
+        let options = lethe::demo::DemoOptions {
+            dir: dir.clone(),
+            crash: *crash,
+        };
+        return Ok(lethe::demo::run(&options).await?);
+    }
     let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
     if let Command::Worker {
         concurrency: Some(n),
@@ -256,7 +293,9 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
     }
     let engine = Engine::connect(config).await?;
     match cli.command {
-        Command::ExplainRef { .. } => unreachable!("handled before connecting"),
+        Command::ExplainRef { .. } | Command::Demo { .. } => {
+            unreachable!("handled before connecting")
+        }
         Command::Plan { subject, json } => {
             let report = engine.dry_run(&subject).await?;
             if json {
@@ -402,7 +441,7 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
                 every_feature: false,
             };
             eprintln!("loading {members} member(s) x {requests} request(s) ...");
-            let summary = lethe::example::load(engine.store().pool(), &objects, &spec).await?;
+            let summary = lethe::example::load(engine.store(), &objects, &spec).await?;
             println!(
                 "example service loaded: {} members, {} rows, {} objects (+{} shared)",
                 summary.members.len(),

@@ -19,12 +19,11 @@ use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::config::MinimisationSettings;
 use crate::error::Error;
-use crate::store::{Store, record};
+use crate::store::{Store, Tx, record};
 
 /// Prefix of stored hashes: the algorithm, so that a later change of
 /// scheme is recognisable.
@@ -96,11 +95,11 @@ impl Minimiser {
     /// the same member. Returns how many rows changed.
     pub async fn minimise(
         &self,
-        conn: &mut PgConnection,
+        tx: &mut Tx,
         request_id: Uuid,
         subject: &str,
     ) -> Result<u64, Error> {
-        record::replace_subject(conn, request_id, subject, &self.hasher.hash(subject)).await
+        record::replace_subject(tx, request_id, subject, &self.hasher.hash(subject)).await
     }
 
     /// Prunes the manifests whose retention has passed, a slice at a time;
@@ -114,8 +113,8 @@ impl Minimiser {
     /// many request rows changed.
     pub async fn backfill(&self, store: &Store) -> Result<u64, Error> {
         let mut changed = 0;
-        for (id, subject) in record::unminimised(store.pool(), PRUNE_SLICE).await? {
-            let mut tx = store.pool().begin().await?;
+        for (id, subject) in record::unminimised(store, PRUNE_SLICE).await? {
+            let mut tx = store.begin().await?;
             changed += self.minimise(&mut tx, id, &subject).await?;
             tx.commit().await?;
         }
@@ -126,10 +125,10 @@ impl Minimiser {
 /// Prunes manifests of requests done more than `retention_days` ago, up to
 /// a slice of them, each in its own transaction.
 pub async fn prune(store: &Store, retention_days: u32) -> Result<Vec<Uuid>, Error> {
-    let due = record::due_for_pruning(store.pool(), retention_days, PRUNE_SLICE).await?;
+    let due = record::due_for_pruning(store, retention_days, PRUNE_SLICE).await?;
     let mut pruned = Vec::new();
     for id in due {
-        let mut tx = store.pool().begin().await?;
+        let mut tx = store.begin().await?;
         if record::prune_manifest(&mut tx, id).await? {
             pruned.push(id);
         }

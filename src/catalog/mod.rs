@@ -4,8 +4,10 @@
 //! and the client tables to union) plus `features/*.toml` (one feature type
 //! each). [`Catalog::load`] reads and checks it on its own; [`schema`] then
 //! checks it against the live database and compiles it into a [`Plan`] of
-//! SQL statements. Every error names the file and the entry at fault.
+//! SQL statements, in that database's [`dialect`]. Every error names the
+//! file and the entry at fault.
 
+pub mod dialect;
 pub mod ident;
 pub mod jsonpath;
 pub mod model;

@@ -2,13 +2,15 @@
 //! erased, and how to check afterwards that it happened.
 //!
 //! The rule this module keeps: a policy renders SQL only from validated
-//! identifiers, constants it owns, and the column's type as PostgreSQL itself
-//! reported it; a user-supplied fixed value is always a bound parameter.
+//! identifiers, constants it owns, and the column's type as the database
+//! itself reported it, in that database's dialect; a user-supplied fixed
+//! value is always a bound parameter.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::dialect::Dialect;
 use super::ident::Ident;
 
 /// What to do with one column.
@@ -54,7 +56,9 @@ pub enum RowErasure {
 /// Column facts the policies need, read from the live database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnType {
-    /// `format_type()` of the column, e.g. `jsonb`, `text`, `character varying(64)`.
+    /// PostgreSQL: `format_type()` of the column, e.g. `jsonb`, `text`,
+    /// `character varying(64)`. SQLite: the declared type, lowercased, e.g.
+    /// `json`, `text`, `varchar(64)`, `integer`.
     pub sql_type: String,
     pub nullable: bool,
 }
@@ -65,10 +69,17 @@ impl ColumnType {
     }
 
     pub fn is_text_like(&self) -> bool {
-        self.sql_type == "text"
-            || self.sql_type.starts_with("character varying")
-            || self.sql_type.starts_with("character(")
-            || self.sql_type == "character"
+        let ty = self.sql_type.as_str();
+        ty == "text"
+            || ty.starts_with("character varying")
+            || ty.starts_with("character(")
+            || ty == "character"
+            // SQLite spellings (declared types, lowercased).
+            || ty.starts_with("varchar")
+            || ty.starts_with("nvarchar")
+            || ty.starts_with("char(")
+            || ty == "char"
+            || ty == "clob"
     }
 }
 
@@ -113,21 +124,37 @@ impl Policy {
 impl ColumnMask {
     /// The `SET` assignment, or None for `keep`. Fixed values take the next
     /// parameter number from `params`, which collects the values to bind.
-    pub fn assignment(&self, params: &mut Vec<String>) -> Option<String> {
+    pub fn assignment(&self, params: &mut Vec<String>, dialect: Dialect) -> Option<String> {
         let column = self.column.quoted();
         let ty = &self.column_type.sql_type;
-        let value = match &self.policy {
-            Policy::Named(NamedPolicy::Keep) => return None,
-            Policy::Named(NamedPolicy::Null) => "NULL".to_owned(),
-            Policy::Named(NamedPolicy::EmptyObject) => format!("CAST('{{}}' AS {ty})"),
-            Policy::Named(NamedPolicy::EmptyArray) => format!("CAST('[]' AS {ty})"),
-            Policy::Named(NamedPolicy::Random) if ty == "uuid" => "gen_random_uuid()".to_owned(),
-            Policy::Named(NamedPolicy::Random) => {
+        let value = match (dialect, &self.policy) {
+            (_, Policy::Named(NamedPolicy::Keep)) => return None,
+            (_, Policy::Named(NamedPolicy::Null)) => "NULL".to_owned(),
+            (Dialect::Postgres, Policy::Named(NamedPolicy::EmptyObject)) => {
+                format!("CAST('{{}}' AS {ty})")
+            }
+            (Dialect::Postgres, Policy::Named(NamedPolicy::EmptyArray)) => {
+                format!("CAST('[]' AS {ty})")
+            }
+            (Dialect::Postgres, Policy::Named(NamedPolicy::Random)) if ty == "uuid" => {
+                "gen_random_uuid()".to_owned()
+            }
+            (Dialect::Postgres, Policy::Named(NamedPolicy::Random)) => {
                 format!("CAST(md5(random()::text || clock_timestamp()::text) AS {ty})")
             }
-            Policy::Fixed { fixed } => {
+            (Dialect::Postgres, Policy::Fixed { fixed }) => {
                 params.push(fixed.clone());
                 format!("CAST(CAST(${} AS text) AS {ty})", params.len())
+            }
+            // SQLite stores JSON as text, and types by affinity: no casts.
+            (Dialect::Sqlite, Policy::Named(NamedPolicy::EmptyObject)) => "'{}'".to_owned(),
+            (Dialect::Sqlite, Policy::Named(NamedPolicy::EmptyArray)) => "'[]'".to_owned(),
+            (Dialect::Sqlite, Policy::Named(NamedPolicy::Random)) => {
+                "lower(hex(randomblob(16)))".to_owned()
+            }
+            (Dialect::Sqlite, Policy::Fixed { fixed }) => {
+                params.push(fixed.clone());
+                format!("${}", params.len())
             }
         };
         Some(format!("{column} = {value}"))
@@ -135,22 +162,35 @@ impl ColumnMask {
 
     /// A predicate true when the column holds its masked value; None when the
     /// outcome cannot be told from the value alone (`random`, `keep`).
-    pub fn masked_predicate(&self, params: &mut Vec<String>) -> Option<String> {
+    pub fn masked_predicate(&self, params: &mut Vec<String>, dialect: Dialect) -> Option<String> {
         let column = self.column.quoted();
         let ty = &self.column_type.sql_type;
-        match &self.policy {
-            Policy::Named(NamedPolicy::Keep | NamedPolicy::Random) => None,
-            Policy::Named(NamedPolicy::Null) => Some(format!("{column} IS NULL")),
-            Policy::Named(NamedPolicy::EmptyObject) => Some(format!(
+        match (dialect, &self.policy) {
+            (_, Policy::Named(NamedPolicy::Keep | NamedPolicy::Random)) => None,
+            (_, Policy::Named(NamedPolicy::Null)) => Some(format!("{column} IS NULL")),
+            (Dialect::Postgres, Policy::Named(NamedPolicy::EmptyObject)) => Some(format!(
                 "{column} IS NOT DISTINCT FROM CAST('{{}}' AS {ty})"
             )),
-            Policy::Named(NamedPolicy::EmptyArray) => {
+            (Dialect::Postgres, Policy::Named(NamedPolicy::EmptyArray)) => {
                 Some(format!("{column} IS NOT DISTINCT FROM CAST('[]' AS {ty})"))
             }
-            Policy::Fixed { fixed } => {
+            (Dialect::Postgres, Policy::Fixed { fixed }) => {
                 params.push(fixed.clone());
                 Some(format!(
                     "{column}::text IS NOT DISTINCT FROM CAST(CAST(${} AS text) AS {ty})::text",
+                    params.len()
+                ))
+            }
+            (Dialect::Sqlite, Policy::Named(NamedPolicy::EmptyObject)) => {
+                Some(format!("{column} IS '{{}}'"))
+            }
+            (Dialect::Sqlite, Policy::Named(NamedPolicy::EmptyArray)) => {
+                Some(format!("{column} IS '[]'"))
+            }
+            (Dialect::Sqlite, Policy::Fixed { fixed }) => {
+                params.push(fixed.clone());
+                Some(format!(
+                    "CAST({column} AS TEXT) IS CAST(${} AS TEXT)",
                     params.len()
                 ))
             }
@@ -222,9 +262,21 @@ mod tests {
             "text",
             false,
         )
-        .assignment(&mut params)
+        .assignment(&mut params, Dialect::Postgres)
         .unwrap();
         assert_eq!(sql, "\"option\" = CAST(CAST($1 AS text) AS text)");
+        assert_eq!(params, vec!["x'; drop".to_owned()]);
+        let mut params = Vec::new();
+        let sql = mask(
+            Policy::Fixed {
+                fixed: "x'; drop".into(),
+            },
+            "text",
+            false,
+        )
+        .assignment(&mut params, Dialect::Sqlite)
+        .unwrap();
+        assert_eq!(sql, "\"option\" = $1");
         assert_eq!(params, vec!["x'; drop".to_owned()]);
     }
 
@@ -255,7 +307,9 @@ mod tests {
     #[test]
     fn keep_renders_nothing() {
         let keep = mask(Policy::Named(NamedPolicy::Keep), "timestamptz", true);
-        assert!(keep.assignment(&mut Vec::new()).is_none());
-        assert!(keep.masked_predicate(&mut Vec::new()).is_none());
+        for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+            assert!(keep.assignment(&mut Vec::new(), dialect).is_none());
+            assert!(keep.masked_predicate(&mut Vec::new(), dialect).is_none());
+        }
     }
 }

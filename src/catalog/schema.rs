@@ -2,22 +2,24 @@
 //! [`Plan`]: the SQL statements the workflow runs, built once at start-up.
 //!
 //! The rule this module keeps: every table and column a statement names was
-//! seen in `pg_attribute` first, every identifier is quoted, and every value
-//! (subject key, row ids, fixed masks) is a bound parameter. Row ids travel
-//! as text and are cast to the key column's own type, so lookups use the
-//! service's indexes.
+//! seen in the database's own catalog first (`pg_attribute` on PostgreSQL,
+//! `pragma_table_info` on SQLite), every identifier is quoted, and every
+//! value (subject key, row ids, fixed masks) is a bound parameter. Row ids
+//! travel as text and are cast to the key column's own type, so lookups use
+//! the service's indexes. The SQL is written in the dialect of the database
+//! checked ([`super::dialect`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use sqlx::PgPool;
-
+use super::dialect::Dialect;
 use super::ident::{Ident, TableName};
 use super::model::ReferenceSource;
 use super::policy::{ColumnMask, ColumnType, Policy, RowErasure};
 pub use super::table_plan::TablePlan;
 use super::table_plan::compile_table;
 use super::{Catalog, CatalogError};
+use crate::store::{Store, introspect};
 
 /// A catalog compiled against the database it will erase from.
 #[derive(Debug, Clone)]
@@ -70,12 +72,12 @@ pub enum FeatureTables {
 #[derive(Debug, Clone)]
 pub struct ChildLookup {
     pub table: String,
-    /// `$1` parent ids (text[]) -> (id, reference columns as text...).
+    /// `$1` parent ids (a list of ids) -> (id, reference columns as text...).
     pub select_sql: String,
     pub references: Vec<ReferenceSource>,
 }
 
-/// The columns of one table, as PostgreSQL reports them.
+/// The columns of one table, as the database reports them.
 struct TableColumns(BTreeMap<String, ColumnType>);
 
 impl TableColumns {
@@ -85,7 +87,8 @@ impl TableColumns {
 }
 
 struct Compiler<'a> {
-    pool: &'a PgPool,
+    store: &'a Store,
+    dialect: Dialect,
     columns: BTreeMap<String, TableColumns>,
     tables: BTreeMap<String, TablePlan>,
     warnings: Vec<String>,
@@ -93,10 +96,13 @@ struct Compiler<'a> {
 
 impl Plan {
     /// Checks every table, column and policy of `catalog` against the
-    /// database behind `pool`.
-    pub async fn compile(catalog: Catalog, pool: &PgPool) -> Result<Plan, CatalogError> {
+    /// database behind `store`, and writes its statements in that
+    /// database's dialect.
+    pub async fn compile(catalog: Catalog, store: &Store) -> Result<Plan, CatalogError> {
+        let dialect = Dialect::from(store.backend());
         let mut compiler = Compiler {
-            pool,
+            store,
+            dialect,
             columns: BTreeMap::new(),
             tables: BTreeMap::new(),
             warnings: Vec::new(),
@@ -157,10 +163,13 @@ impl Plan {
                     // Output columns get aliases of lethe's own: ORDER BY a name
                     // that matches an output column sorts by that column, and
                     // `id::text` would sort "100" before "91".
-                    "SELECT {id}::text AS lethe_row_id, {ty}::text AS lethe_feature_type FROM {table} \
-                     WHERE {subject} = $1 AND ($2::text IS NULL OR {id} > CAST($2 AS {id_type})) \
+                    "SELECT {id_text} AS lethe_row_id, {ty_text} AS lethe_feature_type FROM {table} \
+                     WHERE {subject} = $1 AND ({no_cursor} OR {id} > {cursor}) \
                      ORDER BY {table}.{id} LIMIT $3",
-                    id_type = id_type.sql_type
+                    id_text = dialect.text(&id),
+                    ty_text = dialect.text(&ty),
+                    no_cursor = dialect.param_is_null(2),
+                    cursor = dialect.param_as(2, &id_type.sql_type),
                 ),
             });
         }
@@ -307,10 +316,12 @@ impl Compiler<'_> {
             tables.push(&task.table);
         }
         for table in tables {
-            let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-                .bind(table.quoted())
-                .fetch_one(self.pool)
-                .await?;
+            let exists = introspect::table_exists(
+                self.store,
+                table.table.as_str(),
+                table.schema.as_ref().map(Ident::as_str),
+            )
+            .await?;
             if !exists {
                 return Ok(Some(table.to_string()));
             }
@@ -328,13 +339,11 @@ impl Compiler<'_> {
     ) -> Result<&TableColumns, CatalogError> {
         let name = table.to_string();
         if !self.columns.contains_key(&name) {
-            let rows: Vec<(String, String, bool)> = sqlx::query_as(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull \
-                 FROM pg_attribute a \
-                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+            let rows = introspect::columns(
+                self.store,
+                table.table.as_str(),
+                table.schema.as_ref().map(Ident::as_str),
             )
-            .bind(table.quoted())
-            .fetch_all(self.pool)
             .await?;
             if rows.is_empty() {
                 return Err(CatalogError::invalid(
@@ -347,7 +356,13 @@ impl Compiler<'_> {
             }
             let columns = rows
                 .into_iter()
-                .map(|(column, sql_type, nullable)| (column, ColumnType { sql_type, nullable }))
+                .map(|c| {
+                    let column_type = ColumnType {
+                        sql_type: c.sql_type,
+                        nullable: c.nullable,
+                    };
+                    (c.name, column_type)
+                })
                 .collect();
             self.columns.insert(name.clone(), TableColumns(columns));
         }
@@ -385,14 +400,12 @@ impl Compiler<'_> {
         table: &TableName,
         column: &Ident,
     ) -> Result<(), CatalogError> {
-        let indexed: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_index i \
-               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
-              WHERE i.indrelid = to_regclass($1) AND a.attname = $2)",
+        let indexed = introspect::leads_an_index(
+            self.store,
+            table.table.as_str(),
+            table.schema.as_ref().map(Ident::as_str),
+            column.as_str(),
         )
-        .bind(table.quoted())
-        .bind(column.as_str())
-        .fetch_one(self.pool)
         .await?;
         if !indexed {
             self.warnings.push(format!(
@@ -420,22 +433,26 @@ impl Compiler<'_> {
         self.warn_unindexed(table, parent).await?;
         // Aliased so that ORDER BY names the table's column, not an output
         // column of the same name (which would sort ids as text).
-        let mut select = vec![format!("{}::text AS lethe_row_id", id.quoted())];
+        let dialect = self.dialect;
+        let mut select = vec![format!("{} AS lethe_row_id", dialect.text(&id.quoted()))];
         for (index, source) in references.iter().enumerate() {
             select.push(format!(
-                "{}::text AS lethe_ref_{index}",
-                source.column.quoted()
+                "{} AS lethe_ref_{index}",
+                dialect.text(&source.column.quoted())
             ));
         }
+        let quoted = table.quoted();
         Ok(ChildLookup {
             table: table.to_string(),
             select_sql: format!(
-                "SELECT {} FROM {table} WHERE {table}.{} = ANY(CAST($1 AS {}[])) ORDER BY {table}.{}",
+                "SELECT {} FROM {quoted} WHERE {} ORDER BY {quoted}.{}",
                 select.join(", "),
-                parent.quoted(),
-                types[1].sql_type,
+                dialect.in_ids(
+                    &format!("{quoted}.{}", parent.quoted()),
+                    &types[1].sql_type,
+                    1
+                ),
                 id.quoted(),
-                table = table.quoted(),
             ),
             references: references.to_vec(),
         })
@@ -499,7 +516,7 @@ impl Compiler<'_> {
             ));
         }
 
-        let plan = compile_table(table, id, &id_type, erase, masks);
+        let plan = compile_table(table, id, &id_type, erase, masks, self.dialect);
         let name = table.to_string();
         if let Some(existing) = self.tables.get(&name) {
             if existing.erase_sql != plan.erase_sql || existing.erase_params != plan.erase_params {

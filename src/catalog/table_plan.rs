@@ -1,13 +1,15 @@
 //! One table's erasure, compiled: the statement that masks (or deletes) a
 //! batch of rows by id, and the statement that reads them back. Built once
-//! at start-up by [`super::schema`]; the rule it keeps is the schema
-//! module's: identifiers quoted, values bound, ids cast to the key column's
-//! own type so that lookups use the service's indexes.
+//! at start-up by [`super::schema`], in the database's dialect; the rule it
+//! keeps is the schema module's: identifiers quoted, values bound, ids cast
+//! to the key column's own type so that lookups use the service's indexes.
 
-use sqlx::AssertSqlSafe;
-
+use super::dialect::Dialect;
 use super::ident::{Ident, TableName};
 use super::policy::{ColumnMask, RowErasure};
+use crate::error::Error;
+use crate::store::dynamic::{self, Arg};
+use crate::store::{Store, Tx};
 
 /// How to erase rows of one table by id, and check that it happened.
 #[derive(Debug, Clone)]
@@ -15,7 +17,7 @@ pub struct TablePlan {
     pub name: TableName,
     pub erase: RowErasure,
     pub masks: Vec<ColumnMask>,
-    /// Fixed values bound first, then the ids (text[]) as the last parameter.
+    /// Fixed values bound first, then the ids as the last parameter.
     pub erase_sql: String,
     pub erase_params: Vec<String>,
     /// Counts rows among the ids that are NOT erased; None when no column's
@@ -30,8 +32,9 @@ pub(super) fn compile_table(
     id_type: &str,
     erase: RowErasure,
     masks: Vec<ColumnMask>,
+    dialect: Dialect,
 ) -> TablePlan {
-    let ids_match = |n: usize| format!("{} = ANY(CAST(${n} AS {id_type}[]))", id.quoted());
+    let ids_match = |n: usize| dialect.in_ids(&id.quoted(), id_type, n);
     let (erase_sql, erase_params, verify_sql, verify_params) = match erase {
         RowErasure::Delete => (
             format!("DELETE FROM {} WHERE {}", table.quoted(), ids_match(1)),
@@ -47,7 +50,7 @@ pub(super) fn compile_table(
             let mut params = Vec::new();
             let sets: Vec<String> = masks
                 .iter()
-                .filter_map(|m| m.assignment(&mut params))
+                .filter_map(|m| m.assignment(&mut params, dialect))
                 .collect();
             let erase_sql = if sets.is_empty() {
                 // Nothing to change, but the statement still touches the
@@ -68,7 +71,7 @@ pub(super) fn compile_table(
             let mut verify_params = Vec::new();
             let predicates: Vec<String> = masks
                 .iter()
-                .filter_map(|m| m.masked_predicate(&mut verify_params))
+                .filter_map(|m| m.masked_predicate(&mut verify_params, dialect))
                 .collect();
             let verify_sql = (!predicates.is_empty()).then(|| {
                 format!(
@@ -93,39 +96,25 @@ pub(super) fn compile_table(
 }
 
 impl TablePlan {
-    /// Erases the rows with these ids; returns how many rows it touched.
-    pub async fn erase<'c, E>(&self, executor: E, ids: &[String]) -> Result<u64, sqlx::Error>
-    where
-        E: sqlx::PgExecutor<'c>,
-    {
-        let mut query = sqlx::query(AssertSqlSafe(self.erase_sql.as_str()));
-        for value in &self.erase_params {
-            query = query.bind(value);
-        }
-        if self.erase_sql.starts_with("SELECT") {
-            let row = query.bind(ids).fetch_one(executor).await?;
-            let count: i64 = sqlx::Row::get(&row, 0);
-            return Ok(count as u64);
-        }
-        Ok(query.bind(ids).execute(executor).await?.rows_affected())
+    /// Erases the rows with these ids, in the batch's transaction; returns
+    /// how many rows it touched.
+    pub async fn erase(&self, tx: &mut Tx, ids: &[String]) -> Result<u64, Error> {
+        let args = self.args(&self.erase_params, ids);
+        dynamic::execute(tx, &self.erase_sql, &args).await
     }
 
     /// How many of these rows still hold unerased values.
-    pub async fn count_unerased<'c, E>(
-        &self,
-        executor: E,
-        ids: &[String],
-    ) -> Result<i64, sqlx::Error>
-    where
-        E: sqlx::PgExecutor<'c>,
-    {
+    pub async fn count_unerased(&self, store: &Store, ids: &[String]) -> Result<i64, Error> {
         let Some(sql) = &self.verify_sql else {
             return Ok(0);
         };
-        let mut query = sqlx::query_scalar(AssertSqlSafe(sql.as_str()));
-        for value in &self.verify_params {
-            query = query.bind(value);
-        }
-        query.bind(ids).fetch_one(executor).await
+        let args = self.args(&self.verify_params, ids);
+        dynamic::fetch_count(store, sql, &args).await
+    }
+
+    fn args<'a>(&self, params: &'a [String], ids: &'a [String]) -> Vec<Arg<'a>> {
+        let mut args: Vec<Arg<'a>> = params.iter().map(|p| Arg::Text(p)).collect();
+        args.push(Arg::Ids(ids));
+        args
     }
 }

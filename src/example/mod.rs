@@ -4,28 +4,28 @@
 //! shapes; S3 and CloudFront URLs; shared objects), for tests, benchmarks,
 //! the demo, and anyone trying lethe.
 //! `lethe example load --members N --requests M` runs [`load`] against the
-//! configured database and S3.
+//! configured database (PostgreSQL or SQLite: [`postgres`] and [`sqlite`]
+//! hold each one's schema and inserts) and S3.
 
 pub mod features;
+mod postgres;
 pub mod shapes;
+mod sqlite;
 
 use std::sync::Arc;
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, PgPool};
 use tokio::task::JoinSet;
 
 use crate::error::Error;
 use crate::objects::ObjectStore;
 use crate::references::ObjectRef;
+use crate::store::{Backed, Store};
 use features::{FEATURES, feature_for};
 use shapes::{
     DEFAULT_AVATAR_KEY, Era, INPUTS_BUCKET, RESULTS_BUCKET, SHARED_SAMPLE_KEY, STYLE_PRESET_KEYS,
     object,
 };
-
-const SCHEMA: &str = include_str!("schema.sql");
-const FEATURE_TABLES: &str = include_str!("feature_tables.sql");
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -73,17 +73,11 @@ pub fn tables() -> Vec<String> {
 }
 
 /// Creates the example service's tables (idempotent).
-pub async fn create_schema(pool: &PgPool) -> Result<(), Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::raw_sql(AssertSqlSafe(SCHEMA))
-        .execute(&mut *tx)
-        .await?;
-    for feature in &FEATURES {
-        let sql = FEATURE_TABLES.replace("{name}", feature.stem);
-        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+pub async fn create_schema(store: &Store) -> Result<(), Error> {
+    match store.db() {
+        Backed::Postgres(pool) => postgres::create_schema(pool).await,
+        Backed::Sqlite(pool) => sqlite::create_schema(pool).await,
     }
-    tx.commit().await?;
-    Ok(())
 }
 
 /// The shared objects: samples, style presets, the default avatar.
@@ -137,11 +131,11 @@ pub async fn put(objects: &ObjectStore, object: &ObjectRef, body: Vec<u8>) -> Re
 }
 
 /// One generated request, ready to insert.
-struct Generated {
-    member: usize,
-    client_table: &'static str,
-    client_id: i64,
-    data: shapes::RequestData,
+pub(crate) struct Generated {
+    pub member: usize,
+    pub client_table: &'static str,
+    pub client_id: i64,
+    pub data: shapes::RequestData,
 }
 
 /// Where a member's `n`-th request lives: the first 30% of a history in
@@ -162,11 +156,11 @@ fn placement(n: usize, requests: usize, legacy_only: bool) -> (&'static str, Era
 /// and their objects. Rows go in set-based, a thousand requests a statement;
 /// objects are uploaded 32 at a time.
 pub async fn load(
-    pool: &PgPool,
+    store: &Store,
     objects: &ObjectStore,
     spec: &ExampleSpec,
 ) -> Result<LoadSummary, Error> {
-    create_schema(pool).await?;
+    create_schema(store).await?;
     let shared = create_buckets(objects).await?;
     let mut members: Vec<MemberSummary> = (1..=spec.members)
         .map(|i| MemberSummary {
@@ -203,13 +197,13 @@ pub async fn load(
                 data,
             });
             if generated.len() == 1000 {
-                let (r, o) = flush(pool, objects, &members, &mut generated, &mut uploads).await?;
+                let (r, o) = flush(store, objects, &members, &mut generated, &mut uploads).await?;
                 rows += r;
                 object_count += o;
             }
         }
     }
-    let (r, o) = flush(pool, objects, &members, &mut generated, &mut uploads).await?;
+    let (r, o) = flush(store, objects, &members, &mut generated, &mut uploads).await?;
     rows += r;
     object_count += o;
     Ok(LoadSummary {
@@ -222,7 +216,7 @@ pub async fn load(
 
 /// Writes a chunk of generated requests and uploads their objects.
 async fn flush(
-    pool: &PgPool,
+    store: &Store,
     objects: &ObjectStore,
     members: &[MemberSummary],
     generated: &mut Vec<Generated>,
@@ -231,11 +225,10 @@ async fn flush(
     if generated.is_empty() {
         return Ok((0, 0));
     }
-    let ids: Vec<i64> =
-        sqlx::query_scalar("SELECT nextval('client_id_seq') FROM generate_series(1, $1)")
-            .bind(generated.len() as i64)
-            .fetch_all(pool)
-            .await?;
+    let ids = match store.db() {
+        Backed::Postgres(pool) => postgres::next_client_ids(pool, generated.len()).await?,
+        Backed::Sqlite(pool) => sqlite::next_client_ids(pool, generated.len()).await?,
+    };
     for (g, id) in generated.iter_mut().zip(ids) {
         g.client_id = id;
         let documents: Vec<&ObjectRef> = g.data.documents.iter().map(|(o, _)| o).collect();
@@ -244,110 +237,14 @@ async fn flush(
         }
         uploads.extend(g.data.documents.iter().cloned());
     }
-    let rows = insert_chunk(pool, members, generated).await?;
+    let rows = match store.db() {
+        Backed::Postgres(pool) => postgres::insert_chunk(pool, members, generated).await?,
+        Backed::Sqlite(pool) => sqlite::insert_chunk(pool, members, generated).await?,
+    };
     let count = uploads.len();
     upload(objects, std::mem::take(uploads)).await?;
     generated.clear();
     Ok((rows, count))
-}
-
-async fn insert_chunk(
-    pool: &PgPool,
-    members: &[MemberSummary],
-    chunk: &[Generated],
-) -> Result<usize, Error> {
-    let mut tx = pool.begin().await?;
-    let mut rows = 0;
-    for table in ["client_old", "client_temp", "client"] {
-        let mine: Vec<&Generated> = chunk.iter().filter(|g| g.client_table == table).collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let ids: Vec<i64> = mine.iter().map(|g| g.client_id).collect();
-        let keys: Vec<&str> = mine
-            .iter()
-            .map(|g| members[g.member].key.as_str())
-            .collect();
-        let types: Vec<&str> = mine.iter().map(|g| g.data.feature_type).collect();
-        let ips: Vec<String> = mine
-            .iter()
-            .map(|g| format!("10.{}.{}.{}", g.member % 250, g.client_id % 250, 7))
-            .collect();
-        // The current table is partitioned by created_at: spread the rows.
-        let (created_column, created_value) = if table == "client" {
-            (
-                ", created_at",
-                ", timestamptz '2025-06-01' + (id % 500) * interval '1 day'",
-            )
-        } else {
-            ("", "")
-        };
-        let sql = format!(
-            "INSERT INTO {table} (id, client_key, type, ip_address, user_agent{created_column}) \
-             SELECT id, k, t, ip, 'Mozilla/5.0 (example)'{created_value} \
-               FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(id, k, t, ip)"
-        );
-        rows += sqlx::query(AssertSqlSafe(sql))
-            .bind(&ids)
-            .bind(&keys)
-            .bind(&types)
-            .bind(&ips)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected() as usize;
-    }
-    for feature in &FEATURES {
-        let mine: Vec<&Generated> = chunk
-            .iter()
-            .filter(|g| g.data.feature_type == feature.feature_type)
-            .collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let name = feature.stem;
-        let client_ids: Vec<i64> = mine.iter().map(|g| g.client_id).collect();
-        let prompts: Vec<String> = mine
-            .iter()
-            .map(|g| {
-                format!(
-                    "a portrait of {}'s dog in watercolour, soft light, {}",
-                    members[g.member].key,
-                    "highly detailed ".repeat(12)
-                )
-            })
-            .collect();
-        let options: Vec<Option<serde_json::Value>> =
-            mine.iter().map(|g| g.data.option.clone()).collect();
-        let legacy_options: Vec<Option<&str>> = mine
-            .iter()
-            .map(|g| g.data.legacy_option.as_deref())
-            .collect();
-        let results: Vec<serde_json::Value> = mine.iter().map(|g| g.data.result.clone()).collect();
-        // One feature row and one task row per request; the task row points
-        // at the feature row through the ids RETURNING gives back, matched
-        // by client id.
-        let sql = format!(
-            "WITH f AS ( \
-                 INSERT INTO {name}_feature (client_id, prompt, option, legacy_option) \
-                 SELECT c, p, o, l FROM UNNEST($1::bigint[], $2::text[], $3::jsonb[], $5::text[]) AS u(c, p, o, l) \
-                 RETURNING id, client_id) \
-             INSERT INTO {name}_task (feature_id, result, gpu, timeline) \
-             SELECT f.id, u.r, 'A100-80GB', jsonb_build_object('queuedMs', 120, 'runMs', 4200) \
-               FROM f JOIN UNNEST($1::bigint[], $4::jsonb[]) AS u(c, r) ON u.c = f.client_id"
-        );
-        let tasks = sqlx::query(AssertSqlSafe(sql))
-            .bind(&client_ids)
-            .bind(&prompts)
-            .bind(&options)
-            .bind(&results)
-            .bind(&legacy_options)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected() as usize;
-        rows += tasks * 2;
-    }
-    tx.commit().await?;
-    Ok(rows)
 }
 
 /// Uploads objects, 32 in flight.
@@ -369,3 +266,18 @@ async fn upload(objects: &ObjectStore, all: Vec<(ObjectRef, Vec<u8>)>) -> Result
         }
     }
 }
+
+/// What a member's request rows say besides its files: the same on both
+/// backends, so that the two example services hold the same data.
+pub(crate) fn prompt(member: &str) -> String {
+    format!(
+        "a portrait of {member}'s dog in watercolour, soft light, {}",
+        "highly detailed ".repeat(12)
+    )
+}
+
+pub(crate) fn ip_address(g: &Generated) -> String {
+    format!("10.{}.{}.{}", g.member % 250, g.client_id % 250, 7)
+}
+
+pub(crate) const USER_AGENT: &str = "Mozilla/5.0 (example)";

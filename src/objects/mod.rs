@@ -54,9 +54,21 @@ pub struct KeyFailure {
 }
 
 impl ObjectStore {
-    /// Builds the client from the standard AWS chain plus lethe's settings.
+    /// Builds the client from the standard AWS chain plus lethe's settings
+    /// (static keys from the settings, when both are given, replace the
+    /// chain's credentials).
     pub async fn connect(settings: &S3Settings) -> ObjectStore {
-        ObjectStore::from_client(build_client(settings, None).await)
+        let credentials = match (&settings.access_key_id, &settings.secret_access_key) {
+            (Some(id), Some(secret)) => Some(Credentials::new(
+                id.clone(),
+                secret.clone(),
+                None,
+                None,
+                "lethe-config",
+            )),
+            _ => None,
+        };
+        ObjectStore::from_client(build_client(settings, credentials).await)
     }
 
     /// Like [`ObjectStore::connect`], with static credentials instead of

@@ -142,10 +142,9 @@ pub struct Register {
 /// Builds one request's record.
 pub async fn build(store: &Store, id: Uuid) -> Result<DestructionRecord, Error> {
     let request = store.get(id).await?;
-    let mut conn = store.pool().acquire().await?;
-    let counts = record::counts(&mut conn, id).await?;
-    let anomalies = manifest::anomalies(&mut conn, id).await?;
-    let evidence = record::evidence(&mut conn, id).await?;
+    let counts = record::counts(store, id).await?;
+    let anomalies = manifest::anomalies(store, id).await?;
+    let evidence = record::evidence(store, id).await?;
     Ok(assemble(request, counts, anomalies, evidence))
 }
 
@@ -167,7 +166,7 @@ pub async fn register(store: &Store, from: NaiveDate, to: NaiveDate) -> Result<R
         .and_hms_opt(0, 0, 0)
         .expect("midnight exists")
         .and_utc();
-    let ids = record::done_between(store.pool(), start, end).await?;
+    let ids = record::done_between(store, start, end).await?;
     let mut records = Vec::with_capacity(ids.len());
     for id in ids {
         records.push(build(store, id).await?);

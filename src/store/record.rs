@@ -1,14 +1,14 @@
 //! The destruction record's tables: the counts written when a request
 //! reaches Done (per table and per bucket, each with its method), pruning of
 //! the per-object manifest to those counts, and the replacement of a
-//! member's raw key by its keyed hash. SQL only; [`crate::report`] builds
-//! the record and [`crate::minimise`] decides when to prune and hash.
+//! member's raw key by its keyed hash. Storage only; [`crate::report`]
+//! builds the record and [`crate::minimise`] decides when to prune and hash.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::{Store, Tx, on_backend, postgres, sqlite};
 use crate::error::Error;
 
 /// One count of the record: so many rows of a table, or objects of a
@@ -32,11 +32,14 @@ pub struct Count {
 
 /// The counts, computed from the manifest: rows by table and method,
 /// objects by bucket and method. Rows masked before methods were recorded
-/// count as `erased`.
-const LIVE_COUNTS: &str = "\
+/// count as `erased`. `{bigint}` is the backend's cast to a 64-bit integer
+/// (SQLite's integers already are).
+pub(super) fn live_counts(bigint: &str) -> String {
+    format!(
+        "\
     SELECT 'table' AS target, table_name AS name, '' AS replica_of, \
            coalesce(method, CASE WHEN masked_at IS NULL THEN 'pending' ELSE 'erased' END) AS method, \
-           count(*) AS items, NULL::bigint AS versions \
+           count(*) AS items, CAST(NULL AS {bigint}) AS versions \
       FROM erasure_manifest_rows WHERE request_id = $1 GROUP BY 1, 2, 3, 4 \
     UNION ALL \
     SELECT 'bucket', bucket, coalesce(replica_of, ''), \
@@ -46,167 +49,104 @@ const LIVE_COUNTS: &str = "\
                 WHEN outcome IS NOT NULL THEN outcome \
                 WHEN deleted_at IS NOT NULL THEN 'deleted' \
                 ELSE 'pending' END, \
-           count(*), sum(versions)::bigint \
-      FROM erasure_manifest_objects WHERE request_id = $1 GROUP BY 1, 2, 3, 4";
+           count(*), CAST(sum(versions) AS {bigint}) \
+      FROM erasure_manifest_objects WHERE request_id = $1 GROUP BY 1, 2, 3, 4"
+    )
+}
 
 /// Writes the request's counts from its manifest (idempotent).
-pub async fn write_counts(conn: &mut PgConnection, request_id: Uuid) -> Result<(), Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO erasure_record_counts (request_id, target, name, replica_of, method, items, versions) \
-         SELECT $1, target, name, replica_of, method, items, versions FROM ({LIVE_COUNTS}) AS c \
-         ON CONFLICT DO NOTHING"
-    )))
-    .bind(request_id)
-    .execute(conn)
-    .await?;
+pub async fn write_counts(tx: &mut Tx, request_id: Uuid) -> Result<(), Error> {
+    on_backend!(tx.conn(), conn =>
+        postgres::record::write_counts(conn, request_id).await?,
+        sqlite::record::write_counts(conn, request_id).await?);
     Ok(())
 }
 
 /// The request's counts: those written at Done, or (before Done) computed
 /// from the manifest as it stands.
-pub async fn counts(conn: &mut PgConnection, request_id: Uuid) -> Result<Vec<Count>, Error> {
-    let stored: Vec<Count> = sqlx::query_as(
-        "SELECT target, name, replica_of, method, items, versions FROM erasure_record_counts \
-          WHERE request_id = $1 ORDER BY target DESC, name, replica_of, method",
-    )
-    .bind(request_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    if !stored.is_empty() {
-        return Ok(stored);
-    }
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT * FROM ({LIVE_COUNTS}) AS c ORDER BY target DESC, name, replica_of, method"
-    )))
-    .bind(request_id)
-    .fetch_all(conn)
-    .await?)
+pub async fn counts(store: &Store, request_id: Uuid) -> Result<Vec<Count>, Error> {
+    Ok(on_backend!(store.db(), pool =>
+        postgres::record::counts(pool, request_id).await?,
+        sqlite::record::counts(pool, request_id).await?))
 }
 
 /// Adds verification figures for one verified page (in its transaction).
 pub async fn add_verified(
-    conn: &mut PgConnection,
+    tx: &mut Tx,
     request_id: Uuid,
     objects: i64,
     survivors: i64,
     rows: i64,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE erasure_requests SET objects_verified = objects_verified + $2, \
-                survivors_found = survivors_found + $3, rows_verified = rows_verified + $4 \
-          WHERE id = $1",
-    )
-    .bind(request_id)
-    .bind(objects)
-    .bind(survivors)
-    .bind(rows)
-    .execute(conn)
-    .await?;
+    on_backend!(tx.conn(), conn =>
+        postgres::record::add_verified(conn, request_id, objects, survivors, rows).await?,
+        sqlite::record::add_verified(conn, request_id, objects, survivors, rows).await?);
     Ok(())
 }
 
 /// Replaces the raw key by its hash on the request and on every finished
-/// request of the same member, under the member's advisory lock: the lock
-/// the coalescing trigger takes, so a submission racing with this commit
-/// waits for it and then sees the request done (and starts a new one)
-/// instead of folding into it and keeping the raw key.
+/// request of the same member. On PostgreSQL it first takes the member's
+/// advisory lock, the one the coalescing trigger takes; on SQLite the
+/// transaction already holds the write lock. Either way a submission racing
+/// with this commit waits for it and then sees the request done (and starts
+/// a new one) instead of folding into it and keeping the raw key.
 pub async fn replace_subject(
-    conn: &mut PgConnection,
+    tx: &mut Tx,
     request_id: Uuid,
     subject: &str,
     hash: &str,
 ) -> Result<u64, Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('lethe/subject/' || $1, 0))")
-        .bind(subject)
-        .execute(&mut *conn)
-        .await?;
-    Ok(sqlx::query(
-        "UPDATE erasure_requests SET subject_hash = $3, subject_key = NULL, updated_at = now() \
-          WHERE subject_key = $2 AND (id = $1 OR state IN ('done', 'cancelled', 'coalesced'))",
-    )
-    .bind(request_id)
-    .bind(subject)
-    .bind(hash)
-    .execute(conn)
-    .await?
-    .rows_affected())
+    Ok(on_backend!(tx.conn(), conn =>
+        postgres::record::replace_subject(conn, request_id, subject, hash).await?,
+        sqlite::record::replace_subject(conn, request_id, subject, hash).await?))
 }
 
 /// Finished requests that still hold a raw key (finished before lethe
 /// minimised at Done): id and key, for [`replace_subject`].
-pub async fn unminimised(pool: &PgPool, limit: i64) -> Result<Vec<(Uuid, String)>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT id, subject_key FROM erasure_requests \
-          WHERE state = 'done' AND subject_key IS NOT NULL ORDER BY finished_at LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+pub async fn unminimised(store: &Store, limit: i64) -> Result<Vec<(Uuid, String)>, Error> {
+    Ok(on_backend!(store.db(), pool =>
+        postgres::record::unminimised(pool, limit).await?,
+        sqlite::record::unminimised(pool, limit).await?))
 }
 
 /// Done requests whose manifest is due for pruning, oldest first.
 pub async fn due_for_pruning(
-    pool: &PgPool,
+    store: &Store,
     retention_days: u32,
     limit: i64,
 ) -> Result<Vec<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM erasure_requests \
-          WHERE state = 'done' AND manifest_pruned_at IS NULL \
-            AND finished_at <= now() - make_interval(days => $1) \
-          ORDER BY finished_at LIMIT $2",
-    )
-    .bind(retention_days as i32)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    Ok(on_backend!(store.db(), pool =>
+        postgres::record::due_for_pruning(pool, retention_days, limit).await?,
+        sqlite::record::due_for_pruning(pool, retention_days, limit).await?))
 }
 
 /// Prunes one request's manifest to counts, in the caller's transaction:
 /// counts first (a request finished before counts existed gets them now),
 /// then the per-object and per-row lists. Returns false when another
 /// pruner got there first.
-pub async fn prune_manifest(conn: &mut PgConnection, request_id: Uuid) -> Result<bool, Error> {
-    let claimed: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM erasure_requests WHERE id = $1 AND manifest_pruned_at IS NULL FOR UPDATE SKIP LOCKED",
-    )
-    .bind(request_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if claimed.is_none() {
+pub async fn prune_manifest(tx: &mut Tx, request_id: Uuid) -> Result<bool, Error> {
+    let claimed = on_backend!(tx.conn(), conn =>
+        postgres::record::claim_for_pruning(conn, request_id).await?,
+        sqlite::record::claim_for_pruning(conn, request_id).await?);
+    if !claimed {
         return Ok(false);
     }
-    write_counts(conn, request_id).await?;
-    sqlx::query("DELETE FROM erasure_manifest_objects WHERE request_id = $1")
-        .bind(request_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM erasure_manifest_rows WHERE request_id = $1")
-        .bind(request_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("UPDATE erasure_requests SET manifest_pruned_at = now() WHERE id = $1")
-        .bind(request_id)
-        .execute(conn)
-        .await?;
+    write_counts(tx, request_id).await?;
+    on_backend!(tx.conn(), conn =>
+        postgres::record::drop_manifest(conn, request_id).await?,
+        sqlite::record::drop_manifest(conn, request_id).await?);
     Ok(true)
 }
 
 /// Requests done in `[from, to)`, in the order they finished.
 pub async fn done_between(
-    pool: &PgPool,
+    store: &Store,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM erasure_requests \
-          WHERE state = 'done' AND finished_at >= $1 AND finished_at < $2 \
-          ORDER BY finished_at, id",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await?)
+    Ok(on_backend!(store.db(), pool =>
+        postgres::record::done_between(pool, from, to).await?,
+        sqlite::record::done_between(pool, from, to).await?))
 }
 
 /// Verification figures and minimisation facts of a request.
@@ -219,14 +159,9 @@ pub struct Evidence {
     pub subject_minimised: bool,
 }
 
-pub async fn evidence(conn: &mut PgConnection, request_id: Uuid) -> Result<Evidence, Error> {
-    sqlx::query_as(
-        "SELECT objects_verified, survivors_found, rows_verified, manifest_pruned_at, \
-                (subject_key IS NULL) AS subject_minimised \
-           FROM erasure_requests WHERE id = $1",
-    )
-    .bind(request_id)
-    .fetch_optional(conn)
-    .await?
+pub async fn evidence(store: &Store, request_id: Uuid) -> Result<Evidence, Error> {
+    on_backend!(store.db(), pool =>
+        postgres::record::evidence(pool, request_id).await?,
+        sqlite::record::evidence(pool, request_id).await?)
     .ok_or(Error::NotFound(request_id))
 }

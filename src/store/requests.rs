@@ -1,16 +1,17 @@
 //! Erasure requests: submission, claims, checkpoints, transitions, failure,
-//! retry and cancel. SQL for the `erasure_requests` row lives here and only
-//! here.
+//! retry and cancel. What decides (the retry policy, legal transitions,
+//! cancel's rule, who may write) is here, once; the statements on the
+//! `erasure_requests` row are in `postgres/requests.rs` and
+//! `sqlite/requests.rs`, and only there.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::lease::Lease;
-use super::{Store, active_state_names, events};
+use super::{Store, Tx, active_state_names, events, on_backend, postgres, sqlite};
 use crate::error::Error;
 use crate::retry::{Decision, RetryPolicy};
 use crate::workflow::state::State;
@@ -92,7 +93,9 @@ impl TryFrom<Option<String>> for OptionalState {
     }
 }
 
-const RECORD_COLUMNS: &str = "r.id, r.idempotency_key, r.state, r.resume_state, r.coalesced_into, \
+/// The columns of a [`RequestRecord`], from `erasure_requests r` (the same
+/// SQL on both backends).
+pub(super) const RECORD_COLUMNS: &str = "r.id, r.idempotency_key, r.state, r.resume_state, r.coalesced_into, \
      r.batch_done, r.batch_total, r.rows_found, r.objects_found, r.objects_retained, \
      r.objects_deleted, r.objects_scheduled, r.objects_locked, r.rows_masked, r.anomaly_count, \
      r.attempts, r.next_attempt_at, \
@@ -133,10 +136,18 @@ pub struct ListFilter {
     pub overdue_before: Option<DateTime<Utc>>,
 }
 
+/// A request's checkpoint as stored: batches done, batches known, cursor.
+#[derive(Debug, Clone, Default)]
+pub struct StoredCheckpoint {
+    pub batch_done: i32,
+    pub batch_total: Option<i32>,
+    pub cursor: Option<serde_json::Value>,
+}
+
 impl Store {
     /// Submits an erasure for `subject`. A duplicate for a subject with an
-    /// active request is coalesced by the database trigger, whichever way it
-    /// arrives (this call or a bare INSERT).
+    /// active request is coalesced into it, whichever way it arrives (this
+    /// call or a bare INSERT, which the database's trigger folds).
     pub async fn submit(
         &self,
         subject: &str,
@@ -158,71 +169,20 @@ impl Store {
         if subject.trim().is_empty() {
             return Err(Error::InvalidInput("the subject key is empty".into()));
         }
-        let inserted: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
-            "INSERT INTO erasure_requests (subject_key, idempotency_key) VALUES ($1, $2) \
-             ON CONFLICT (idempotency_key) DO NOTHING \
-             RETURNING id, coalesced_into",
-        )
-        .bind(subject)
-        .bind(idempotency_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        let previously_done =
-            match subject_hash {
-                Some(hash) => sqlx::query_scalar(
-                    "SELECT id FROM erasure_requests WHERE subject_hash = $1 AND state = 'done' \
-                      ORDER BY finished_at DESC",
-                )
-                .bind(hash)
-                .fetch_all(&self.pool)
-                .await?,
-                None => Vec::new(),
-            };
-        if let Some((id, coalesced_into)) = inserted {
-            return Ok(Submission {
-                id,
-                coalesced_into,
-                replayed: false,
-                previously_done,
-            });
+        let submission = on_backend!(self.db(), pool =>
+            postgres::requests::submit(pool, subject, idempotency_key, subject_hash).await?,
+            sqlite::requests::submit(pool, subject, idempotency_key, subject_hash).await?);
+        if !submission.replayed && submission.coalesced_into.is_none() {
+            self.wake_workers();
         }
-        // The idempotency key exists: the same submission again. It must be
-        // for the same subject, or the caller reused a key by mistake.
-        let key = idempotency_key.expect("a conflict needs an idempotency key");
-        let (id, coalesced_into, same_subject): (Uuid, Option<Uuid>, bool) = sqlx::query_as(
-            "SELECT id, coalesced_into, \
-                    (subject_key IS NOT DISTINCT FROM $2 OR coalesce(subject_hash = $3, false)) \
-               FROM erasure_requests WHERE idempotency_key = $1",
-        )
-        .bind(key)
-        .bind(subject)
-        .bind(subject_hash)
-        .fetch_one(&self.pool)
-        .await?;
-        if !same_subject {
-            return Err(Error::InvalidInput(format!(
-                "idempotency key {key:?} was already used for a different subject (request {id})"
-            )));
-        }
-        Ok(Submission {
-            id,
-            coalesced_into,
-            replayed: true,
-            previously_done: previously_done
-                .into_iter()
-                .filter(|done| *done != id)
-                .collect(),
-        })
+        Ok(submission)
     }
 
     /// One request.
     pub async fn get(&self, id: Uuid) -> Result<RequestRecord, Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {RECORD_COLUMNS} FROM erasure_requests r WHERE r.id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
+        on_backend!(self.db(), pool =>
+            postgres::requests::get(pool, id).await?,
+            sqlite::requests::get(pool, id).await?)
         .ok_or(Error::NotFound(id))
     }
 
@@ -234,121 +194,93 @@ impl Store {
         subject: &str,
         subject_hash: Option<&str>,
     ) -> Result<Vec<RequestRecord>, Error> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {RECORD_COLUMNS} FROM erasure_requests r \
-              WHERE r.subject_key = $1 OR ($2::text IS NOT NULL AND r.subject_hash = $2) \
-             ORDER BY r.requested_at DESC"
-        )))
-        .bind(subject)
-        .bind(subject_hash)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_backend!(self.db(), pool =>
+            postgres::requests::for_subject(pool, subject, subject_hash).await?,
+            sqlite::requests::for_subject(pool, subject, subject_hash).await?))
     }
 
     /// Requests, newest first.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<RequestRecord>, Error> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {RECORD_COLUMNS} FROM erasure_requests r \
-              WHERE ($1::text IS NULL OR r.state = $1) \
-                AND ($3::timestamptz IS NULL OR (r.state = ANY($4) AND r.requested_at < $3)) \
-              ORDER BY r.requested_at DESC LIMIT $2"
-        )))
-        .bind(filter.state.map(State::as_str))
-        .bind(filter.limit.unwrap_or(1000))
-        .bind(filter.overdue_before)
-        .bind(unfinished_state_names())
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_backend!(self.db(), pool =>
+            postgres::requests::list(pool, filter).await?,
+            sqlite::requests::list(pool, filter).await?))
     }
 
     /// A request's progress counters.
     pub async fn counters(&self, id: Uuid) -> Result<Counters, Error> {
-        Ok(sqlx::query_as(
-            "SELECT rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
-                    anomaly_count FROM erasure_requests WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?)
+        Ok(on_backend!(self.db(), pool =>
+            postgres::requests::counters(pool, id).await?,
+            sqlite::requests::counters(pool, id).await?))
+    }
+
+    /// A request's checkpoint for the phase in progress.
+    pub async fn checkpoint(&self, id: Uuid) -> Result<StoredCheckpoint, Error> {
+        Ok(on_backend!(self.db(), pool =>
+            postgres::requests::checkpoint(pool, id).await?,
+            sqlite::requests::checkpoint(pool, id).await?))
     }
 
     /// The subject key of a request, for the worker only (never logged).
     pub(crate) async fn subject_of(&self, id: Uuid) -> Result<String, Error> {
-        let subject: Option<String> =
-            sqlx::query_scalar("SELECT subject_key FROM erasure_requests WHERE id = $1")
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?;
+        let subject = on_backend!(self.db(), pool =>
+            postgres::requests::subject_of(pool, id).await?,
+            sqlite::requests::subject_of(pool, id).await?);
         subject.ok_or_else(|| Error::Setup(format!("request {id} has no subject key left")))
     }
 
-    /// Claims the next due request whose lease is free or expired, skipping
-    /// rows another worker is claiming this instant (SKIP LOCKED).
+    /// Claims the next due request whose lease is free or expired. On
+    /// PostgreSQL, rows another worker is claiming this instant are skipped
+    /// (SKIP LOCKED); on SQLite, claims are serialised by the write lock.
     pub async fn claim(&self, owner: &str, ttl: Duration) -> Result<Option<Claimed>, Error> {
-        let mut tx = self.pool.begin().await?;
-        let claimed: Option<(Uuid, i64, String, i32, Option<String>)> = sqlx::query_as(
-            "WITH candidate AS ( \
-                 SELECT id, lease_owner AS previous_owner FROM erasure_requests \
-                  WHERE state = ANY($3) AND next_attempt_at <= now() \
-                    AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
-                  ORDER BY next_attempt_at, requested_at \
-                  LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             UPDATE erasure_requests r \
-                SET lease_owner = $1, \
-                    lease_expires_at = now() + make_interval(secs => $2), \
-                    lease_epoch = r.lease_epoch + 1, \
-                    started_at = coalesce(r.started_at, now()), \
-                    attempts = r.attempts + CASE WHEN candidate.previous_owner IS NULL THEN 0 ELSE 1 END, \
-                    updated_at = now() \
-               FROM candidate WHERE r.id = candidate.id \
-             RETURNING r.id, r.lease_epoch, r.state, r.attempts, candidate.previous_owner",
-        )
-        .bind(owner)
-        .bind(ttl.as_secs_f64())
-        .bind(active_state_names())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((request_id, epoch, state, attempts, took_over_from)) = claimed else {
+        let mut tx = self.begin().await?;
+        let claimed = on_backend!(tx.conn(), conn =>
+            postgres::requests::lease_next(conn, owner, ttl).await?,
+            sqlite::requests::lease_next(conn, owner, ttl).await?);
+        let Some(leased) = claimed else {
             tx.rollback().await?;
             return Ok(None);
         };
         let lease = Lease {
-            request_id,
-            epoch,
+            request_id: leased.id,
+            epoch: leased.epoch,
             owner: owner.to_owned(),
             ttl,
         };
-        let kind = if took_over_from.is_some() {
+        let kind = if leased.previous_owner.is_some() {
             "taken_over"
         } else {
             "claimed"
         };
-        events::record(&mut tx, &lease, kind, None, None, took_over_from.as_deref()).await?;
+        events::record(
+            &mut tx,
+            &lease,
+            kind,
+            None,
+            None,
+            leased.previous_owner.as_deref(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(Claimed {
             lease,
-            state: state.parse()?,
-            attempts,
-            took_over_from,
+            state: leased.state.parse()?,
+            attempts: leased.attempts,
+            took_over_from: leased.previous_owner,
         }))
     }
 
     /// When the earliest waiting request becomes due, for an idle worker's sleep.
     pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        Ok(sqlx::query_scalar(
-            "SELECT min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) \
-               FROM erasure_requests WHERE state = ANY($1)",
-        )
-        .bind(active_state_names())
-        .fetch_one(&self.pool)
-        .await?)
+        Ok(on_backend!(self.db(), pool =>
+            postgres::requests::next_due_at(pool).await?,
+            sqlite::requests::next_due_at(pool).await?))
     }
 
-    /// Records a failed attempt and decides, under the request's row lock,
-    /// whether to back off (still active, lease released, next attempt time
-    /// stored) or park it in Failed, remembering where to resume. Returns the
-    /// decision; `Ok(None)` when the lease was already lost, so there is
-    /// nothing to record.
+    /// Records a failed attempt and decides, under the request's row lock
+    /// (the write lock on SQLite), whether to back off (still active, lease
+    /// released, next attempt time stored) or park it in Failed, remembering
+    /// where to resume. Returns the decision; `Ok(None)` when the lease was
+    /// already lost, so there is nothing to record.
     pub async fn record_failure(
         &self,
         lease: &Lease,
@@ -357,32 +289,23 @@ impl Store {
         transient: bool,
         policy: &RetryPolicy,
     ) -> Result<Option<Decision>, Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         match lease.fence(&mut tx, state).await {
             Ok(()) => {}
             // Someone else owns it now, or it was cancelled: their record wins.
             Err(Error::Fenced(_) | Error::StateChanged { .. }) => return Ok(None),
             Err(err) => return Err(err),
         }
-        let attempts: i32 =
-            sqlx::query_scalar("SELECT attempts FROM erasure_requests WHERE id = $1")
-                .bind(lease.request_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let id = lease.request_id;
+        let attempts = on_backend!(tx.conn(), conn =>
+            postgres::requests::attempts(conn, id).await?,
+            sqlite::requests::attempts(conn, id).await?);
         let decision = policy.decide(attempts.max(0) as u32 + 1, transient);
         match decision {
             Decision::RetryAfter(delay) => {
-                sqlx::query(
-                    "UPDATE erasure_requests SET attempts = attempts + 1, last_error = $2, \
-                            next_attempt_at = now() + make_interval(secs => $3), \
-                            lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
-                      WHERE id = $1",
-                )
-                .bind(lease.request_id)
-                .bind(message)
-                .bind(delay.as_secs_f64())
-                .execute(&mut *tx)
-                .await?;
+                on_backend!(tx.conn(), conn =>
+                    postgres::requests::schedule_retry(conn, id, message, delay).await?,
+                    sqlite::requests::schedule_retry(conn, id, message, delay).await?);
                 events::record(
                     &mut tx,
                     lease,
@@ -395,17 +318,9 @@ impl Store {
             }
             Decision::GiveUp => {
                 state.check_transition(State::Failed)?;
-                sqlx::query(
-                    "UPDATE erasure_requests SET attempts = attempts + 1, last_error = $2, \
-                            state = 'failed', resume_state = $3, \
-                            lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
-                      WHERE id = $1",
-                )
-                .bind(lease.request_id)
-                .bind(message)
-                .bind(state.as_str())
-                .execute(&mut *tx)
-                .await?;
+                on_backend!(tx.conn(), conn =>
+                    postgres::requests::park_failed(conn, id, message, state).await?,
+                    sqlite::requests::park_failed(conn, id, message, state).await?);
                 events::record(&mut tx, lease, "failed", state.phase(), None, Some(message))
                     .await?;
             }
@@ -416,56 +331,43 @@ impl Store {
 
     /// Resumes a failed request from its checkpoint.
     pub async fn retry(&self, id: Uuid) -> Result<RequestRecord, Error> {
-        let mut tx = self.pool.begin().await?;
-        let row: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT state, resume_state FROM erasure_requests WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (state, resume) = row.ok_or(Error::NotFound(id))?;
-        let state: State = state.parse()?;
+        let mut tx = self.begin().await?;
+        let row = on_backend!(tx.conn(), conn =>
+            postgres::requests::lock_state(conn, id).await?,
+            sqlite::requests::lock_state(conn, id).await?);
+        let row = row.ok_or(Error::NotFound(id))?;
+        let state: State = row.state.parse()?;
         if state != State::Failed {
             return Err(Error::Refused {
                 id,
                 reason: format!("only a failed request can be retried; this one is {state}"),
             });
         }
-        let resume: State = resume
+        let resume: State = row
+            .resume_state
             .ok_or_else(|| Error::Setup(format!("request {id} is failed without a resume state")))?
             .parse()?;
         State::Failed.check_transition(resume)?;
-        sqlx::query(
-            "UPDATE erasure_requests SET state = $2, resume_state = NULL, attempts = 0, \
-                    next_attempt_at = now(), updated_at = now() WHERE id = $1",
-        )
-        .bind(id)
-        .bind(resume.as_str())
-        .execute(&mut *tx)
-        .await?;
+        on_backend!(tx.conn(), conn =>
+            postgres::requests::resume(conn, id, resume).await?,
+            sqlite::requests::resume(conn, id, resume).await?);
         events::record_operator(&mut tx, id, "retried", Some(resume.as_str())).await?;
-        sqlx::query("SELECT pg_notify('lethe_erasure_requests', $1)")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
+        self.wake_workers();
         self.get(id).await
     }
 
     /// Cancels a request that has not started deleting objects. Locks the
-    /// row, so it cannot interleave with a worker starting S3 deletion: one
-    /// of the two sees the other's write.
+    /// row (the database on SQLite), so it cannot interleave with a worker
+    /// starting S3 deletion: one of the two sees the other's write.
     pub async fn cancel(&self, id: Uuid) -> Result<RequestRecord, Error> {
-        let mut tx = self.pool.begin().await?;
-        let row: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT state, s3_started_at FROM erasure_requests WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (state, s3_started_at) = row.ok_or(Error::NotFound(id))?;
-        let state: State = state.parse()?;
-        if let Some(started) = s3_started_at {
+        let mut tx = self.begin().await?;
+        let row = on_backend!(tx.conn(), conn =>
+            postgres::requests::lock_state(conn, id).await?,
+            sqlite::requests::lock_state(conn, id).await?);
+        let row = row.ok_or(Error::NotFound(id))?;
+        let state: State = row.state.parse()?;
+        if let Some(started) = row.s3_started_at {
             return Err(Error::Refused {
                 id,
                 reason: format!(
@@ -480,18 +382,55 @@ impl Store {
                 id,
                 reason: format!("a request in state {state} cannot be cancelled"),
             })?;
-        sqlx::query(
-            "UPDATE erasure_requests SET state = 'cancelled', resume_state = NULL, \
-                    lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
-              WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        on_backend!(tx.conn(), conn =>
+            postgres::requests::cancel(conn, id).await?,
+            sqlite::requests::cancel(conn, id).await?);
         events::record_operator(&mut tx, id, "cancelled", Some(state.as_str())).await?;
         tx.commit().await?;
         self.get(id).await
     }
+}
+
+/// The submission an idempotency key names again.
+pub(super) fn replayed(
+    key: &str,
+    id: Uuid,
+    coalesced_into: Option<Uuid>,
+    same_subject: bool,
+    previously_done: Vec<Uuid>,
+) -> Result<Submission, Error> {
+    if !same_subject {
+        return Err(Error::InvalidInput(format!(
+            "idempotency key {key:?} was already used for a different subject (request {id})"
+        )));
+    }
+    Ok(Submission {
+        id,
+        coalesced_into,
+        replayed: true,
+        previously_done: previously_done
+            .into_iter()
+            .filter(|done| *done != id)
+            .collect(),
+    })
+}
+
+/// What a claim leased, as the backend modules report it.
+#[derive(Debug, Clone)]
+pub(super) struct Leased {
+    pub id: Uuid,
+    pub epoch: i64,
+    pub state: String,
+    pub attempts: i32,
+    pub previous_owner: Option<String>,
+}
+
+/// A request row read under lock, for retry and cancel.
+#[derive(Debug, Clone)]
+pub(super) struct LockedState {
+    pub state: String,
+    pub resume_state: Option<String>,
+    pub s3_started_at: Option<DateTime<Utc>>,
 }
 
 /// States of a request that is not finished: active, or failed and waiting
@@ -525,32 +464,15 @@ pub mod checkpoint {
     /// Records one completed batch: cursor, batch count, counters, and a
     /// reset of the consecutive-failure count.
     pub async fn batch_done(
-        conn: &mut PgConnection,
+        tx: &mut Tx,
         lease: &Lease,
         cursor: &serde_json::Value,
         progress: Progress,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE erasure_requests SET phase_cursor = $2, batch_done = batch_done + 1, \
-                    rows_found = rows_found + $3, objects_found = objects_found + $4, \
-                    objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
-                    rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
-                    objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
-                    attempts = 0, updated_at = now() \
-              WHERE id = $1",
-        )
-        .bind(lease.request_id)
-        .bind(cursor)
-        .bind(progress.rows_found)
-        .bind(progress.objects_found)
-        .bind(progress.objects_retained)
-        .bind(progress.objects_deleted)
-        .bind(progress.rows_masked)
-        .bind(progress.anomalies)
-        .bind(progress.objects_scheduled)
-        .bind(progress.objects_locked)
-        .execute(conn)
-        .await?;
+        let id = lease.request_id;
+        on_backend!(tx.conn(), conn =>
+            postgres::requests::batch_done(conn, id, cursor, progress).await?,
+            sqlite::requests::batch_done(conn, id, cursor, progress).await?);
         Ok(())
     }
 
@@ -558,33 +480,33 @@ pub mod checkpoint {
     /// Starting S3 deletion also stamps `s3_started_at`, the point after which
     /// the request can no longer be cancelled.
     pub async fn phase_started(
-        conn: &mut PgConnection,
+        tx: &mut Tx,
         lease: &Lease,
         state: State,
         total: i32,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE erasure_requests SET batch_total = $2, \
-                    s3_started_at = CASE WHEN $3 THEN coalesce(s3_started_at, now()) ELSE s3_started_at END, \
-                    updated_at = now() WHERE id = $1",
-        )
-        .bind(lease.request_id)
-        .bind(total)
-        .bind(state == State::TargetsFound)
-        .execute(conn)
-        .await?;
+        let (id, s3) = (lease.request_id, state == State::TargetsFound);
+        on_backend!(tx.conn(), conn =>
+            postgres::requests::phase_started(conn, id, total, s3).await?,
+            sqlite::requests::phase_started(conn, id, total, s3).await?);
         Ok(())
     }
 
     /// Moves to the next milestone and resets the phase checkpoint.
-    pub async fn advance(
-        conn: &mut PgConnection,
-        lease: &Lease,
-        from: State,
-        to: State,
-    ) -> Result<(), Error> {
+    pub async fn advance(tx: &mut Tx, lease: &Lease, from: State, to: State) -> Result<(), Error> {
         from.check_transition(to)?;
-        let stamp = match to {
+        let stamp = milestone_column(to)?;
+        let id = lease.request_id;
+        on_backend!(tx.conn(), conn =>
+            postgres::requests::advance(conn, id, to, stamp).await?,
+            sqlite::requests::advance(conn, id, to, stamp).await?);
+        events::record(tx, lease, "advanced", from.phase(), None, Some(to.as_str())).await?;
+        Ok(())
+    }
+
+    /// The column that stamps when a request reached a milestone.
+    fn milestone_column(to: State) -> Result<&'static str, Error> {
+        Ok(match to {
             State::TargetsFound => "targets_found_at",
             State::S3Cleared => "s3_cleared_at",
             State::DbMasked => "db_masked_at",
@@ -594,25 +516,6 @@ pub mod checkpoint {
                     "advance to {other} is not a milestone"
                 )));
             }
-        };
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE erasure_requests SET state = $2, {stamp} = now(), batch_done = 0, batch_total = NULL, \
-                    phase_cursor = NULL, attempts = 0, updated_at = now() \
-              WHERE id = $1"
-        )))
-        .bind(lease.request_id)
-        .bind(to.as_str())
-        .execute(&mut *conn)
-        .await?;
-        events::record(
-            conn,
-            lease,
-            "advanced",
-            from.phase(),
-            None,
-            Some(to.as_str()),
-        )
-        .await?;
-        Ok(())
+        })
     }
 }

@@ -5,17 +5,16 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Lease;
+use crate::store::{Lease, Store};
 
 /// Runs until aborted, or until the lease is found lost (then trips `lost`).
-pub async fn run(pool: PgPool, lease: Lease, lost: CancellationToken) {
+pub async fn run(store: Store, lease: Lease, lost: CancellationToken) {
     let period = (lease.ttl / 3).max(Duration::from_millis(200));
     loop {
         tokio::time::sleep(period).await;
-        match lease.renew(&pool).await {
+        match lease.renew(&store).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(request_id = %lease.request_id, "lease lost; stopping work on this request");

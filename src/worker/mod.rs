@@ -8,6 +8,12 @@
 //! fences a stale holder. An idle worker wakes on `NOTIFY` when a request is
 //! inserted, and polls as a fallback.
 //!
+//! On SQLite (the embedded backend: one host) claims and every fenced commit
+//! are serialised by SQLite's write lock instead, taken at BEGIN IMMEDIATE,
+//! so any number of workers in one process or in several processes on the
+//! host stay correct; there is no NOTIFY, so a worker is woken by
+//! submissions through its own process and otherwise polls.
+//!
 //! Off-peak windows ([`crate::schedule`]) are kept here: a worker claims only
 //! while the gate is open, and checks it again before every batch (and a
 //! batch still waiting for its rate-limit allowance at the close is given
@@ -25,7 +31,6 @@ mod report;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -39,8 +44,8 @@ use crate::workflow::{self, Context, Step};
 use progress::Board;
 use report::BatchReport;
 
-/// The channel the insert trigger notifies.
-pub const NOTIFY_CHANNEL: &str = "lethe_erasure_requests";
+/// The channel the PostgreSQL insert trigger notifies.
+pub use crate::store::wake::NOTIFY_CHANNEL;
 
 /// How a worker runs.
 #[derive(Debug, Clone, Default)]
@@ -137,7 +142,7 @@ impl Worker {
     /// Runs until shut down (or, with `once`, until nothing is claimable).
     pub async fn run(mut self) -> Result<RunSummary, Error> {
         let concurrency = self.ctx.settings.concurrency.max(1) as usize;
-        let poll = Duration::from_millis(self.ctx.settings.poll_interval_ms.max(10));
+        let poll = self.ctx.settings.poll_interval(self.ctx.store.backend());
         let clock = self.ctx.pace.clock().clone();
         let (mut gate, driver) = match self.windows.take() {
             Some(windows) if !self.options.ignore_window => {
@@ -148,7 +153,7 @@ impl Worker {
         };
         // A batch still waiting for its allowance at the close does not start.
         self.ctx.pace = self.ctx.pace.clone().with_gate(gate.clone());
-        let mut listener = self.listen().await;
+        let mut wakeups = self.ctx.store.wakeups().await;
         let mut running: JoinSet<Outcome> = JoinSet::new();
         let mut summary = RunSummary::default();
         let window = match gate.state() {
@@ -204,7 +209,7 @@ impl Worker {
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     tally(&mut summary, joined);
                 }
-                _ = wait_for_notification(&mut listener), if running.len() < concurrency => {}
+                _ = wakeups.next(), if running.len() < concurrency => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = gate.edge() => {}
                 _ = self.shutdown.cancelled() => {}
@@ -221,23 +226,6 @@ impl Worker {
         Ok(summary)
     }
 
-    async fn listen(&self) -> Option<PgListener> {
-        let mut listener = match PgListener::connect_with(self.ctx.store.pool()).await {
-            Ok(listener) => listener,
-            Err(err) => {
-                tracing::warn!("LISTEN unavailable, polling only: {err}");
-                return None;
-            }
-        };
-        match listener.listen(NOTIFY_CHANNEL).await {
-            Ok(()) => Some(listener),
-            Err(err) => {
-                tracing::warn!("LISTEN unavailable, polling only: {err}");
-                None
-            }
-        }
-    }
-
     /// How long to sleep when idle: the poll interval, or less if a waiting
     /// request falls due sooner.
     async fn idle_wait(&self, poll: Duration) -> Duration {
@@ -250,19 +238,6 @@ impl Worker {
             }
             _ => poll,
         }
-    }
-}
-
-async fn wait_for_notification(listener: &mut Option<PgListener>) {
-    match listener {
-        Some(l) => {
-            if let Err(err) = l.recv().await {
-                // sqlx reconnects on the next recv; avoid a hot loop meanwhile.
-                tracing::warn!("waiting for notifications: {err}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-        None => std::future::pending::<()>().await,
     }
 }
 
@@ -312,7 +287,7 @@ async fn process(
 
     let lost = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat::run(
-        ctx.store.pool().clone(),
+        ctx.store.clone(),
         lease.clone(),
         lost.clone(),
     ));
@@ -333,7 +308,7 @@ async fn process(
     if matches!(
         outcome,
         Outcome::Done | Outcome::Interrupted | Outcome::WindowClosed
-    ) && let Err(err) = lease.release(ctx.store.pool()).await
+    ) && let Err(err) = lease.release(&ctx.store).await
     {
         tracing::warn!(%request_id, "releasing lease: {err}; it expires on its own");
     }

@@ -23,7 +23,7 @@ pub async fn finish(
     let minimiser = ctx.minimiser.as_deref().ok_or_else(|| {
         Error::Setup("finishing a request needs minimisation.subject_hash_secret".into())
     })?;
-    let mut tx = ctx.store.pool().begin().await?;
+    let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, State::DbMasked).await?;
     record::add_verified(&mut tx, lease.request_id, 0, 0, rows_verified).await?;
     record::write_counts(&mut tx, lease.request_id).await?;

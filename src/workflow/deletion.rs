@@ -43,18 +43,15 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let size = i64::from(ctx.settings.delete_batch_size);
     let mut total = checkpoint.batch_total;
     if total.is_none() {
-        let mut conn = ctx.store.pool().acquire().await?;
-        let objects = manifest::count_objects_to_delete(&mut conn, lease.request_id).await?;
+        let objects = manifest::count_objects_to_delete(&ctx.store, lease.request_id).await?;
         let batches = ((objects + size - 1) / size) as i32;
         // Also stamps s3_started_at: from here on the request cannot be cancelled.
         start_phase(ctx, lease, State::TargetsFound, batches).await?;
         total = Some(batches);
     }
     let cursor: Cursor = checkpoint.cursor()?;
-    let pending = {
-        let mut conn = ctx.store.pool().acquire().await?;
-        manifest::objects_after(&mut conn, lease.request_id, cursor.after_seq, size).await?
-    };
+    let pending =
+        manifest::objects_after(&ctx.store, lease.request_id, cursor.after_seq, size).await?;
     let Some(last) = pending.last() else {
         return advance(ctx, lease, State::TargetsFound).await;
     };
@@ -154,7 +151,7 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
         ..Progress::default()
     };
 
-    let mut tx = ctx.store.pool().begin().await?;
+    let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, State::TargetsFound).await?;
     manifest::record_outcomes(&mut tx, lease.request_id, &ends).await?;
     manifest::record_anomalies(&mut tx, lease.request_id, &anomalies).await?;

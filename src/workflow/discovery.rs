@@ -31,7 +31,7 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
 
     let findings = targets::find(ctx, &clients).await?;
 
-    let mut tx = ctx.store.pool().begin().await?;
+    let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, State::Requested).await?;
     let added = manifest::add(
         &mut tx,

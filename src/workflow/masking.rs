@@ -41,17 +41,13 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let checkpoint = Checkpoint::load(&ctx.store, lease.request_id).await?;
     let mut total = checkpoint.batch_total;
     if total.is_none() {
-        let mut conn = ctx.store.pool().acquire().await?;
-        let batches = manifest::count_row_batches(&mut conn, lease.request_id).await? as i32;
-        drop(conn);
+        let batches = manifest::count_row_batches(&ctx.store, lease.request_id).await? as i32;
         start_phase(ctx, lease, State::S3Cleared, batches).await?;
         total = Some(batches);
     }
     let cursor: Cursor = checkpoint.cursor()?;
-    let next = {
-        let mut conn = ctx.store.pool().acquire().await?;
-        manifest::rows_of_next_batch(&mut conn, lease.request_id, cursor.after_batch).await?
-    };
+    let next =
+        manifest::rows_of_next_batch(&ctx.store, lease.request_id, cursor.after_batch).await?;
     let Some((batch_no, rows)) = next else {
         return advance(ctx, lease, State::S3Cleared).await;
     };
@@ -66,8 +62,8 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let kept: Vec<ManifestRow> = match ctx.plan.catalog.storage.locked_object_rows {
         LockedObjectRows::Mask => Vec::new(),
         LockedObjectRows::Keep => {
-            let mut conn = ctx.store.pool().acquire().await?;
-            let retained = manifest::rows_referencing_retained(&mut conn, lease.request_id).await?;
+            let retained =
+                manifest::rows_referencing_retained(&ctx.store, lease.request_id).await?;
             rows.iter()
                 .filter(|row| retained.contains(row))
                 .cloned()
@@ -82,13 +78,13 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
             .push(row.row_id.clone());
     }
 
-    let mut tx = ctx.store.pool().begin().await?;
+    let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, State::S3Cleared).await?;
     let mut masked = 0u64;
     for table in ctx.plan.erase_order() {
         let name = table.name.to_string();
         if let Some(ids) = ids_by_table.remove(name.as_str()) {
-            masked += table.erase(&mut *tx, &ids).await?;
+            masked += table.erase(&mut tx, &ids).await?;
             let method = match table.erase {
                 RowErasure::Mask => "masked",
                 RowErasure::Delete => "deleted",

@@ -77,17 +77,11 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub async fn load(store: &Store, request_id: Uuid) -> Result<Checkpoint, Error> {
-        let (batch_done, batch_total, cursor): (i32, Option<i32>, Option<serde_json::Value>) =
-            sqlx::query_as(
-                "SELECT batch_done, batch_total, phase_cursor FROM erasure_requests WHERE id = $1",
-            )
-            .bind(request_id)
-            .fetch_one(store.pool())
-            .await?;
+        let stored = store.checkpoint(request_id).await?;
         Ok(Checkpoint {
-            batch_done,
-            batch_total,
-            cursor,
+            batch_done: stored.batch_done,
+            batch_total: stored.batch_total,
+            cursor: stored.cursor,
         })
     }
 
@@ -138,9 +132,8 @@ pub async fn batch_started(
     phase: Phase,
     batch: i32,
 ) -> Result<(), Error> {
-    let mut conn = ctx.store.pool().acquire().await?;
-    events::record(
-        &mut conn,
+    events::record_now(
+        &ctx.store,
         lease,
         "batch_started",
         Some(phase),
@@ -157,7 +150,7 @@ pub async fn start_phase(
     state: State,
     total: i32,
 ) -> Result<(), Error> {
-    let mut tx = ctx.store.pool().begin().await?;
+    let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, state).await?;
     crate::store::requests::checkpoint::phase_started(&mut tx, lease, state, total).await?;
     tx.commit().await?;
@@ -169,7 +162,7 @@ pub async fn advance(ctx: &Context, lease: &Lease, from: State) -> Result<Step, 
     let to = from
         .next()
         .ok_or_else(|| Error::Setup(format!("state {from} has no next milestone")))?;
-    let mut tx = ctx.store.pool().begin().await?;
+    let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, from).await?;
     crate::store::requests::checkpoint::advance(&mut tx, lease, from, to).await?;
     tx.commit().await?;

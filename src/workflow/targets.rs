@@ -12,13 +12,13 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Row};
 
 use super::{Context, s3_erasure};
 use crate::catalog::model::{Expansion, ReferenceSource};
 use crate::catalog::schema::{ChildLookup, FeatureTables};
 use crate::error::Error;
 use crate::references::{ObjectRef, Resolution};
+use crate::store::dynamic::{self, Arg};
 use crate::store::manifest::{Anomaly, ManifestObject, ManifestRow};
 
 /// Where paging stands: the client table being read and the last id seen.
@@ -50,11 +50,7 @@ pub struct Findings {
 pub async fn count_pages(ctx: &Context, subject: &str) -> Result<i32, Error> {
     let mut rows = 0i64;
     for client in &ctx.plan.clients {
-        let count: i64 = sqlx::query_scalar(AssertSqlSafe(client.count_sql.as_str()))
-            .bind(subject)
-            .fetch_one(ctx.store.pool())
-            .await?;
-        rows += count;
+        rows += dynamic::fetch_count(&ctx.store, &client.count_sql, &[Arg::Text(subject)]).await?;
     }
     let size = i64::from(ctx.settings.batch_size);
     Ok(((rows + size - 1) / size) as i32)
@@ -71,13 +67,21 @@ pub async fn next_client_page(
     let wanted = ctx.settings.batch_size as usize;
     while cursor.table < ctx.plan.clients.len() && page.len() < wanted {
         let client = &ctx.plan.clients[cursor.table];
+        let args = [
+            Arg::Text(subject),
+            Arg::OptText(cursor.last_id.as_deref()),
+            Arg::Int((wanted - page.len()) as i64),
+        ];
         let rows: Vec<(String, Option<String>)> =
-            sqlx::query_as(AssertSqlSafe(client.page_sql.as_str()))
-                .bind(subject)
-                .bind(cursor.last_id.as_deref())
-                .bind((wanted - page.len()) as i64)
-                .fetch_all(ctx.store.pool())
-                .await?;
+            dynamic::fetch_rows(&ctx.store, &client.page_sql, &args)
+                .await?
+                .into_iter()
+                .map(|row| {
+                    let mut columns = row.into_iter();
+                    let id = columns.next().flatten().unwrap_or_default();
+                    (id, columns.next().flatten())
+                })
+                .collect();
         let exhausted = rows.len() < wanted - page.len();
         if let Some((last, _)) = rows.last() {
             cursor.last_id = Some(last.clone());
@@ -185,26 +189,21 @@ async fn read_children(
     parent_ids: &[String],
     findings: &mut Findings,
 ) -> Result<Option<Vec<String>>, Error> {
-    let rows = match sqlx::query(AssertSqlSafe(lookup.select_sql.as_str()))
-        .bind(parent_ids)
-        .fetch_all(ctx.store.pool())
-        .await
-    {
-        Ok(rows) => rows,
-        Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some("42P01") => {
-            return Ok(None);
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let rows =
+        match dynamic::fetch_rows(&ctx.store, &lookup.select_sql, &[Arg::Ids(parent_ids)]).await {
+            Ok(rows) => rows,
+            Err(err) if dynamic::is_undefined_table(&err) => return Ok(None),
+            Err(err) => return Err(err),
+        };
     let mut ids = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: String = row.try_get(0)?;
+    for mut row in rows {
+        let id: String = row[0].take().unwrap_or_default();
         findings.rows.push(ManifestRow {
             table: lookup.table.clone(),
             row_id: id.clone(),
         });
         for (index, source) in lookup.references.iter().enumerate() {
-            let text: Option<String> = row.try_get(index + 1)?;
+            let text: Option<String> = row[index + 1].take();
             let Some(text) = text else { continue };
             let place = Place {
                 table: &lookup.table,

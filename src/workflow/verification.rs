@@ -19,6 +19,7 @@ use super::{Checkpoint, Context, Step, batch_started, completion, cursor_value, 
 use crate::error::Error;
 use crate::objects::ObjectError;
 use crate::objects::buckets::Freshness;
+use crate::store::dynamic::{self, Arg};
 use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
 use crate::store::requests::checkpoint::{self, Progress};
 use crate::store::{Lease, events, record};
@@ -36,25 +37,20 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
     let checkpoint = Checkpoint::load(&ctx.store, lease.request_id).await?;
     let mut total = checkpoint.batch_total;
     if total.is_none() {
-        let mut conn = ctx.store.pool().acquire().await?;
-        let objects = manifest::count_objects_to_delete(&mut conn, lease.request_id).await?;
-        drop(conn);
+        let objects = manifest::count_objects_to_delete(&ctx.store, lease.request_id).await?;
         // Object pages, plus one batch for the rows.
         let batches = ((objects + OBJECTS_PER_BATCH - 1) / OBJECTS_PER_BATCH) as i32 + 1;
         start_phase(ctx, lease, State::DbMasked, batches).await?;
         total = Some(batches);
     }
     let cursor: Cursor = checkpoint.cursor()?;
-    let page = {
-        let mut conn = ctx.store.pool().acquire().await?;
-        manifest::objects_after(
-            &mut conn,
-            lease.request_id,
-            cursor.after_seq,
-            OBJECTS_PER_BATCH,
-        )
-        .await?
-    };
+    let page = manifest::objects_after(
+        &ctx.store,
+        lease.request_id,
+        cursor.after_seq,
+        OBJECTS_PER_BATCH,
+    )
+    .await?;
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::Verifying, batch).await?;
     let Some(last) = page.last() else {
@@ -93,9 +89,8 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
             "bucket {bucket:?}: {} object(s) erased again",
             survivors.len()
         );
-        let mut conn = ctx.store.pool().acquire().await?;
-        events::record(
-            &mut conn,
+        events::record_now(
+            &ctx.store,
             lease,
             "survivors_found",
             Some(Phase::Verifying),
@@ -103,7 +98,6 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
             Some(&detail),
         )
         .await?;
-        drop(conn);
         let again = s3_erasure::erase(&view, &survivors).await?;
         let mut refused_keys = Vec::new();
         for refusal in again.refused {
@@ -151,7 +145,7 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
             versions: None,
         })
         .collect();
-    let mut tx = ctx.store.pool().begin().await?;
+    let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, State::DbMasked).await?;
     manifest::record_outcomes(&mut tx, lease.request_id, &ends).await?;
     manifest::record_anomalies(&mut tx, lease.request_id, &anomalies).await?;
@@ -202,10 +196,7 @@ async fn verify_rows(ctx: &Context, lease: &Lease) -> Result<i64, Error> {
     let mut after_batch = i32::MIN;
     let mut checked = 0i64;
     loop {
-        let next = {
-            let mut conn = ctx.store.pool().acquire().await?;
-            manifest::rows_to_verify(&mut conn, lease.request_id, after_batch).await?
-        };
+        let next = manifest::rows_to_verify(&ctx.store, lease.request_id, after_batch).await?;
         let Some((batch_no, rows)) = next else {
             return Ok(checked);
         };
@@ -227,7 +218,7 @@ async fn verify_rows(ctx: &Context, lease: &Lease) -> Result<i64, Error> {
                     ),
                 });
             };
-            let unerased = plan.count_unerased(ctx.store.pool(), &ids).await?;
+            let unerased = plan.count_unerased(&ctx.store, &ids).await?;
             if unerased > 0 {
                 return Err(Error::Permanent {
                     id: lease.request_id,
@@ -246,10 +237,8 @@ async fn verify_rows(ctx: &Context, lease: &Lease) -> Result<i64, Error> {
 /// (or added after discovery). Either way the erasure is not complete.
 async fn verify_nothing_left(ctx: &Context, lease: &Lease, subject: &str) -> Result<(), Error> {
     for client in ctx.plan.clients.iter().filter(|c| c.erases_subject) {
-        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(client.count_sql.as_str()))
-            .bind(subject)
-            .fetch_one(ctx.store.pool())
-            .await?;
+        let left =
+            dynamic::fetch_count(&ctx.store, &client.count_sql, &[Arg::Text(subject)]).await?;
         if left > 0 {
             return Err(Error::Permanent {
                 id: lease.request_id,

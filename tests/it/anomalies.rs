@@ -3,6 +3,10 @@
 //! nothing else about the erasure changes: the member's other files go and
 //! every row is masked. Also the dry run (`lethe plan`): it predicts the
 //! erasure's counts and changes nothing.
+//!
+//! PostgreSQL only: anomalies are found and recorded above the store seam,
+//! by the same code on both backends; the SQLite half of the suite covers
+//! the statements that store them.
 
 use std::collections::BTreeMap;
 

@@ -1,8 +1,11 @@
 //! A lethe deployment for one test, zero-to-production style: a fresh,
-//! migrated database with the example service's schema, its own S3 server
-//! with the example buckets, an [`Engine`] wired to both through the same
-//! aws-sdk-s3 code path as production, and helpers to run workers in
-//! process or as child processes, and to read back what was erased.
+//! migrated database with the example service's schema (a PostgreSQL
+//! database on the throwaway cluster, or a SQLite file in the test's own
+//! directory: [`TestApp::start_on`]), its own S3 server with the example
+//! buckets, an [`Engine`] wired to both through the same aws-sdk-s3 code
+//! path as production, and helpers to run workers in process or as child
+//! processes, and to read back what was erased (through
+//! [`crate::service`], which reads the service's tables on either backend).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 use lethe::config::Config;
 use lethe::example::{ExampleSpec, LoadSummary, MemberSummary};
 use lethe::objects::{Credentials, ObjectStore};
-use lethe::store::Store;
+use lethe::store::{Backend, Store};
 use lethe::worker::{RunSummary, WorkerOptions};
 use lethe::{Engine, State};
 use sqlx::PgPool;
@@ -28,7 +31,10 @@ pub fn example_catalog() -> PathBuf {
 }
 
 pub struct TestApp {
-    pub db: TestDatabase,
+    /// The PostgreSQL database, or None on SQLite.
+    pub db: Option<TestDatabase>,
+    /// Where the database is: a PostgreSQL URL, or `sqlite://<dir>/lethe.sqlite3`.
+    pub database_url: String,
     pub s3: TestS3,
     pub config: Config,
     pub engine: Engine,
@@ -58,7 +64,7 @@ pub fn test_config_for(db_url: &str, endpoint: &str, region: &str) -> Config {
     config.worker.batch_size = 10;
     config.worker.delete_batch_size = 25;
     config.worker.lease_secs = 3;
-    config.worker.poll_interval_ms = 100;
+    config.worker.poll_interval_ms = Some(100);
     // No load limits unless a test is about them: the suite stays fast.
     config.worker.max_objects_per_sec = 0;
     config.worker.max_rows_per_sec = 0;
@@ -74,32 +80,57 @@ pub fn test_config_for(db_url: &str, endpoint: &str, region: &str) -> Config {
 pub const TEST_HASH_SECRET: &str = "lethe-tests-subject-hash-secret";
 
 impl TestApp {
-    /// A migrated database with the example schema, and an S3 server with
-    /// the example buckets.
+    /// A migrated PostgreSQL database with the example schema, and an S3
+    /// server with the example buckets.
     pub async fn start() -> TestApp {
-        TestApp::start_with(|_| {}).await
+        TestApp::start_on_with(Backend::Postgres, |_| {}).await
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let db = fresh_database().await;
+        TestApp::start_on_with(Backend::Postgres, adjust).await
+    }
+
+    /// [`TestApp::start`] on either backend.
+    pub async fn start_on(backend: Backend) -> TestApp {
+        TestApp::start_on_with(backend, |_| {}).await
+    }
+
+    pub async fn start_on_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (db, database_url) = match backend {
+            Backend::Postgres => {
+                let db = fresh_database().await;
+                let url = db.url.clone();
+                (Some(db), url)
+            }
+            Backend::Sqlite => (
+                None,
+                format!("sqlite://{}", dir.path().join("lethe.sqlite3").display()),
+            ),
+        };
         let s3 = TestS3::start().await;
-        let mut config = test_config(&db.url, &s3);
+        let mut config = test_config(&database_url, &s3);
         adjust(&mut config);
-        let store = Store::from_pool(db.pool.clone());
+        let store = match &db {
+            Some(db) => Store::from_pool(db.pool.clone()),
+            None => Store::connect(&database_url, 10)
+                .await
+                .expect("opening the SQLite file"),
+        };
         store.migrate().await.expect("migrations apply");
         let credentials =
             Credentials::new(s3.access_key(), s3.secret_key(), None, None, "lethe-tests");
         let objects = ObjectStore::connect_with_credentials(&config.s3, credentials).await;
-        lethe::example::create_schema(&db.pool)
+        lethe::example::create_schema(&store)
             .await
             .expect("example schema");
         lethe::example::create_buckets(&objects)
             .await
             .expect("example buckets");
         let engine = Engine::with_store(store, config.clone()).with_objects(objects.clone());
-        let dir = tempfile::tempdir().expect("temp dir");
         TestApp {
             db,
+            database_url,
             s3,
             config,
             engine,
@@ -108,8 +139,31 @@ impl TestApp {
         }
     }
 
+    /// The PostgreSQL pool, for tests that run on PostgreSQL only (their
+    /// module says why). Panics on SQLite: backend-neutral tests read through
+    /// [`TestApp::store`] and [`crate::service`].
     pub fn pool(&self) -> &PgPool {
-        &self.db.pool
+        &self
+            .db
+            .as_ref()
+            .expect("a PostgreSQL-only helper used on SQLite: use app.service() instead")
+            .pool
+    }
+
+    pub fn store(&self) -> &Store {
+        self.engine.store()
+    }
+
+    /// The service's tables and lethe's, read the same way on both backends.
+    pub fn service(&self) -> crate::service::Service<'_> {
+        crate::service::Service::new(self.store())
+    }
+
+    /// A request's events, in order.
+    pub async fn events(&self, id: Uuid) -> Vec<Event> {
+        lethe::store::events::of_request(self.store(), id)
+            .await
+            .expect("events")
     }
 
     /// Loads `members` members of `requests` requests each.
@@ -124,7 +178,7 @@ impl TestApp {
     }
 
     pub async fn load_spec(&self, spec: ExampleSpec) -> LoadSummary {
-        lethe::example::load(self.pool(), &self.objects, &spec)
+        lethe::example::load(self.store(), &self.objects, &spec)
             .await
             .expect("example data loads")
     }
@@ -171,7 +225,7 @@ impl TestApp {
         let mut text = format!(
             "catalog = {catalog:?}\noverdue_after = {overdue:?}\n\
              [s3]\nforce_path_style = true\noperation_timeout_secs = {timeout}\nsdk_max_attempts = {sdk}\n\
-             [worker]\nbatch_size = {batch}\ndelete_batch_size = {delete}\nlease_secs = {lease}\npoll_interval_ms = {poll}\n\
+             [worker]\nbatch_size = {batch}\ndelete_batch_size = {delete}\nlease_secs = {lease}\n{poll}\
              concurrency = {concurrency}\nmax_objects_per_sec = {objects_per_sec}\nmax_rows_per_sec = {rows_per_sec}\n\
              pause_between_batches_ms = {pause}\n\
              [retry]\nmax_attempts = {max}\ninitial_backoff_ms = {initial}\nmax_backoff_ms = {max_backoff}\n\
@@ -187,7 +241,11 @@ impl TestApp {
             batch = c.worker.batch_size,
             delete = c.worker.delete_batch_size,
             lease = c.worker.lease_secs,
-            poll = c.worker.poll_interval_ms,
+            poll = c
+                .worker
+                .poll_interval_ms
+                .map(|ms| format!("poll_interval_ms = {ms}\n"))
+                .unwrap_or_default(),
             max = c.retry.max_attempts,
             initial = c.retry.initial_backoff_ms,
             max_backoff = c.retry.max_backoff_ms,
@@ -204,8 +262,16 @@ impl TestApp {
                 window.cron, window.duration, window.time_zone
             ));
         }
+        // Written aside and renamed into place: a child started a moment
+        // ago may be reading the file, and must never see it half-written
+        // (it did: a worker read a config without its hash secret).
         let path = self.dir.path().join("lethe.toml");
-        std::fs::write(&path, text).expect("writing the config file");
+        let partial = self
+            .dir
+            .path()
+            .join(format!("lethe.toml.{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&partial, text).expect("writing the config file");
+        std::fs::rename(&partial, &path).expect("moving the config file into place");
         path
     }
 
@@ -218,7 +284,7 @@ impl TestApp {
             .arg(self.config_file())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &self.db.url)
+            .env("DATABASE_URL", &self.database_url)
             .env("LETHE_LOG", "info")
             .envs(self.s3.env())
             .stdin(Stdio::null())
@@ -254,53 +320,13 @@ impl TestApp {
 
     /// Snapshot of every row of the example tables: (table, id) -> row text.
     pub async fn snapshot(&self) -> BTreeMap<(String, String), String> {
-        let mut rows = BTreeMap::new();
-        for table in lethe::example::tables() {
-            let found: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT id::text, t::text FROM {table} t"
-            )))
-            .fetch_all(self.pool())
-            .await
-            .expect("snapshot query");
-            for (id, text) in found {
-                rows.insert((table.clone(), id), text);
-            }
-        }
-        rows
+        self.service().snapshot().await
     }
 
     /// The (table, id) of every row that belongs to a member: client rows
     /// with their key, and the feature and task rows below them.
     pub async fn rows_of(&self, member: &str) -> BTreeSet<(String, String)> {
-        let mut rows = BTreeSet::new();
-        for client in ["client_old", "client_temp", "client"] {
-            let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT id::text FROM {client} WHERE client_key = $1"
-            )))
-            .bind(member)
-            .fetch_all(self.pool())
-            .await
-            .expect("client rows");
-            rows.extend(ids.into_iter().map(|id| (client.to_owned(), id)));
-        }
-        for feature in lethe::example::features::FEATURES.iter().map(|f| f.stem) {
-            let found: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT f.id::text, t.id::text FROM {feature}_feature f \
-                   LEFT JOIN {feature}_task t ON t.feature_id = f.id \
-                  WHERE f.client_id IN (SELECT id FROM client_old WHERE client_key = $1 \
-                                        UNION ALL SELECT id FROM client_temp WHERE client_key = $1 \
-                                        UNION ALL SELECT id FROM client WHERE client_key = $1)"
-            )))
-            .bind(member)
-            .fetch_all(self.pool())
-            .await
-            .expect("feature rows");
-            for (feature_id, task_id) in found {
-                rows.insert((format!("{feature}_feature"), feature_id));
-                rows.insert((format!("{feature}_task"), task_id));
-            }
-        }
-        rows
+        self.service().rows_of(member).await
     }
 
     /// Asserts a member's objects are all gone.
@@ -333,23 +359,10 @@ impl TestApp {
     pub async fn assert_rows_masked(&self, rows: &BTreeSet<(String, String)>) {
         assert!(!rows.is_empty(), "no rows to check");
         for (table, id) in rows {
-            let check = match table.as_str() {
-                "client_old" | "client_temp" | "client" => {
-                    "client_key IS NULL AND ip_address IS NULL AND user_agent IS NULL"
-                }
-                t if t.ends_with("_feature") => {
-                    "prompt IS NULL AND option = '{}'::jsonb AND legacy_option IS NULL"
-                }
-                _ => "result = '{}'::jsonb AND gpu IS NOT NULL",
-            };
-            let masked: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT {check} FROM {table} WHERE id = $1::text::bigint"
-            )))
-            .bind(id)
-            .fetch_one(self.pool())
-            .await
-            .unwrap_or_else(|e| panic!("reading {table} {id}: {e}"));
-            assert!(masked, "{table} row {id} is not masked");
+            assert!(
+                self.service().is_masked(table, id).await,
+                "{table} row {id} is not masked"
+            );
         }
     }
 }
@@ -384,26 +397,8 @@ pub async fn wait_for_line(child: &mut Child, marker: &str, timeout: Duration) -
     }
 }
 
-/// Events of a request, in order.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Event {
-    pub at: chrono::DateTime<chrono::Utc>,
-    pub worker: Option<String>,
-    pub lease_epoch: Option<i64>,
-    pub kind: String,
-    pub phase: Option<String>,
-    pub batch_no: Option<i32>,
-}
-
-pub async fn events(pool: &PgPool, id: Uuid) -> Vec<Event> {
-    sqlx::query_as(
-        "SELECT at, worker, lease_epoch, kind, phase, batch_no FROM erasure_events WHERE request_id = $1 ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .expect("events")
-}
+/// An event of a request, as lethe's event log holds it.
+pub type Event = lethe::store::events::Event;
 
 /// How many batches of `phase` ran more than once (started twice or more).
 pub fn repeated_batches(events: &[Event], phase: &str) -> usize {

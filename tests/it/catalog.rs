@@ -1,9 +1,12 @@
 //! The catalog checked against a live database: a wrong table, column or
-//! policy stops start-up with an error naming the file and the entry.
+//! policy stops start-up with an error naming the file and the entry. On
+//! both backends: PostgreSQL is asked through `pg_attribute`, SQLite through
+//! `pragma_table_info`.
 
 use std::path::Path;
 
 use lethe::catalog::{Catalog, Plan};
+use lethe::store::Backend;
 use lethe::worker::WorkerOptions;
 
 use crate::app::{TestApp, example_catalog};
@@ -34,15 +37,14 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 async fn compile_error(app: &TestApp, dir: &Path) -> String {
     let catalog = Catalog::load(dir).unwrap();
-    Plan::compile(catalog, app.pool())
+    Plan::compile(catalog, app.store())
         .await
         .unwrap_err()
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_example_catalog_compiles_without_warnings() {
-    let app = TestApp::start().await;
+async fn the_example_catalog_compiles_without_warnings(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
     let plan = app.engine.compile_catalog().await.unwrap();
     assert!(plan.warnings.is_empty(), "{:#?}", plan.warnings);
     assert_eq!(plan.clients.len(), 3);
@@ -56,9 +58,8 @@ async fn the_example_catalog_compiles_without_warnings() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_column_names_the_file_and_entry() {
-    let app = TestApp::start().await;
+async fn an_unknown_column_names_the_file_and_entry(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
     let dir = catalog_with(
         "features/upscale.toml",
         "result = \"{}\"",
@@ -73,9 +74,8 @@ async fn an_unknown_column_names_the_file_and_entry() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_table_names_the_file_and_entry() {
-    let app = TestApp::start().await;
+async fn an_unknown_table_names_the_file_and_entry(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
     let dir = catalog_with(
         "catalog.toml",
         "table = \"client_temp\"",
@@ -89,9 +89,8 @@ async fn an_unknown_table_names_the_file_and_entry() {
     assert!(err.contains("does not exist in the database"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_policy_that_cannot_apply_is_refused() {
-    let app = TestApp::start().await;
+async fn a_policy_that_cannot_apply_is_refused(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
     let dir = catalog_with(
         "features/upscale.toml",
         "gpu = \"keep\"\ntimeline = \"keep\"\ncreated_at = \"keep\"",
@@ -102,8 +101,15 @@ async fn a_policy_that_cannot_apply_is_refused() {
         err.contains("task (upscale_task): mask.created_at"),
         "{err}"
     );
+    // The type as each database reports it.
+    let timestamp = match backend {
+        Backend::Postgres => "timestamp with time zone",
+        Backend::Sqlite => "timestamp",
+    };
     assert!(
-        err.contains("needs a json, jsonb or text column, not timestamp with time zone"),
+        err.contains(&format!(
+            "needs a json, jsonb or text column, not {timestamp}"
+        )),
         "{err}"
     );
 
@@ -117,12 +123,11 @@ async fn a_policy_that_cannot_apply_is_refused() {
     assert!(err.contains("NOT NULL"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uncatalogued_columns_are_warned_about() {
-    let app = TestApp::start().await;
+async fn uncatalogued_columns_are_warned_about(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
     let dir = catalog_with("features/upscale.toml", "gpu = \"keep\"\n", "");
     let catalog = Catalog::load(dir.path()).unwrap();
-    let plan = Plan::compile(catalog, app.pool()).await.unwrap();
+    let plan = Plan::compile(catalog, app.store()).await.unwrap();
     assert!(
         plan.warnings
             .iter()
@@ -132,15 +137,14 @@ async fn uncatalogued_columns_are_warned_about() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_refuses_to_start_on_a_broken_catalog() {
+async fn a_worker_refuses_to_start_on_a_broken_catalog(backend: Backend) {
     let dir = catalog_with(
         "features/text_to_image.toml",
         "table = \"text_to_image_task\"",
         "table = \"t2i_task\"",
     );
     let path = dir.path().to_owned();
-    let app = TestApp::start_with(move |c| c.catalog = path).await;
+    let app = TestApp::start_on_with(backend, move |c| c.catalog = path).await;
     let err = app
         .engine
         .worker(WorkerOptions::default())
@@ -152,3 +156,12 @@ async fn a_worker_refuses_to_start_on_a_broken_catalog() {
         "{err}"
     );
 }
+
+on_both_backends!(
+    the_example_catalog_compiles_without_warnings,
+    an_unknown_column_names_the_file_and_entry,
+    an_unknown_table_names_the_file_and_entry,
+    a_policy_that_cannot_apply_is_refused,
+    uncatalogued_columns_are_warned_about,
+    a_worker_refuses_to_start_on_a_broken_catalog,
+);

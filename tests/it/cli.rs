@@ -1,5 +1,8 @@
 //! The `lethe` binary as an operator uses it: exit codes, JSON output, and
 //! logs that name request ids but never the member's key.
+//!
+//! PostgreSQL only: the binary's argument handling and output do not depend
+//! on the backend; the CLI on SQLite is run by `evidence` and `demo`.
 
 use std::process::Output;
 

@@ -1,16 +1,18 @@
 //! End-to-end erasures: exactly one member's data goes, everyone else's
-//! stays byte for byte, whichever way the request arrives.
+//! stays byte for byte, whichever way the request arrives. On both
+//! backends, but for the wake-up by NOTIFY, which only PostgreSQL has (and
+//! the SQLite test beside it pins what SQLite does instead).
 
 use std::time::Duration;
 
 use lethe::State;
+use lethe::store::Backend;
 use lethe::worker::WorkerOptions;
 
 use crate::app::TestApp;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_member_among_five_is_erased_and_the_others_are_untouched() {
-    let app = TestApp::start().await;
+async fn one_member_among_five_is_erased_and_the_others_are_untouched(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
     let loaded = app.load("member", 5, 24).await;
     let target = &loaded.members[2];
     let target_rows = app.rows_of(&target.key).await;
@@ -61,26 +63,33 @@ async fn one_member_among_five_is_erased_and_the_others_are_untouched() {
         status.record.objects_retained >= 1,
         "the shared sample is reported as retained"
     );
+    // The record holds the counts, on either backend.
+    let record = app.engine.report(submission.id).await.unwrap();
+    let masked: i64 = record
+        .tables
+        .iter()
+        .filter(|t| t.method == "masked")
+        .map(|t| t.rows)
+        .sum();
+    assert_eq!(masked, 72);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bare_sql_insert_wakes_an_idle_worker_and_is_finished() {
-    // A poll interval far longer than the test's patience: only the
-    // LISTEN/NOTIFY path can wake the worker in time.
-    let app = TestApp::start_with(|c| c.worker.poll_interval_ms = 120_000).await;
+/// `INSERT INTO erasure_requests (subject_key) VALUES (...)` names only the
+/// subject and is a complete submission: a running worker finds it (by
+/// NOTIFY on PostgreSQL, by polling on SQLite) and finishes it.
+async fn a_bare_sql_insert_is_a_complete_submission_and_is_finished(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
     let loaded = app.load("member", 2, 12).await;
     let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
     let shutdown = worker.shutdown_token();
     let running = tokio::spawn(worker.run());
-    // Let it go idle (it found nothing and is waiting).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let id: uuid::Uuid =
-        sqlx::query_scalar("INSERT INTO erasure_requests (subject_key) VALUES ($1) RETURNING id")
-            .bind(&loaded.members[0].key)
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
+    let id = app
+        .service()
+        .insert_request(&loaded.members[0].key)
+        .await
+        .expect("a first submission is not folded: RETURNING gives its id");
     app.wait_for_state(id, State::Done, Duration::from_secs(20))
         .await;
 
@@ -93,9 +102,30 @@ async fn a_bare_sql_insert_wakes_an_idle_worker_and_is_finished() {
     assert!(rows.is_empty(), "rows still lead to the member");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_with_no_data_finishes_clean() {
-    let app = TestApp::start().await;
+/// A submission through the library wakes an idle worker of the same
+/// process at once, on both backends (a two-minute poll could not).
+async fn a_library_submission_wakes_an_idle_worker_in_the_same_process(backend: Backend) {
+    let app = TestApp::start_on_with(backend, |c| c.worker.poll_interval_ms = Some(120_000)).await;
+    let loaded = app.load("member", 1, 6).await;
+    let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
+    let shutdown = worker.shutdown_token();
+    let running = tokio::spawn(worker.run());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let id = app
+        .engine
+        .submit(&loaded.members[0].key, None)
+        .await
+        .unwrap()
+        .id;
+    app.wait_for_state(id, State::Done, Duration::from_secs(20))
+        .await;
+    shutdown.cancel();
+    assert_eq!(running.await.unwrap().unwrap().done, 1);
+}
+
+async fn a_member_with_no_data_finishes_clean(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
     app.load("member", 1, 3).await;
     let submission = app.engine.submit("nobody-at-all", None).await.unwrap();
     app.run_worker_once().await;
@@ -107,15 +137,11 @@ async fn a_member_with_no_data_finishes_clean() {
 
 /// Regression: discovery paged client rows by `id::text`, so ids sorted as
 /// text ("10" < "5") and a page boundary skipped the member's smallest ids.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn regression_ids_crossing_a_digit_boundary_are_all_found() {
-    let app = TestApp::start().await;
+async fn regression_ids_crossing_a_digit_boundary_are_all_found(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
     // The member's client_old ids become 5..34: one- and two-digit ids in
     // one table, more than a batch (10) of them sorting before "5" as text.
-    sqlx::query("SELECT setval('client_id_seq', 4)")
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.service().set_next_client_id(5).await;
     let loaded = app.load("member", 1, 100).await;
     let member = &loaded.members[0];
     let rows = app.rows_of(&member.key).await;
@@ -128,4 +154,80 @@ async fn regression_ids_crossing_a_digit_boundary_are_all_found() {
     assert_eq!(status.rows_found, 300);
     app.assert_rows_masked(&rows).await;
     app.assert_objects_gone(member).await;
+}
+
+on_both_backends!(
+    one_member_among_five_is_erased_and_the_others_are_untouched,
+    a_bare_sql_insert_is_a_complete_submission_and_is_finished,
+    a_library_submission_wakes_an_idle_worker_in_the_same_process,
+    a_member_with_no_data_finishes_clean,
+    regression_ids_crossing_a_digit_boundary_are_all_found,
+);
+
+/// PostgreSQL only: NOTIFY. A poll interval far longer than the test's
+/// patience, so only the LISTEN/NOTIFY path can wake the worker in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_bare_sql_insert_wakes_an_idle_worker_by_notify() {
+    let app = TestApp::start_with(|c| c.worker.poll_interval_ms = Some(120_000)).await;
+    let loaded = app.load("member", 2, 12).await;
+    let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
+    let shutdown = worker.shutdown_token();
+    let running = tokio::spawn(worker.run());
+    // Let it go idle (it found nothing and is waiting).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let id = app
+        .service()
+        .insert_request(&loaded.members[0].key)
+        .await
+        .unwrap();
+    app.wait_for_state(id, State::Done, Duration::from_secs(20))
+        .await;
+
+    shutdown.cancel();
+    let summary = running.await.unwrap().unwrap();
+    assert_eq!(summary.done, 1);
+    app.assert_objects_gone(&loaded.members[0]).await;
+    app.assert_objects_present(&loaded.members[1]).await;
+}
+
+/// SQLite's limit, pinned: there is no NOTIFY, so a bare INSERT (from any
+/// process) waits for the idle worker's next poll; a submission through the
+/// worker's own process wakes it, and it then claims both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_bare_sql_insert_waits_for_the_poll_without_notify() {
+    let app = TestApp::start_on_with(Backend::Sqlite, |c| {
+        c.worker.poll_interval_ms = Some(120_000)
+    })
+    .await;
+    let loaded = app.load("member", 2, 6).await;
+    let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
+    let shutdown = worker.shutdown_token();
+    let running = tokio::spawn(worker.run());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let by_sql = app
+        .service()
+        .insert_request(&loaded.members[0].key)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.state_of(by_sql).await,
+        State::Requested,
+        "nothing can have woken the worker"
+    );
+
+    let by_library = app
+        .engine
+        .submit(&loaded.members[1].key, None)
+        .await
+        .unwrap()
+        .id;
+    for id in [by_sql, by_library] {
+        app.wait_for_state(id, State::Done, Duration::from_secs(20))
+            .await;
+    }
+    shutdown.cancel();
+    assert_eq!(running.await.unwrap().unwrap().done, 2);
 }

@@ -1,13 +1,16 @@
 //! Evidence: verification catches survivors a delete response hid, the
 //! destruction record holds no personal data, and after Done lethe keeps
-//! only a keyed hash of the member and, after the retention, counts.
+//! only a keyed hash of the member and, after the retention, counts. The
+//! record and minimisation run on both backends (through the CLI, too);
+//! the verification tests are about S3 alone and run on PostgreSQL.
 
 use std::process::Output;
 use std::time::Duration;
 
 use lethe::State;
+use lethe::store::Backend;
 
-use crate::app::{TEST_HASH_SECRET, TestApp, events, wait_for_line};
+use crate::app::{TEST_HASH_SECRET, TestApp, wait_for_line};
 
 async fn lethe(app: &TestApp, args: &[&str]) -> Output {
     app.lethe_command()
@@ -57,7 +60,8 @@ async fn a_survivor_put_back_after_deletion_is_caught_by_verification() {
         !app.s3.exists(&survivor.bucket, &survivor.key).await,
         "verification let the survivor through"
     );
-    let found: Vec<_> = events(app.pool(), id)
+    let found: Vec<_> = app
+        .events(id)
         .await
         .into_iter()
         .filter(|e| e.kind == "survivors_found")
@@ -99,9 +103,10 @@ async fn a_delete_the_server_reports_but_does_not_do_fails_verification() {
     assert!(!app.s3.exists(&kept.bucket, &kept.key).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_record_of_a_finished_request_holds_neither_the_subject_key_nor_any_object_key() {
-    let app = TestApp::start().await;
+async fn the_record_of_a_finished_request_holds_neither_the_subject_key_nor_any_object_key(
+    backend: Backend,
+) {
+    let app = TestApp::start_on(backend).await;
     let loaded = app.load("member", 3, 20).await;
     let target = &loaded.members[1];
     let out = lethe(
@@ -197,30 +202,20 @@ async fn the_record_of_a_finished_request_holds_neither_the_subject_key_nor_any_
     assert!(register.contains(&id));
 
     // lethe's own tables no longer hold the raw key, but still find the member.
-    let raw: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM erasure_requests WHERE subject_key = $1")
-            .bind(&target.key)
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
+    let raw = app.service().raw_key_count(&target.key).await;
     assert_eq!(
         raw, 0,
         "the raw key is gone from the done and the coalesced request"
     );
-    let hashes: Vec<Option<String>> =
-        sqlx::query_scalar("SELECT subject_hash FROM erasure_requests ORDER BY requested_at")
-            .fetch_all(app.pool())
-            .await
-            .unwrap();
+    let hashes = app.service().subject_hashes().await;
     let expected = lethe::minimise::SubjectHasher::new(TEST_HASH_SECRET).hash(&target.key);
     assert_eq!(hashes, vec![Some(expected.clone()), Some(expected)]);
     let found = app.engine.status_for_subject(&target.key).await.unwrap();
     assert_eq!(found.len(), 2, "status --subject finds them by hash");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pruned_manifest_keeps_the_record_and_a_later_submission_is_matched() {
-    let app = TestApp::start_with(|c| c.minimisation.manifest_retention_days = 0).await;
+async fn a_pruned_manifest_keeps_the_record_and_a_later_submission_is_matched(backend: Backend) {
+    let app = TestApp::start_on_with(backend, |c| c.minimisation.manifest_retention_days = 0).await;
     let loaded = app.load("member", 2, 10).await;
     let target = &loaded.members[0];
     let first = app
@@ -233,14 +228,7 @@ async fn a_pruned_manifest_keeps_the_record_and_a_later_submission_is_matched() 
     assert_eq!(app.state_of(first).await, State::Done);
 
     // Retention 0: pruned as soon as it was done.
-    let manifest: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM erasure_manifest_objects WHERE request_id = $1) \
-              + (SELECT count(*) FROM erasure_manifest_rows WHERE request_id = $1)",
-    )
-    .bind(first)
-    .fetch_one(app.pool())
-    .await
-    .unwrap();
+    let manifest = app.service().manifest_size(first).await;
     assert_eq!(manifest, 0, "the per-object manifest is pruned");
     let record = app.engine.report(first).await.unwrap();
     assert!(record.minimisation.manifest_pruned_at.is_some());
@@ -273,13 +261,10 @@ async fn a_pruned_manifest_keeps_the_record_and_a_later_submission_is_matched() 
 
     // A request finished before lethe minimised at Done still holds its
     // raw key: `lethe prune` hashes it.
-    let legacy: uuid::Uuid = sqlx::query_scalar(
-        "INSERT INTO erasure_requests (subject_key, state, finished_at) \
-         VALUES ('legacy-member', 'done', now()) RETURNING id",
-    )
-    .fetch_one(app.pool())
-    .await
-    .unwrap();
+    let legacy = app
+        .service()
+        .insert_unminimised_done_request("legacy-member")
+        .await;
     let out = lethe(&app, &["prune"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -287,12 +272,7 @@ async fn a_pruned_manifest_keeps_the_record_and_a_later_submission_is_matched() 
         "{}",
         text(&out.stdout)
     );
-    let (key, hash): (Option<String>, Option<String>) =
-        sqlx::query_as("SELECT subject_key, subject_hash FROM erasure_requests WHERE id = $1")
-            .bind(legacy)
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
+    let (key, hash) = app.service().key_and_hash(legacy).await;
     assert_eq!(key, None);
     assert_eq!(
         hash.as_deref(),
@@ -303,3 +283,8 @@ async fn a_pruned_manifest_keeps_the_record_and_a_later_submission_is_matched() 
         )
     );
 }
+
+on_both_backends!(
+    the_record_of_a_finished_request_holds_neither_the_subject_key_nor_any_object_key,
+    a_pruned_manifest_keeps_the_record_and_a_later_submission_is_matched,
+);

@@ -1,6 +1,9 @@
 //! "All AI features" and "PDF elements" from the seed's checklist: every
 //! feature's tables and shapes through one erasure, and a PDF extraction
 //! whose JSON manifest lists a thousand images.
+//!
+//! PostgreSQL only: feature shapes and PDF expansion are resolved above the
+//! store seam, by the same code on both backends.
 
 use std::collections::BTreeSet;
 

@@ -1,5 +1,7 @@
 //! Tests of the test harness itself: if these fail, no other integration test result
 //! means anything. Run with `cargo test --test it harness`.
+//!
+//! PostgreSQL only: it tests the throwaway cluster and the S3 servers.
 
 use std::time::Instant;
 

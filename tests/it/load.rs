@@ -4,6 +4,8 @@
 //! of requests in hand. Each figure is read back from the event log, and
 //! each assertion fails without its limit (unlimited, this run deletes and
 //! masks many times faster).
+//!
+//! PostgreSQL only: the limits are paid in the worker, above the store seam.
 
 use std::collections::BTreeSet;
 

@@ -50,7 +50,7 @@ impl MotoApp {
         config.minimisation.subject_hash_secret = Some(TEST_HASH_SECRET.to_owned());
         let store = Store::from_pool(db.pool.clone());
         store.migrate().await.expect("migrations apply");
-        lethe::example::create_schema(&db.pool)
+        lethe::example::create_schema(&store)
             .await
             .expect("example schema");
         let objects = ObjectStore::connect_with_credentials(&config.s3, moto.credentials()).await;

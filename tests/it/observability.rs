@@ -1,6 +1,9 @@
 //! What an operator sees of a run: one log line per batch with its counts
 //! and rate, in text and JSON; a live status line only on a terminal; and
 //! request ids everywhere, never a member's key.
+//!
+//! PostgreSQL only: logs and the status line come from the worker, above
+//! the store seam.
 
 use std::process::Stdio;
 
@@ -128,7 +131,7 @@ async fn a_worker_on_a_terminal_shows_a_live_status_line() {
         .args(["-q", "-e", "-f", "-c", &command, "/dev/null"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.db.url)
+        .env("DATABASE_URL", &app.database_url)
         .env("TERM", "xterm")
         .envs(app.s3.env())
         .stdin(Stdio::null())

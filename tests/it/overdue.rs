@@ -1,6 +1,10 @@
 //! Overdue requests: not done within `overdue_after` (default 5 days) of
 //! their submission, flagged in `status` and `list`, and listed alone by
 //! `list --overdue`.
+//!
+//! PostgreSQL only: the deadline is computed above the store seam; the
+//! overdue filter's SQLite statement is exercised by `list` in the SQLite
+//! half of the suite.
 
 use std::sync::Arc;
 use std::time::Duration;

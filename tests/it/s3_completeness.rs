@@ -2,6 +2,9 @@
 //! lock): every version and delete marker goes, replicas are erased too, a
 //! locked object becomes an anomaly while the rest finishes, and
 //! tag-and-expire tags and says "scheduled".
+//!
+//! PostgreSQL only: what S3 does with versions, tags and locks does not
+//! depend on lethe's backend.
 
 use lethe::State;
 

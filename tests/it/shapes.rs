@@ -2,6 +2,9 @@
 //! in exactly that shape. Each asserts the exact set of objects deleted
 //! (from the S3 server's own record of DeleteObjects calls) and the exact
 //! columns masked (every other column byte-identical).
+//!
+//! PostgreSQL only: references are resolved above the store seam, by the
+//! same code on both backends.
 
 use std::collections::BTreeSet;
 

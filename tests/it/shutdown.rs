@@ -3,6 +3,9 @@
 //! a safe point, releases the lease and exits 0; the request is then
 //! finished by another worker. A second signal exits at once (130), which
 //! the checkpoints make safe: the next worker repeats at most that batch.
+//!
+//! PostgreSQL only: signal handling is the worker's, above the store seam;
+//! SIGKILL mid-batch on SQLite is in `crash`.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +13,7 @@ use lethe::State;
 use tokio::io::AsyncReadExt;
 use tokio::process::Child;
 
-use crate::app::{TestApp, events, repeated_batches, wait_for_line};
+use crate::app::{TestApp, repeated_batches, wait_for_line};
 
 fn send(child: &Child, signal: &str) {
     let pid = child.id().expect("the child is running").to_string();
@@ -71,10 +74,7 @@ async fn sigterm_stops_at_a_safe_point_releases_the_lease_and_exits_zero() {
         "only whole batches: {} rows masked",
         record.rows_masked
     );
-    assert_eq!(
-        events(app.pool(), id).await.last().unwrap().kind,
-        "released"
-    );
+    assert_eq!(app.events(id).await.last().unwrap().kind, "released");
 
     // Another worker resumes it at once (no lease to wait for) and finishes.
     let resumed = Instant::now();
@@ -83,7 +83,7 @@ async fn sigterm_stops_at_a_safe_point_releases_the_lease_and_exits_zero() {
         .await;
     next.start_kill().ok();
     next.wait().await.ok();
-    let events = events(app.pool(), id).await;
+    let events = app.events(id).await;
     assert!(
         !events.iter().any(|e| e.kind == "taken_over"),
         "claimed normally, not taken over from an expired lease"
@@ -150,7 +150,7 @@ async fn a_second_signal_exits_at_once_and_the_checkpoint_makes_it_safe() {
         .await;
     rescuer.start_kill().ok();
     rescuer.wait().await.ok();
-    let events = events(app.pool(), id).await;
+    let events = app.events(id).await;
     assert!(events.iter().any(|e| e.kind == "taken_over"));
     assert_eq!(
         repeated_batches(&events, "masking_rows"),

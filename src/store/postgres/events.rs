@@ -1,0 +1,104 @@
+//! Statements on leases and `erasure_events`, PostgreSQL.
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::store::events::{Event, NewEvent};
+use crate::store::lease::{Holder, Lease};
+
+/// The lease columns, with the row locked for the rest of the transaction.
+pub async fn lock_holder(conn: &mut PgConnection, id: Uuid) -> Result<Option<Holder>, Error> {
+    let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT state, lease_epoch, lease_owner FROM erasure_requests WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(state, epoch, owner)| Holder {
+        state,
+        epoch,
+        owner,
+    }))
+}
+
+pub async fn renew(pool: &PgPool, lease: &Lease) -> Result<bool, Error> {
+    let renewed = sqlx::query(
+        "UPDATE erasure_requests \
+            SET lease_expires_at = now() + make_interval(secs => $3) \
+          WHERE id = $1 AND lease_epoch = $2 AND lease_owner = $4",
+    )
+    .bind(lease.request_id)
+    .bind(lease.epoch)
+    .bind(lease.ttl.as_secs_f64())
+    .bind(&lease.owner)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(renewed == 1)
+}
+
+pub async fn release(conn: &mut PgConnection, lease: &Lease) -> Result<bool, Error> {
+    let released = sqlx::query(
+        "UPDATE erasure_requests \
+            SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
+          WHERE id = $1 AND lease_epoch = $2 AND lease_owner = $3",
+    )
+    .bind(lease.request_id)
+    .bind(lease.epoch)
+    .bind(&lease.owner)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(released == 1)
+}
+
+pub async fn append(conn: &mut PgConnection, event: NewEvent<'_>) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, batch_no, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(event.request_id)
+    .bind(event.worker)
+    .bind(event.lease_epoch)
+    .bind(event.kind)
+    .bind(event.phase)
+    .bind(event.batch_no)
+    .bind(event.detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn of_request(pool: &PgPool, id: Uuid) -> Result<Vec<Event>, Error> {
+    type Row = (
+        chrono::DateTime<chrono::Utc>,
+        Option<String>,
+        Option<i64>,
+        String,
+        Option<String>,
+        Option<i32>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT at, worker, lease_epoch, kind, phase, batch_no, detail FROM erasure_events \
+          WHERE request_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(at, worker, lease_epoch, kind, phase, batch_no, detail)| Event {
+                at,
+                worker,
+                lease_epoch,
+                kind,
+                phase,
+                batch_no,
+                detail,
+            },
+        )
+        .collect())
+}

@@ -1,0 +1,263 @@
+//! Statements on the manifest and anomalies, PostgreSQL: set-based, one
+//! statement per kind per batch (arrays bound and UNNESTed).
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::store::manifest::{
+    Added, Anomaly, ManifestObject, ManifestRow, NOT_RETAINED, ObjectEnd, PendingObject,
+};
+
+/// Inserts a batch's rows and objects; anomalies are the caller's.
+pub async fn add(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    batch_no: i32,
+    rows: &[ManifestRow],
+    objects: &[ManifestObject],
+) -> Result<Added, Error> {
+    let mut added = Added::default();
+    if !rows.is_empty() {
+        let tables: Vec<&str> = rows.iter().map(|r| r.table.as_str()).collect();
+        let ids: Vec<&str> = rows.iter().map(|r| r.row_id.as_str()).collect();
+        added.rows = sqlx::query(
+            "INSERT INTO erasure_manifest_rows (request_id, batch_no, table_name, row_id) \
+             SELECT $1, $2, t, r FROM UNNEST($3::text[], $4::text[]) AS u(t, r) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(request_id)
+        .bind(batch_no)
+        .bind(&tables)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as i64;
+    }
+    if !objects.is_empty() {
+        let buckets: Vec<&str> = objects.iter().map(|o| o.object.bucket.as_str()).collect();
+        let keys: Vec<&str> = objects.iter().map(|o| o.object.key.as_str()).collect();
+        let dispositions: Vec<&str> = objects.iter().map(|o| o.disposition()).collect();
+        let sources: Vec<&str> = objects.iter().map(|o| o.source_table.as_str()).collect();
+        let source_rows: Vec<&str> = objects.iter().map(|o| o.source_row.as_str()).collect();
+        let replica_of: Vec<Option<&str>> =
+            objects.iter().map(|o| o.replica_of.as_deref()).collect();
+        let containers: Vec<bool> = objects.iter().map(|o| o.container).collect();
+        // seq continues after the request's last object, in the order given:
+        // the caller lists contained objects before their container.
+        let inserted: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO erasure_manifest_objects \
+                    (request_id, seq, bucket, object_key, disposition, source_table, source_row_id, replica_of, container) \
+             SELECT $1, \
+                    (SELECT coalesce(max(seq), 0) FROM erasure_manifest_objects WHERE request_id = $1) + n, \
+                    b, k, d, s, r, p, c \
+               FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) \
+                    WITH ORDINALITY AS u(b, k, d, s, r, p, c, n) \
+             ON CONFLICT DO NOTHING \
+             RETURNING disposition",
+        )
+        .bind(request_id)
+        .bind(&buckets)
+        .bind(&keys)
+        .bind(&dispositions)
+        .bind(&sources)
+        .bind(&source_rows)
+        .bind(&replica_of)
+        .bind(&containers)
+        .fetch_all(&mut *conn)
+        .await?;
+        added.objects_to_delete = inserted.iter().filter(|d| *d == "delete").count() as i64;
+        added.objects_retained = inserted.len() as i64 - added.objects_to_delete;
+    }
+    Ok(added)
+}
+
+pub async fn record_anomalies(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    anomalies: &[Anomaly],
+) -> Result<(), Error> {
+    let kinds: Vec<&str> = anomalies.iter().map(|a| a.kind.as_str()).collect();
+    let tables: Vec<Option<&str>> = anomalies.iter().map(|a| a.table_name.as_deref()).collect();
+    let rows: Vec<Option<&str>> = anomalies.iter().map(|a| a.row_id.as_deref()).collect();
+    let details: Vec<&str> = anomalies.iter().map(|a| a.detail.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO erasure_anomalies (request_id, kind, table_name, row_id, detail) \
+         SELECT $1, k, t, r, d FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) AS u(k, t, r, d)",
+    )
+    .bind(request_id)
+    .bind(&kinds)
+    .bind(&tables)
+    .bind(&rows)
+    .bind(&details)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn count_objects_to_delete(pool: &PgPool, request_id: Uuid) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM erasure_manifest_objects \
+          WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED}"
+    )))
+    .bind(request_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn objects_after(
+    pool: &PgPool,
+    request_id: Uuid,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<PendingObject>, Error> {
+    let rows: Vec<(i64, String, String, String, Option<String>, bool)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT seq, bucket, object_key, source_table, source_row_id, container FROM erasure_manifest_objects \
+              WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED} AND seq > $2 \
+              ORDER BY seq LIMIT $3"
+        )))
+        .bind(request_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(PendingObject::from).collect())
+}
+
+pub async fn record_outcomes(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    ends: &[ObjectEnd],
+) -> Result<(), Error> {
+    let seqs: Vec<i64> = ends.iter().map(|e| e.seq).collect();
+    let outcomes: Vec<&str> = ends.iter().map(|e| e.outcome).collect();
+    let versions: Vec<Option<i32>> = ends.iter().map(|e| e.versions).collect();
+    sqlx::query(
+        "UPDATE erasure_manifest_objects m \
+            SET outcome = u.o, versions = u.v, deleted_at = coalesce(m.deleted_at, now()) \
+           FROM UNNEST($2::bigint[], $3::text[], $4::int[]) AS u(s, o, v) \
+          WHERE m.request_id = $1 AND m.seq = u.s",
+    )
+    .bind(request_id)
+    .bind(&seqs)
+    .bind(&outcomes)
+    .bind(&versions)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn rows_referencing_retained(
+    pool: &PgPool,
+    request_id: Uuid,
+) -> Result<Vec<(String, String)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT source_table, source_row_id FROM erasure_manifest_objects \
+          WHERE request_id = $1 AND outcome IN ('locked', 'denied') AND source_row_id IS NOT NULL",
+    )
+    .bind(request_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn count_row_batches(pool: &PgPool, request_id: Uuid) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(DISTINCT batch_no) FROM erasure_manifest_rows WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn rows_of_next_batch(
+    pool: &PgPool,
+    request_id: Uuid,
+    after_batch: i32,
+) -> Result<Option<(i32, Vec<(String, String)>)>, Error> {
+    let next: Option<i32> = sqlx::query_scalar(
+        "SELECT min(batch_no) FROM erasure_manifest_rows WHERE request_id = $1 AND batch_no > $2",
+    )
+    .bind(request_id)
+    .bind(after_batch)
+    .fetch_one(pool)
+    .await?;
+    let Some(batch_no) = next else {
+        return Ok(None);
+    };
+    let rows = sqlx::query_as(
+        "SELECT table_name, row_id FROM erasure_manifest_rows \
+          WHERE request_id = $1 AND batch_no = $2 ORDER BY table_name, row_id",
+    )
+    .bind(request_id)
+    .bind(batch_no)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some((batch_no, rows)))
+}
+
+pub async fn mark_erased(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    batch_no: i32,
+    table: &str,
+    method: &str,
+    except: &[String],
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE erasure_manifest_rows SET masked_at = now(), method = $4 \
+          WHERE request_id = $1 AND batch_no = $2 AND table_name = $3 AND NOT (row_id = ANY($5))",
+    )
+    .bind(request_id)
+    .bind(batch_no)
+    .bind(table)
+    .bind(method)
+    .bind(except)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_kept(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    rows: &[ManifestRow],
+) -> Result<(), Error> {
+    let tables: Vec<&str> = rows.iter().map(|r| r.table.as_str()).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.row_id.as_str()).collect();
+    sqlx::query(
+        "UPDATE erasure_manifest_rows m SET method = 'kept', masked_at = NULL \
+           FROM UNNEST($2::text[], $3::text[]) AS u(t, r) \
+          WHERE m.request_id = $1 AND m.table_name = u.t AND m.row_id = u.r",
+    )
+    .bind(request_id)
+    .bind(&tables)
+    .bind(&ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn kept_rows(
+    pool: &PgPool,
+    request_id: Uuid,
+    batch_no: i32,
+) -> Result<Vec<(String, String)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT table_name, row_id FROM erasure_manifest_rows \
+          WHERE request_id = $1 AND batch_no = $2 AND method = 'kept'",
+    )
+    .bind(request_id)
+    .bind(batch_no)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn anomalies(pool: &PgPool, request_id: Uuid) -> Result<Vec<Anomaly>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT kind, table_name, row_id, detail FROM erasure_anomalies WHERE request_id = $1 ORDER BY id",
+    )
+    .bind(request_id)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,9 @@
+//! lethe's statements for PostgreSQL. Row locks (`FOR UPDATE`, `SKIP
+//! LOCKED`) and an advisory lock per subject serialise what must be
+//! serialised; `NOTIFY` wakes idle workers anywhere. Called only from the
+//! backend-neutral modules of [`crate::store`], which hold the logic.
+
+pub mod events;
+pub mod manifest;
+pub mod record;
+pub mod requests;

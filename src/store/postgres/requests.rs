@@ -1,0 +1,354 @@
+//! Statements on `erasure_requests`, PostgreSQL.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::store::active_state_names;
+use crate::store::requests::checkpoint::Progress;
+use crate::store::requests::{
+    Counters, Leased, ListFilter, LockedState, RECORD_COLUMNS, RequestRecord, StoredCheckpoint,
+    Submission, replayed, unfinished_state_names,
+};
+use crate::workflow::state::State;
+
+pub async fn submit(
+    pool: &PgPool,
+    subject: &str,
+    idempotency_key: Option<&str>,
+    subject_hash: Option<&str>,
+) -> Result<Submission, Error> {
+    // The insert trigger folds a duplicate into the active request, under
+    // the subject's advisory lock.
+    let inserted: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
+        "INSERT INTO erasure_requests (subject_key, idempotency_key) VALUES ($1, $2) \
+         ON CONFLICT (idempotency_key) DO NOTHING \
+         RETURNING id, coalesced_into",
+    )
+    .bind(subject)
+    .bind(idempotency_key)
+    .fetch_optional(pool)
+    .await?;
+    let previously_done = match subject_hash {
+        Some(hash) => {
+            sqlx::query_scalar(
+                "SELECT id FROM erasure_requests WHERE subject_hash = $1 AND state = 'done' \
+                  ORDER BY finished_at DESC",
+            )
+            .bind(hash)
+            .fetch_all(pool)
+            .await?
+        }
+        None => Vec::new(),
+    };
+    if let Some((id, coalesced_into)) = inserted {
+        return Ok(Submission {
+            id,
+            coalesced_into,
+            replayed: false,
+            previously_done,
+        });
+    }
+    // The idempotency key exists: the same submission again. It must be
+    // for the same subject, or the caller reused a key by mistake.
+    let key = idempotency_key.expect("a conflict needs an idempotency key");
+    let (id, coalesced_into, same_subject): (Uuid, Option<Uuid>, bool) = sqlx::query_as(
+        "SELECT id, coalesced_into, \
+                (subject_key IS NOT DISTINCT FROM $2 OR coalesce(subject_hash = $3, false)) \
+           FROM erasure_requests WHERE idempotency_key = $1",
+    )
+    .bind(key)
+    .bind(subject)
+    .bind(subject_hash)
+    .fetch_one(pool)
+    .await?;
+    replayed(key, id, coalesced_into, same_subject, previously_done)
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<RequestRecord>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORD_COLUMNS} FROM erasure_requests r WHERE r.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn for_subject(
+    pool: &PgPool,
+    subject: &str,
+    subject_hash: Option<&str>,
+) -> Result<Vec<RequestRecord>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORD_COLUMNS} FROM erasure_requests r \
+          WHERE r.subject_key = $1 OR ($2::text IS NOT NULL AND r.subject_hash = $2) \
+         ORDER BY r.requested_at DESC"
+    )))
+    .bind(subject)
+    .bind(subject_hash)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<RequestRecord>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RECORD_COLUMNS} FROM erasure_requests r \
+          WHERE ($1::text IS NULL OR r.state = $1) \
+            AND ($3::timestamptz IS NULL OR (r.state = ANY($4) AND r.requested_at < $3)) \
+          ORDER BY r.requested_at DESC LIMIT $2"
+    )))
+    .bind(filter.state.map(State::as_str))
+    .bind(filter.limit.unwrap_or(1000))
+    .bind(filter.overdue_before)
+    .bind(unfinished_state_names())
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn counters(pool: &PgPool, id: Uuid) -> Result<Counters, Error> {
+    Ok(sqlx::query_as(
+        "SELECT rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
+                anomaly_count FROM erasure_requests WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn checkpoint(pool: &PgPool, id: Uuid) -> Result<StoredCheckpoint, Error> {
+    let (batch_done, batch_total, cursor): (i32, Option<i32>, Option<serde_json::Value>) =
+        sqlx::query_as(
+            "SELECT batch_done, batch_total, phase_cursor FROM erasure_requests WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
+    Ok(StoredCheckpoint {
+        batch_done,
+        batch_total,
+        cursor,
+    })
+}
+
+pub async fn subject_of(pool: &PgPool, id: Uuid) -> Result<Option<String>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT subject_key FROM erasure_requests WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Leases the next due request whose lease is free or expired, skipping
+/// rows another worker is claiming this instant (SKIP LOCKED).
+pub async fn lease_next(
+    conn: &mut PgConnection,
+    owner: &str,
+    ttl: Duration,
+) -> Result<Option<Leased>, Error> {
+    let claimed: Option<(Uuid, i64, String, i32, Option<String>)> = sqlx::query_as(
+        "WITH candidate AS ( \
+             SELECT id, lease_owner AS previous_owner FROM erasure_requests \
+              WHERE state = ANY($3) AND next_attempt_at <= now() \
+                AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
+              ORDER BY next_attempt_at, requested_at \
+              LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         UPDATE erasure_requests r \
+            SET lease_owner = $1, \
+                lease_expires_at = now() + make_interval(secs => $2), \
+                lease_epoch = r.lease_epoch + 1, \
+                started_at = coalesce(r.started_at, now()), \
+                attempts = r.attempts + CASE WHEN candidate.previous_owner IS NULL THEN 0 ELSE 1 END, \
+                updated_at = now() \
+           FROM candidate WHERE r.id = candidate.id \
+         RETURNING r.id, r.lease_epoch, r.state, r.attempts, candidate.previous_owner",
+    )
+    .bind(owner)
+    .bind(ttl.as_secs_f64())
+    .bind(active_state_names())
+    .fetch_optional(conn)
+    .await?;
+    Ok(
+        claimed.map(|(id, epoch, state, attempts, previous_owner)| Leased {
+            id,
+            epoch,
+            state,
+            attempts,
+            previous_owner,
+        }),
+    )
+}
+
+pub async fn next_due_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) \
+           FROM erasure_requests WHERE state = ANY($1)",
+    )
+    .bind(active_state_names())
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn attempts(conn: &mut PgConnection, id: Uuid) -> Result<i32, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT attempts FROM erasure_requests WHERE id = $1")
+            .bind(id)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+pub async fn schedule_retry(
+    conn: &mut PgConnection,
+    id: Uuid,
+    message: &str,
+    delay: Duration,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE erasure_requests SET attempts = attempts + 1, last_error = $2, \
+                next_attempt_at = now() + make_interval(secs => $3), \
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(message)
+    .bind(delay.as_secs_f64())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn park_failed(
+    conn: &mut PgConnection,
+    id: Uuid,
+    message: &str,
+    resume: State,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE erasure_requests SET attempts = attempts + 1, last_error = $2, \
+                state = 'failed', resume_state = $3, \
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(message)
+    .bind(resume.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The request's state, with its row locked for the rest of the transaction.
+pub async fn lock_state(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockedState>, Error> {
+    let row: Option<(String, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT state, resume_state, s3_started_at FROM erasure_requests WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(state, resume_state, s3_started_at)| LockedState {
+        state,
+        resume_state,
+        s3_started_at,
+    }))
+}
+
+/// Resumes a failed request, and wakes every listening worker at commit.
+pub async fn resume(conn: &mut PgConnection, id: Uuid, resume: State) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE erasure_requests SET state = $2, resume_state = NULL, attempts = 0, \
+                next_attempt_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(resume.as_str())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify('lethe_erasure_requests', $1)")
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn cancel(conn: &mut PgConnection, id: Uuid) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE erasure_requests SET state = 'cancelled', resume_state = NULL, \
+                lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
+          WHERE id = $1",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn batch_done(
+    conn: &mut PgConnection,
+    id: Uuid,
+    cursor: &serde_json::Value,
+    progress: Progress,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE erasure_requests SET phase_cursor = $2, batch_done = batch_done + 1, \
+                rows_found = rows_found + $3, objects_found = objects_found + $4, \
+                objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
+                rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
+                objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
+                attempts = 0, updated_at = now() \
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(cursor)
+    .bind(progress.rows_found)
+    .bind(progress.objects_found)
+    .bind(progress.objects_retained)
+    .bind(progress.objects_deleted)
+    .bind(progress.rows_masked)
+    .bind(progress.anomalies)
+    .bind(progress.objects_scheduled)
+    .bind(progress.objects_locked)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn phase_started(
+    conn: &mut PgConnection,
+    id: Uuid,
+    total: i32,
+    s3_starts: bool,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE erasure_requests SET batch_total = $2, \
+                s3_started_at = CASE WHEN $3 THEN coalesce(s3_started_at, now()) ELSE s3_started_at END, \
+                updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(total)
+    .bind(s3_starts)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `stamp` is one of lethe's own milestone column names.
+pub async fn advance(
+    conn: &mut PgConnection,
+    id: Uuid,
+    to: State,
+    stamp: &'static str,
+) -> Result<(), Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE erasure_requests SET state = $2, {stamp} = now(), batch_done = 0, batch_total = NULL, \
+                phase_cursor = NULL, attempts = 0, updated_at = now() \
+          WHERE id = $1"
+    )))
+    .bind(id)
+    .bind(to.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! Statements on the manifest and anomalies, SQLite. SQLite runs in
+//! process and has no arrays, so a batch is written one prepared statement
+//! per item (sqlx caches the statement), inside the batch's transaction;
+//! sets read back are bound as one JSON array.
+
+use sqlx::{SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+use super::{id, now};
+use crate::error::Error;
+use crate::store::dynamic::ids_json;
+use crate::store::manifest::{
+    Added, Anomaly, ManifestObject, ManifestRow, NOT_RETAINED, ObjectEnd, PendingObject,
+};
+
+/// Inserts a batch's rows and objects; anomalies are the caller's.
+pub async fn add(
+    conn: &mut SqliteConnection,
+    request_id: Uuid,
+    batch_no: i32,
+    rows: &[ManifestRow],
+    objects: &[ManifestObject],
+) -> Result<Added, Error> {
+    let request = id(request_id);
+    let mut added = Added::default();
+    for row in rows {
+        added.rows += sqlx::query(
+            "INSERT INTO erasure_manifest_rows (request_id, batch_no, table_name, row_id) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(request)
+        .bind(batch_no)
+        .bind(&row.table)
+        .bind(&row.row_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as i64;
+    }
+    if objects.is_empty() {
+        return Ok(added);
+    }
+    // seq continues after the request's last object, in the order given:
+    // the caller lists contained objects before their container. The write
+    // lock keeps the maximum from moving under us.
+    let mut seq: i64 = sqlx::query_scalar(
+        "SELECT coalesce(max(seq), 0) FROM erasure_manifest_objects WHERE request_id = $1",
+    )
+    .bind(request)
+    .fetch_one(&mut *conn)
+    .await?;
+    for object in objects {
+        seq += 1;
+        let inserted = sqlx::query(
+            "INSERT INTO erasure_manifest_objects \
+                    (request_id, seq, bucket, object_key, disposition, source_table, source_row_id, \
+                     replica_of, container) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        )
+        .bind(request)
+        .bind(seq)
+        .bind(&object.object.bucket)
+        .bind(&object.object.key)
+        .bind(object.disposition())
+        .bind(&object.source_table)
+        .bind(&object.source_row)
+        .bind(object.replica_of.as_deref())
+        .bind(object.container)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            if object.protected {
+                added.objects_retained += 1;
+            } else {
+                added.objects_to_delete += 1;
+            }
+        }
+    }
+    Ok(added)
+}
+
+pub async fn record_anomalies(
+    conn: &mut SqliteConnection,
+    request_id: Uuid,
+    anomalies: &[Anomaly],
+) -> Result<(), Error> {
+    for anomaly in anomalies {
+        sqlx::query(
+            "INSERT INTO erasure_anomalies (request_id, kind, table_name, row_id, detail) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id(request_id))
+        .bind(&anomaly.kind)
+        .bind(anomaly.table_name.as_deref())
+        .bind(anomaly.row_id.as_deref())
+        .bind(&anomaly.detail)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn count_objects_to_delete(pool: &SqlitePool, request_id: Uuid) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM erasure_manifest_objects \
+          WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED}"
+    )))
+    .bind(id(request_id))
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn objects_after(
+    pool: &SqlitePool,
+    request_id: Uuid,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<PendingObject>, Error> {
+    let rows: Vec<(i64, String, String, String, Option<String>, bool)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT seq, bucket, object_key, source_table, source_row_id, container FROM erasure_manifest_objects \
+              WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED} AND seq > $2 \
+              ORDER BY seq LIMIT $3"
+        )))
+        .bind(id(request_id))
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(PendingObject::from).collect())
+}
+
+pub async fn record_outcomes(
+    conn: &mut SqliteConnection,
+    request_id: Uuid,
+    ends: &[ObjectEnd],
+) -> Result<(), Error> {
+    for end in ends {
+        sqlx::query(concat!(
+            "UPDATE erasure_manifest_objects SET outcome = $3, versions = $4, deleted_at = coalesce(deleted_at, ",
+            now!(),
+            ") WHERE request_id = $1 AND seq = $2"
+        ))
+        .bind(id(request_id))
+        .bind(end.seq)
+        .bind(end.outcome)
+        .bind(end.versions)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn rows_referencing_retained(
+    pool: &SqlitePool,
+    request_id: Uuid,
+) -> Result<Vec<(String, String)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT source_table, source_row_id FROM erasure_manifest_objects \
+          WHERE request_id = $1 AND outcome IN ('locked', 'denied') AND source_row_id IS NOT NULL",
+    )
+    .bind(id(request_id))
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn count_row_batches(pool: &SqlitePool, request_id: Uuid) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(DISTINCT batch_no) FROM erasure_manifest_rows WHERE request_id = $1",
+    )
+    .bind(id(request_id))
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn rows_of_next_batch(
+    pool: &SqlitePool,
+    request_id: Uuid,
+    after_batch: i32,
+) -> Result<Option<(i32, Vec<(String, String)>)>, Error> {
+    let next: Option<i32> = sqlx::query_scalar(
+        "SELECT min(batch_no) FROM erasure_manifest_rows WHERE request_id = $1 AND batch_no > $2",
+    )
+    .bind(id(request_id))
+    .bind(after_batch)
+    .fetch_one(pool)
+    .await?;
+    let Some(batch_no) = next else {
+        return Ok(None);
+    };
+    let rows = sqlx::query_as(
+        "SELECT table_name, row_id FROM erasure_manifest_rows \
+          WHERE request_id = $1 AND batch_no = $2 ORDER BY table_name, row_id",
+    )
+    .bind(id(request_id))
+    .bind(batch_no)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some((batch_no, rows)))
+}
+
+pub async fn mark_erased(
+    conn: &mut SqliteConnection,
+    request_id: Uuid,
+    batch_no: i32,
+    table: &str,
+    method: &str,
+    except: &[String],
+) -> Result<(), Error> {
+    sqlx::query(concat!(
+        "UPDATE erasure_manifest_rows SET masked_at = ",
+        now!(),
+        ", method = $4 \
+          WHERE request_id = $1 AND batch_no = $2 AND table_name = $3 \
+            AND row_id NOT IN (SELECT value FROM json_each($5))"
+    ))
+    .bind(id(request_id))
+    .bind(batch_no)
+    .bind(table)
+    .bind(method)
+    .bind(ids_json(except))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_kept(
+    conn: &mut SqliteConnection,
+    request_id: Uuid,
+    rows: &[ManifestRow],
+) -> Result<(), Error> {
+    for row in rows {
+        sqlx::query(
+            "UPDATE erasure_manifest_rows SET method = 'kept', masked_at = NULL \
+              WHERE request_id = $1 AND table_name = $2 AND row_id = $3",
+        )
+        .bind(id(request_id))
+        .bind(&row.table)
+        .bind(&row.row_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn kept_rows(
+    pool: &SqlitePool,
+    request_id: Uuid,
+    batch_no: i32,
+) -> Result<Vec<(String, String)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT table_name, row_id FROM erasure_manifest_rows \
+          WHERE request_id = $1 AND batch_no = $2 AND method = 'kept'",
+    )
+    .bind(id(request_id))
+    .bind(batch_no)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn anomalies(pool: &SqlitePool, request_id: Uuid) -> Result<Vec<Anomaly>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT kind, table_name, row_id, detail FROM erasure_anomalies WHERE request_id = $1 ORDER BY id",
+    )
+    .bind(id(request_id))
+    .fetch_all(pool)
+    .await?)
+}
