@@ -163,7 +163,8 @@ async fn naive_erase(pool: &PgPool, objects: &ObjectStore, member: &MemberSummar
         }
     }
     let mut tx = pool.begin().await.unwrap();
-    for feature in ["text_to_image", "image_to_image", "upscale"] {
+    // Every feature of the example service, like the catalog lethe reads.
+    for feature in lethe::example::features::FEATURES.iter().map(|f| f.stem) {
         let ids = "SELECT id FROM client_old WHERE client_key = $1 UNION ALL \
                    SELECT id FROM client_temp WHERE client_key = $1 UNION ALL \
                    SELECT id FROM client WHERE client_key = $1";
@@ -176,7 +177,7 @@ async fn naive_erase(pool: &PgPool, objects: &ObjectStore, member: &MemberSummar
         .await
         .unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {feature}_feature SET prompt = NULL, option = '{{}}' WHERE client_id IN ({ids})"
+            "UPDATE {feature}_feature SET prompt = NULL, option = '{{}}', legacy_option = NULL WHERE client_id IN ({ids})"
         )))
         .bind(&member.key)
         .execute(&mut *tx)
