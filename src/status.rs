@@ -27,14 +27,17 @@ pub struct RequestStatus {
     pub window: Option<WindowState>,
 }
 
-/// Sets `due_by` and `overdue`: a request not finished `overdue_after`
-/// after its submission is overdue. Finished means done, cancelled, or
-/// coalesced into another request (which carries the deadline).
+/// Sets `due_by`, `overdue` and `finished_late`: a request not finished
+/// `overdue_after` after its submission is overdue. Finished means done,
+/// cancelled, or coalesced into another request (which carries the
+/// deadline). A request done after its deadline stays marked as late.
 pub fn mark_due(record: &mut RequestRecord, now: DateTime<Utc>, overdue_after: Duration) {
     let due_by = record.requested_at + overdue_after;
     record.due_by = Some(due_by);
     let unfinished = record.state.is_active() || record.state == State::Failed;
     record.overdue = unfinished && now >= due_by;
+    record.finished_late =
+        record.state == State::Done && record.finished_at.is_some_and(|finished| finished > due_by);
 }
 
 /// The line `status` and `list` print about the windows.
@@ -155,6 +158,8 @@ impl fmt::Display for RequestStatus {
         if let Some(due_by) = r.due_by {
             let flag = if r.overdue {
                 "  OVERDUE: not done by its deadline"
+            } else if r.finished_late {
+                "  LATE: done after its deadline"
             } else {
                 ""
             };
@@ -185,11 +190,23 @@ pub fn list_table(records: &[RequestRecord]) -> String {
             r.rows_masked,
             r.anomaly_count,
             r.requested_at.format("%Y-%m-%d %H:%M:%S"),
-            if r.overdue { "yes" } else { "-" }
+            overdue_cell(r)
         ));
     }
     if records.is_empty() {
         out.push_str("(no requests)\n");
     }
     out
+}
+
+/// The OVERDUE column: `yes` while late and unfinished, `late` once done
+/// after the deadline.
+fn overdue_cell(record: &RequestRecord) -> &'static str {
+    if record.overdue {
+        "yes"
+    } else if record.finished_late {
+        "late"
+    } else {
+        "-"
+    }
 }

@@ -79,6 +79,10 @@ pub struct RequestRecord {
     /// Not done (nor cancelled or coalesced) past `due_by`.
     #[sqlx(skip)]
     pub overdue: bool,
+    /// Done, but after `due_by`: no longer overdue, still worth an
+    /// auditor's question.
+    #[sqlx(skip)]
+    pub finished_late: bool,
 }
 
 /// A nullable state column.

@@ -1,6 +1,6 @@
 //! Overdue requests: not done within `overdue_after` (default 5 days) of
 //! their submission, flagged in `status` and `list`, and listed alone by
-//! `list --overdue`.
+//! `list --overdue`; a request done after its deadline is shown as late.
 //!
 //! PostgreSQL only: the deadline is computed above the store seam; the
 //! overdue filter's SQLite statement is exercised by `list` in the SQLite
@@ -109,4 +109,29 @@ async fn requests_not_done_within_five_days_are_flagged_and_filtered() {
         "{}",
         text(&out.stdout)
     );
+
+    // Done, but only after its deadline: not overdue any more, marked late.
+    sqlx::query(
+        "UPDATE erasure_requests SET requested_at = now() - interval '6 days' WHERE id = $1",
+    )
+    .bind(done)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let status = app.engine.status(done).await.unwrap();
+    assert!(!status.record.overdue);
+    assert!(status.record.finished_late);
+    assert!(
+        status.to_string().contains("LATE: done after its deadline"),
+        "{status}"
+    );
+    let out = app.run_lethe(&["list"]).await;
+    let shown = text(&out.stdout);
+    let row = shown
+        .lines()
+        .find(|l| l.contains(&done.to_string()))
+        .unwrap();
+    assert!(row.trim_end().ends_with("late"), "{row}");
+    let out = app.run_lethe(&["list", "--overdue"]).await;
+    assert!(!text(&out.stdout).contains(&done.to_string()));
 }

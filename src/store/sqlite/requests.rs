@@ -88,6 +88,7 @@ impl TryFrom<Row> for RequestRecord {
             subject_minimised: r.subject_minimised,
             due_by: None,
             overdue: false,
+            finished_late: false,
         })
     }
 }
