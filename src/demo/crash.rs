@@ -14,11 +14,10 @@ use tokio::process::Command;
 use uuid::Uuid;
 
 use super::folder::Folder;
-use super::progress::{Printer, describe, short};
+use super::progress::{Printer, describe, run_worker_watching, short};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::store::events;
-use crate::worker::WorkerOptions;
 use crate::workflow::state::State;
 
 const FAILPOINT: &str = "deleting_objects:2";
@@ -120,21 +119,7 @@ pub async fn crash_and_resume(
         tokio::time::sleep(wait).await;
     }
 
-    let printer = Printer::start(engine.store().clone(), requests.to_vec());
-    let summary = engine
-        .worker(WorkerOptions {
-            once: true,
-            ignore_window: true,
-            progress: None,
-        })
-        .await?
-        .run()
-        .await?;
-    printer.stop().await;
-    println!(
-        "      worker finished: {} done, {} failed",
-        summary.done, summary.failed
-    );
+    run_worker_watching(engine, requests).await?;
 
     // What the event log says about the crash, batch by batch.
     let log = events::of_request(engine.store(), id).await?;

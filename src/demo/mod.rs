@@ -29,10 +29,8 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::example::{self, ExampleSpec, LoadSummary, MemberSummary};
 use crate::store::Backed;
-use crate::worker::WorkerOptions;
 use counts::{Footprint, footprint};
 use folder::{Folder, PREFERRED_PORT};
-use progress::Printer;
 use s3_server::S3Server;
 
 /// What `lethe demo` is asked to do.
@@ -166,21 +164,7 @@ pub async fn run(options: &DemoOptions) -> Result<(), Error> {
     if options.crash {
         crash::crash_and_resume(&engine, &folder, &requests).await?;
     } else {
-        let printer = Printer::start(engine.store().clone(), requests.clone());
-        let summary = engine
-            .worker(WorkerOptions {
-                once: true,
-                ignore_window: true,
-                progress: None,
-            })
-            .await?
-            .run()
-            .await?;
-        printer.stop().await;
-        println!(
-            "      worker finished: {} done, {} failed",
-            summary.done, summary.failed
-        );
+        progress::run_worker_watching(&engine, &requests).await?;
     }
 
     println!("\n[6/6] status of each (`lethe status <id>`)");

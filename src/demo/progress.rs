@@ -11,8 +11,35 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::engine::Engine;
+use crate::error::Error;
 use crate::status::progress_line;
 use crate::store::{RequestRecord, Store};
+use crate::worker::WorkerOptions;
+
+/// Runs one worker until nothing is due, printing the requests' progress
+/// as it goes and how the run ended.
+pub async fn run_worker_watching(
+    engine: &Engine,
+    requests: &[(Uuid, String)],
+) -> Result<(), Error> {
+    let printer = Printer::start(engine.store().clone(), requests.to_vec());
+    let summary = engine
+        .worker(WorkerOptions {
+            once: true,
+            ignore_window: true,
+            progress: None,
+        })
+        .await?
+        .run()
+        .await?;
+    printer.stop().await;
+    println!(
+        "      worker finished: {} done, {} failed",
+        summary.done, summary.failed
+    );
+    Ok(())
+}
 
 /// Prints progress lines until cancelled.
 pub struct Printer {

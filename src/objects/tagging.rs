@@ -13,6 +13,11 @@ use crate::catalog::ExpiryTag;
 /// A tag, as lethe puts it on objects.
 pub type Tag = ExpiryTag;
 
+/// Whether a tag set holds `tag`, key and value.
+fn carries(tags: &[(String, String)], tag: &Tag) -> bool {
+    tags.iter().any(|(k, v)| *k == tag.key && *v == tag.value)
+}
+
 /// What an object says about the tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TagState {
@@ -36,7 +41,7 @@ impl ObjectStore {
         let Some(mut tags) = self.tags(bucket, key, version).await? else {
             return Ok(TagState::Missing);
         };
-        if tags.iter().any(|(k, v)| *k == tag.key && *v == tag.value) {
+        if carries(&tags, tag) {
             return Ok(TagState::Tagged);
         }
         tags.retain(|(k, _)| *k != tag.key);
@@ -77,9 +82,7 @@ impl ObjectStore {
     ) -> Result<TagState, ObjectError> {
         Ok(match self.tags(bucket, key, version).await? {
             None => TagState::Missing,
-            Some(tags) if tags.iter().any(|(k, v)| *k == tag.key && *v == tag.value) => {
-                TagState::Tagged
-            }
+            Some(tags) if carries(&tags, tag) => TagState::Tagged,
             Some(_) => TagState::Untagged,
         })
     }

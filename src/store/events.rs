@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::lease::Lease;
-use super::{Store, Tx, on_backend, postgres, sqlite};
+use super::tx::Conn;
+use super::{Backed, Store, Tx, on_either_backend};
 use crate::error::Error;
 use crate::workflow::state::Phase;
 
@@ -25,7 +26,7 @@ pub(super) struct NewEvent<'a> {
 }
 
 /// One event, as read back.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct Event {
     pub at: DateTime<Utc>,
     pub worker: Option<String>,
@@ -54,6 +55,26 @@ fn leased<'a>(
     }
 }
 
+/// Appends one event on `conn`.
+async fn append(conn: Conn<'_>, event: NewEvent<'_>) -> Result<(), Error> {
+    on_either_backend!(conn, event.request_id, |conn, id| {
+        sqlx::query(
+            "INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, batch_no, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(event.worker)
+        .bind(event.lease_epoch)
+        .bind(event.kind)
+        .bind(event.phase)
+        .bind(event.batch_no)
+        .bind(event.detail)
+        .execute(conn)
+        .await?;
+    });
+    Ok(())
+}
+
 /// Appends one event for a leased request, in the caller's transaction.
 pub async fn record(
     tx: &mut Tx,
@@ -63,11 +84,7 @@ pub async fn record(
     batch_no: Option<i32>,
     detail: Option<&str>,
 ) -> Result<(), Error> {
-    let event = leased(lease, kind, phase, batch_no, detail);
-    on_backend!(tx.conn(), conn =>
-        postgres::events::append(&mut *conn, event).await?,
-        sqlite::events::append(&mut *conn, event).await?);
-    Ok(())
+    append(tx.conn(), leased(lease, kind, phase, batch_no, detail)).await
 }
 
 /// Appends one event for a leased request, committed at once (a batch
@@ -81,10 +98,12 @@ pub async fn record_now(
     detail: Option<&str>,
 ) -> Result<(), Error> {
     let event = leased(lease, kind, phase, batch_no, detail);
-    on_backend!(store.db(), pool =>
-        postgres::events::append(&mut *pool.acquire().await?, event).await?,
-        sqlite::events::append(&mut *pool.acquire().await?, event).await?);
-    Ok(())
+    match store.db() {
+        Backed::Postgres(pool) => {
+            append(Backed::Postgres(&mut *pool.acquire().await?), event).await
+        }
+        Backed::Sqlite(pool) => append(Backed::Sqlite(&mut *pool.acquire().await?), event).await,
+    }
 }
 
 /// Appends one event that no lease is behind (an operator's command).
@@ -103,15 +122,18 @@ pub async fn record_operator(
         batch_no: None,
         detail,
     };
-    on_backend!(tx.conn(), conn =>
-        postgres::events::append(&mut *conn, event).await?,
-        sqlite::events::append(&mut *conn, event).await?);
-    Ok(())
+    append(tx.conn(), event).await
 }
 
 /// A request's events, in the order they were written.
 pub async fn of_request(store: &Store, request_id: Uuid) -> Result<Vec<Event>, Error> {
-    Ok(on_backend!(store.db(), pool =>
-        postgres::events::of_request(pool, request_id).await?,
-        sqlite::events::of_request(pool, request_id).await?))
+    Ok(on_either_backend!(store.db(), request_id, |pool, id| {
+        sqlx::query_as(
+            "SELECT at, worker, lease_epoch, kind, phase, batch_no, detail FROM erasure_events \
+              WHERE request_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?
+    }))
 }

@@ -39,8 +39,8 @@ impl Lease {
     pub async fn fence(&self, tx: &mut Tx, expected: State) -> Result<(), Error> {
         let id = self.request_id;
         let holder = on_backend!(tx.conn(), conn =>
-            postgres::events::lock_holder(conn, id).await?,
-            sqlite::events::lock_holder(conn, id).await?);
+            postgres::lease::lock_holder(conn, id).await?,
+            sqlite::lease::lock_holder(conn, id).await?);
         let Some(holder) = holder else {
             return Err(Error::NotFound(id));
         };
@@ -61,16 +61,16 @@ impl Lease {
     /// worker holds a newer epoch, or the request was cancelled or finished).
     pub async fn renew(&self, store: &Store) -> Result<bool, Error> {
         Ok(on_backend!(store.db(), pool =>
-            postgres::events::renew(pool, self).await?,
-            sqlite::events::renew(pool, self).await?))
+            postgres::lease::renew(pool, self).await?,
+            sqlite::lease::renew(pool, self).await?))
     }
 
     /// Gives the request back so any worker can claim it at once.
     pub async fn release(&self, store: &Store) -> Result<(), Error> {
         let mut tx = store.begin().await?;
         let released = on_backend!(tx.conn(), conn =>
-            postgres::events::release(conn, self).await?,
-            sqlite::events::release(conn, self).await?);
+            postgres::lease::release(conn, self).await?,
+            sqlite::lease::release(conn, self).await?);
         if released {
             super::events::record(&mut tx, self, "released", None, None, None).await?;
         }

@@ -9,7 +9,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Store, Tx, on_backend, postgres, sqlite};
+use super::{Store, Tx, on_backend, on_either_backend, postgres, sqlite};
 use crate::error::Error;
 use crate::references::ObjectRef;
 
@@ -134,13 +134,19 @@ pub async fn record_anomalies(
 
 /// Objects S3 refused for good (lock, legal hold, access denied): retained,
 /// reported, and left out of deletion and verification.
-pub(super) const NOT_RETAINED: &str = "(outcome IS NULL OR outcome NOT IN ('locked', 'denied'))";
+const NOT_RETAINED: &str = "(outcome IS NULL OR outcome NOT IN ('locked', 'denied'))";
 
 /// How many objects the request deletes (and verification reads back).
 pub async fn count_objects_to_delete(store: &Store, request_id: Uuid) -> Result<i64, Error> {
-    Ok(on_backend!(store.db(), pool =>
-        postgres::manifest::count_objects_to_delete(pool, request_id).await?,
-        sqlite::manifest::count_objects_to_delete(pool, request_id).await?))
+    Ok(on_either_backend!(store.db(), request_id, |pool, id| {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM erasure_manifest_objects \
+              WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED}"
+        )))
+        .bind(id)
+        .fetch_one(pool)
+        .await?
+    }))
 }
 
 /// The next objects to delete after `after_seq`, in deletion order.
@@ -150,9 +156,21 @@ pub async fn objects_after(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<PendingObject>, Error> {
-    Ok(on_backend!(store.db(), pool =>
-        postgres::manifest::objects_after(pool, request_id, after_seq, limit).await?,
-        sqlite::manifest::objects_after(pool, request_id, after_seq, limit).await?))
+    let rows: Vec<(i64, String, String, String, Option<String>, bool)> =
+        on_either_backend!(store.db(), request_id, |pool, id| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT seq, bucket, object_key, source_table, source_row_id, container \
+                   FROM erasure_manifest_objects \
+                  WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED} AND seq > $2 \
+                  ORDER BY seq LIMIT $3"
+            )))
+            .bind(id)
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+    Ok(rows.into_iter().map(PendingObject::from).collect())
 }
 
 /// How one object ended, for [`record_outcomes`].
@@ -187,9 +205,15 @@ pub async fn rows_referencing_retained(
     store: &Store,
     request_id: Uuid,
 ) -> Result<Vec<ManifestRow>, Error> {
-    let rows = on_backend!(store.db(), pool =>
-        postgres::manifest::rows_referencing_retained(pool, request_id).await?,
-        sqlite::manifest::rows_referencing_retained(pool, request_id).await?);
+    let rows: Vec<(String, String)> = on_either_backend!(store.db(), request_id, |pool, id| {
+        sqlx::query_as(
+            "SELECT DISTINCT source_table, source_row_id FROM erasure_manifest_objects \
+              WHERE request_id = $1 AND outcome IN ('locked', 'denied') AND source_row_id IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?
+    });
     Ok(rows
         .into_iter()
         .map(|(table, row_id)| ManifestRow { table, row_id })
@@ -198,9 +222,14 @@ pub async fn rows_referencing_retained(
 
 /// The distinct row batches, for the masking phase's total.
 pub async fn count_row_batches(store: &Store, request_id: Uuid) -> Result<i64, Error> {
-    Ok(on_backend!(store.db(), pool =>
-        postgres::manifest::count_row_batches(pool, request_id).await?,
-        sqlite::manifest::count_row_batches(pool, request_id).await?))
+    Ok(on_either_backend!(store.db(), request_id, |pool, id| {
+        sqlx::query_scalar(
+            "SELECT count(DISTINCT batch_no) FROM erasure_manifest_rows WHERE request_id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await?
+    }))
 }
 
 /// The rows of the first batch after `after_batch`, if any.
@@ -209,17 +238,44 @@ pub async fn rows_of_next_batch(
     request_id: Uuid,
     after_batch: i32,
 ) -> Result<Option<(i32, Vec<ManifestRow>)>, Error> {
-    let next = on_backend!(store.db(), pool =>
-        postgres::manifest::rows_of_next_batch(pool, request_id, after_batch).await?,
-        sqlite::manifest::rows_of_next_batch(pool, request_id, after_batch).await?);
-    Ok(next.map(|(batch_no, rows)| {
-        (
-            batch_no,
-            rows.into_iter()
-                .map(|(table, row_id)| ManifestRow { table, row_id })
-                .collect(),
+    rows_of_batch_after(store, request_id, after_batch, "true").await
+}
+
+/// The first batch after `after_batch`, if any, with those of its rows
+/// that meet `condition` (a constant SQL predicate on the manifest row).
+async fn rows_of_batch_after(
+    store: &Store,
+    request_id: Uuid,
+    after_batch: i32,
+    condition: &'static str,
+) -> Result<Option<(i32, Vec<ManifestRow>)>, Error> {
+    let next: Option<i32> = on_either_backend!(store.db(), request_id, |pool, id| {
+        sqlx::query_scalar(
+            "SELECT min(batch_no) FROM erasure_manifest_rows WHERE request_id = $1 AND batch_no > $2",
         )
-    }))
+        .bind(id)
+        .bind(after_batch)
+        .fetch_one(pool)
+        .await?
+    });
+    let Some(batch_no) = next else {
+        return Ok(None);
+    };
+    let rows: Vec<(String, String)> = on_either_backend!(store.db(), request_id, |pool, id| {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT table_name, row_id FROM erasure_manifest_rows \
+              WHERE request_id = $1 AND batch_no = $2 AND {condition} ORDER BY table_name, row_id"
+        )))
+        .bind(id)
+        .bind(batch_no)
+        .fetch_all(pool)
+        .await?
+    });
+    let rows = rows
+        .into_iter()
+        .map(|(table, row_id)| ManifestRow { table, row_id })
+        .collect();
+    Ok(Some((batch_no, rows)))
 }
 
 /// Marks a batch's rows of one table erased, by `method` (masked or
@@ -256,26 +312,19 @@ pub async fn rows_to_verify(
     request_id: Uuid,
     after_batch: i32,
 ) -> Result<Option<(i32, Vec<ManifestRow>)>, Error> {
-    let Some((batch_no, rows)) = rows_of_next_batch(store, request_id, after_batch).await? else {
-        return Ok(None);
-    };
-    let kept = on_backend!(store.db(), pool =>
-        postgres::manifest::kept_rows(pool, request_id, batch_no).await?,
-        sqlite::manifest::kept_rows(pool, request_id, batch_no).await?);
-    let rows = rows
-        .into_iter()
-        .filter(|row| {
-            !kept
-                .iter()
-                .any(|(table, id)| *table == row.table && *id == row.row_id)
-        })
-        .collect();
-    Ok(Some((batch_no, rows)))
+    const NOT_KEPT: &str = "(method IS NULL OR method <> 'kept')";
+    rows_of_batch_after(store, request_id, after_batch, NOT_KEPT).await
 }
 
 /// The anomalies recorded for a request.
 pub async fn anomalies(store: &Store, request_id: Uuid) -> Result<Vec<Anomaly>, Error> {
-    Ok(on_backend!(store.db(), pool =>
-        postgres::manifest::anomalies(pool, request_id).await?,
-        sqlite::manifest::anomalies(pool, request_id).await?))
+    Ok(on_either_backend!(store.db(), request_id, |pool, id| {
+        sqlx::query_as(
+            "SELECT kind, table_name, row_id, detail FROM erasure_anomalies \
+              WHERE request_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?
+    }))
 }

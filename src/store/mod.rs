@@ -11,8 +11,9 @@
 //!   epoch ([`lease`]), so a worker that lost its lease cannot overwrite the
 //!   one that took it over;
 //! - what decides (leases, retries, coalescing, transitions) is written once,
-//!   in the backend-neutral modules here; only SQL statements differ, in
-//!   [`postgres`] and [`sqlite`];
+//!   in the backend-neutral modules here, and so is every statement both
+//!   backends accept word for word ([`on_either_backend!`]); only the
+//!   statements that differ are in [`postgres`] and [`sqlite`];
 //! - on SQLite every transaction that writes begins with `BEGIN IMMEDIATE`
 //!   ([`Store::begin`]): it takes SQLite's single write lock at its first
 //!   statement, which is what `FOR UPDATE`, `SKIP LOCKED` and advisory locks
@@ -121,6 +122,26 @@ macro_rules! on_backend {
     };
 }
 pub(crate) use on_backend;
+
+/// Runs one statement that both backends accept word for word: `$body` is
+/// written once and compiled for each, with `$c` the backend's pool or
+/// connection and `$id` the request id as that backend stores it (a UUID on
+/// PostgreSQL, hyphenated text on SQLite).
+macro_rules! on_either_backend {
+    ($on:expr, $request:expr, |$c:ident, $id:ident| $body:expr) => {
+        match $on {
+            $crate::store::Backed::Postgres($c) => {
+                let $id = $request;
+                $body
+            }
+            $crate::store::Backed::Sqlite($c) => {
+                let $id = $crate::store::sqlite::id($request);
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_either_backend;
 
 /// A handle on lethe's tables.
 #[derive(Debug, Clone)]

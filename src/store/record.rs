@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Store, Tx, on_backend, postgres, sqlite};
+use super::{Store, Tx, on_backend, on_either_backend, postgres, sqlite};
 use crate::error::Error;
 
 /// One count of the record: so many rows of a table, or objects of a
@@ -78,9 +78,19 @@ pub async fn add_verified(
     survivors: i64,
     rows: i64,
 ) -> Result<(), Error> {
-    on_backend!(tx.conn(), conn =>
-        postgres::record::add_verified(conn, request_id, objects, survivors, rows).await?,
-        sqlite::record::add_verified(conn, request_id, objects, survivors, rows).await?);
+    on_either_backend!(tx.conn(), request_id, |conn, id| {
+        sqlx::query(
+            "UPDATE erasure_requests SET objects_verified = objects_verified + $2, \
+                    survivors_found = survivors_found + $3, rows_verified = rows_verified + $4 \
+              WHERE id = $1",
+        )
+        .bind(id)
+        .bind(objects)
+        .bind(survivors)
+        .bind(rows)
+        .execute(conn)
+        .await?;
+    });
     Ok(())
 }
 
@@ -160,8 +170,15 @@ pub struct Evidence {
 }
 
 pub async fn evidence(store: &Store, request_id: Uuid) -> Result<Evidence, Error> {
-    on_backend!(store.db(), pool =>
-        postgres::record::evidence(pool, request_id).await?,
-        sqlite::record::evidence(pool, request_id).await?)
-    .ok_or(Error::NotFound(request_id))
+    let evidence: Option<Evidence> = on_either_backend!(store.db(), request_id, |pool, id| {
+        sqlx::query_as(
+            "SELECT objects_verified, survivors_found, rows_verified, manifest_pruned_at, \
+                    (subject_key IS NULL) AS subject_minimised \
+               FROM erasure_requests WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+    });
+    evidence.ok_or(Error::NotFound(request_id))
 }

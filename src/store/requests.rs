@@ -11,7 +11,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::lease::Lease;
-use super::{Store, Tx, active_state_names, events, on_backend, postgres, sqlite};
+use super::{
+    Store, Tx, active_state_names, events, on_backend, on_either_backend, postgres, sqlite,
+};
 use crate::error::Error;
 use crate::retry::{Decision, RetryPolicy};
 use crate::workflow::state::State;
@@ -212,9 +214,15 @@ impl Store {
 
     /// A request's progress counters.
     pub async fn counters(&self, id: Uuid) -> Result<Counters, Error> {
-        Ok(on_backend!(self.db(), pool =>
-            postgres::requests::counters(pool, id).await?,
-            sqlite::requests::counters(pool, id).await?))
+        Ok(on_either_backend!(self.db(), id, |pool, stored_id| {
+            sqlx::query_as(
+                "SELECT rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
+                        anomaly_count FROM erasure_requests WHERE id = $1",
+            )
+            .bind(stored_id)
+            .fetch_one(pool)
+            .await?
+        }))
     }
 
     /// A request's checkpoint for the phase in progress.
@@ -226,9 +234,12 @@ impl Store {
 
     /// The subject key of a request, for the worker only (never logged).
     pub(crate) async fn subject_of(&self, id: Uuid) -> Result<String, Error> {
-        let subject = on_backend!(self.db(), pool =>
-            postgres::requests::subject_of(pool, id).await?,
-            sqlite::requests::subject_of(pool, id).await?);
+        let subject: Option<String> = on_either_backend!(self.db(), id, |pool, stored_id| {
+            sqlx::query_scalar("SELECT subject_key FROM erasure_requests WHERE id = $1")
+                .bind(stored_id)
+                .fetch_one(pool)
+                .await?
+        });
         subject.ok_or_else(|| Error::Setup(format!("request {id} has no subject key left")))
     }
 
@@ -301,9 +312,12 @@ impl Store {
             Err(err) => return Err(err),
         }
         let id = lease.request_id;
-        let attempts = on_backend!(tx.conn(), conn =>
-            postgres::requests::attempts(conn, id).await?,
-            sqlite::requests::attempts(conn, id).await?);
+        let attempts: i32 = on_either_backend!(tx.conn(), id, |conn, stored_id| {
+            sqlx::query_scalar("SELECT attempts FROM erasure_requests WHERE id = $1")
+                .bind(stored_id)
+                .fetch_one(conn)
+                .await?
+        });
         let decision = policy.decide(attempts.max(0) as u32 + 1, transient);
         match decision {
             Decision::RetryAfter(delay) => {
@@ -336,11 +350,7 @@ impl Store {
     /// Resumes a failed request from its checkpoint.
     pub async fn retry(&self, id: Uuid) -> Result<RequestRecord, Error> {
         let mut tx = self.begin().await?;
-        let row = on_backend!(tx.conn(), conn =>
-            postgres::requests::lock_state(conn, id).await?,
-            sqlite::requests::lock_state(conn, id).await?);
-        let row = row.ok_or(Error::NotFound(id))?;
-        let state: State = row.state.parse()?;
+        let (state, row) = lock_state(&mut tx, id).await?;
         if state != State::Failed {
             return Err(Error::Refused {
                 id,
@@ -366,11 +376,7 @@ impl Store {
     /// starting S3 deletion: one of the two sees the other's write.
     pub async fn cancel(&self, id: Uuid) -> Result<RequestRecord, Error> {
         let mut tx = self.begin().await?;
-        let row = on_backend!(tx.conn(), conn =>
-            postgres::requests::lock_state(conn, id).await?,
-            sqlite::requests::lock_state(conn, id).await?);
-        let row = row.ok_or(Error::NotFound(id))?;
-        let state: State = row.state.parse()?;
+        let (state, row) = lock_state(&mut tx, id).await?;
         if let Some(started) = row.s3_started_at {
             return Err(Error::Refused {
                 id,
@@ -393,6 +399,16 @@ impl Store {
         tx.commit().await?;
         self.get(id).await
     }
+}
+
+/// A request's state and the columns `retry` and `cancel` judge it by,
+/// locked for the rest of the transaction.
+async fn lock_state(tx: &mut Tx, id: Uuid) -> Result<(State, LockedState), Error> {
+    let row = on_backend!(tx.conn(), conn =>
+        postgres::requests::lock_state(conn, id).await?,
+        sqlite::requests::lock_state(conn, id).await?);
+    let row = row.ok_or(Error::NotFound(id))?;
+    Ok((row.state.parse()?, row))
 }
 
 /// The submission an idempotency key names again.

@@ -1,13 +1,11 @@
 //! Statements on the manifest and anomalies, PostgreSQL: set-based, one
 //! statement per kind per batch (arrays bound and UNNESTed).
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::store::manifest::{
-    Added, Anomaly, ManifestObject, ManifestRow, NOT_RETAINED, ObjectEnd, PendingObject,
-};
+use crate::store::manifest::{Added, Anomaly, ManifestObject, ManifestRow, ObjectEnd};
 
 /// Inserts a batch's rows and objects; anomalies are the caller's.
 pub async fn add(
@@ -95,36 +93,6 @@ pub async fn record_anomalies(
     Ok(())
 }
 
-pub async fn count_objects_to_delete(pool: &PgPool, request_id: Uuid) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM erasure_manifest_objects \
-          WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED}"
-    )))
-    .bind(request_id)
-    .fetch_one(pool)
-    .await?)
-}
-
-pub async fn objects_after(
-    pool: &PgPool,
-    request_id: Uuid,
-    after_seq: i64,
-    limit: i64,
-) -> Result<Vec<PendingObject>, Error> {
-    let rows: Vec<(i64, String, String, String, Option<String>, bool)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT seq, bucket, object_key, source_table, source_row_id, container FROM erasure_manifest_objects \
-              WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED} AND seq > $2 \
-              ORDER BY seq LIMIT $3"
-        )))
-        .bind(request_id)
-        .bind(after_seq)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(PendingObject::from).collect())
-}
-
 pub async fn record_outcomes(
     conn: &mut PgConnection,
     request_id: Uuid,
@@ -146,54 +114,6 @@ pub async fn record_outcomes(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-pub async fn rows_referencing_retained(
-    pool: &PgPool,
-    request_id: Uuid,
-) -> Result<Vec<(String, String)>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT DISTINCT source_table, source_row_id FROM erasure_manifest_objects \
-          WHERE request_id = $1 AND outcome IN ('locked', 'denied') AND source_row_id IS NOT NULL",
-    )
-    .bind(request_id)
-    .fetch_all(pool)
-    .await?)
-}
-
-pub async fn count_row_batches(pool: &PgPool, request_id: Uuid) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(DISTINCT batch_no) FROM erasure_manifest_rows WHERE request_id = $1",
-    )
-    .bind(request_id)
-    .fetch_one(pool)
-    .await?)
-}
-
-pub async fn rows_of_next_batch(
-    pool: &PgPool,
-    request_id: Uuid,
-    after_batch: i32,
-) -> Result<Option<(i32, Vec<(String, String)>)>, Error> {
-    let next: Option<i32> = sqlx::query_scalar(
-        "SELECT min(batch_no) FROM erasure_manifest_rows WHERE request_id = $1 AND batch_no > $2",
-    )
-    .bind(request_id)
-    .bind(after_batch)
-    .fetch_one(pool)
-    .await?;
-    let Some(batch_no) = next else {
-        return Ok(None);
-    };
-    let rows = sqlx::query_as(
-        "SELECT table_name, row_id FROM erasure_manifest_rows \
-          WHERE request_id = $1 AND batch_no = $2 ORDER BY table_name, row_id",
-    )
-    .bind(request_id)
-    .bind(batch_no)
-    .fetch_all(pool)
-    .await?;
-    Ok(Some((batch_no, rows)))
 }
 
 pub async fn mark_erased(
@@ -236,28 +156,4 @@ pub async fn mark_kept(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-pub async fn kept_rows(
-    pool: &PgPool,
-    request_id: Uuid,
-    batch_no: i32,
-) -> Result<Vec<(String, String)>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT table_name, row_id FROM erasure_manifest_rows \
-          WHERE request_id = $1 AND batch_no = $2 AND method = 'kept'",
-    )
-    .bind(request_id)
-    .bind(batch_no)
-    .fetch_all(pool)
-    .await?)
-}
-
-pub async fn anomalies(pool: &PgPool, request_id: Uuid) -> Result<Vec<Anomaly>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT kind, table_name, row_id, detail FROM erasure_anomalies WHERE request_id = $1 ORDER BY id",
-    )
-    .bind(request_id)
-    .fetch_all(pool)
-    .await?)
 }

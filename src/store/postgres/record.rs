@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::store::record::{Count, Evidence, live_counts};
+use crate::store::record::{Count, live_counts};
 
 pub async fn write_counts(conn: &mut PgConnection, request_id: Uuid) -> Result<(), Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -39,27 +39,6 @@ pub async fn counts(pool: &PgPool, request_id: Uuid) -> Result<Vec<Count>, Error
     .bind(request_id)
     .fetch_all(pool)
     .await?)
-}
-
-pub async fn add_verified(
-    conn: &mut PgConnection,
-    request_id: Uuid,
-    objects: i64,
-    survivors: i64,
-    rows: i64,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE erasure_requests SET objects_verified = objects_verified + $2, \
-                survivors_found = survivors_found + $3, rows_verified = rows_verified + $4 \
-          WHERE id = $1",
-    )
-    .bind(request_id)
-    .bind(objects)
-    .bind(survivors)
-    .bind(rows)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 pub async fn replace_subject(
@@ -151,16 +130,5 @@ pub async fn done_between(
     .bind(from)
     .bind(to)
     .fetch_all(pool)
-    .await?)
-}
-
-pub async fn evidence(pool: &PgPool, request_id: Uuid) -> Result<Option<Evidence>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT objects_verified, survivors_found, rows_verified, manifest_pruned_at, \
-                (subject_key IS NULL) AS subject_minimised \
-           FROM erasure_requests WHERE id = $1",
-    )
-    .bind(request_id)
-    .fetch_optional(pool)
     .await?)
 }

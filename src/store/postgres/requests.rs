@@ -10,8 +10,8 @@ use crate::error::Error;
 use crate::store::active_state_names;
 use crate::store::requests::checkpoint::Progress;
 use crate::store::requests::{
-    Counters, Leased, ListFilter, LockedState, RECORD_COLUMNS, RequestRecord, StoredCheckpoint,
-    Submission, replayed, unfinished_state_names,
+    Leased, ListFilter, LockedState, RECORD_COLUMNS, RequestRecord, StoredCheckpoint, Submission,
+    replayed, unfinished_state_names,
 };
 use crate::workflow::state::State;
 
@@ -108,16 +108,6 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<RequestRecor
     .await?)
 }
 
-pub async fn counters(pool: &PgPool, id: Uuid) -> Result<Counters, Error> {
-    Ok(sqlx::query_as(
-        "SELECT rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
-                anomaly_count FROM erasure_requests WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(pool)
-    .await?)
-}
-
 pub async fn checkpoint(pool: &PgPool, id: Uuid) -> Result<StoredCheckpoint, Error> {
     let (batch_done, batch_total, cursor): (i32, Option<i32>, Option<serde_json::Value>) =
         sqlx::query_as(
@@ -131,15 +121,6 @@ pub async fn checkpoint(pool: &PgPool, id: Uuid) -> Result<StoredCheckpoint, Err
         batch_total,
         cursor,
     })
-}
-
-pub async fn subject_of(pool: &PgPool, id: Uuid) -> Result<Option<String>, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT subject_key FROM erasure_requests WHERE id = $1")
-            .bind(id)
-            .fetch_one(pool)
-            .await?,
-    )
 }
 
 /// Leases the next due request whose lease is free or expired, skipping
@@ -190,15 +171,6 @@ pub async fn next_due_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Error> 
     .bind(active_state_names())
     .fetch_one(pool)
     .await?)
-}
-
-pub async fn attempts(conn: &mut PgConnection, id: Uuid) -> Result<i32, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT attempts FROM erasure_requests WHERE id = $1")
-            .bind(id)
-            .fetch_one(conn)
-            .await?,
-    )
 }
 
 pub async fn schedule_retry(

@@ -3,15 +3,13 @@
 //! per item (sqlx caches the statement), inside the batch's transaction;
 //! sets read back are bound as one JSON array.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::{id, now};
 use crate::error::Error;
 use crate::store::dynamic::ids_json;
-use crate::store::manifest::{
-    Added, Anomaly, ManifestObject, ManifestRow, NOT_RETAINED, ObjectEnd, PendingObject,
-};
+use crate::store::manifest::{Added, Anomaly, ManifestObject, ManifestRow, ObjectEnd};
 
 /// Inserts a batch's rows and objects; anomalies are the caller's.
 pub async fn add(
@@ -100,36 +98,6 @@ pub async fn record_anomalies(
     Ok(())
 }
 
-pub async fn count_objects_to_delete(pool: &SqlitePool, request_id: Uuid) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM erasure_manifest_objects \
-          WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED}"
-    )))
-    .bind(id(request_id))
-    .fetch_one(pool)
-    .await?)
-}
-
-pub async fn objects_after(
-    pool: &SqlitePool,
-    request_id: Uuid,
-    after_seq: i64,
-    limit: i64,
-) -> Result<Vec<PendingObject>, Error> {
-    let rows: Vec<(i64, String, String, String, Option<String>, bool)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT seq, bucket, object_key, source_table, source_row_id, container FROM erasure_manifest_objects \
-              WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED} AND seq > $2 \
-              ORDER BY seq LIMIT $3"
-        )))
-        .bind(id(request_id))
-        .bind(after_seq)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(PendingObject::from).collect())
-}
-
 pub async fn record_outcomes(
     conn: &mut SqliteConnection,
     request_id: Uuid,
@@ -149,54 +117,6 @@ pub async fn record_outcomes(
         .await?;
     }
     Ok(())
-}
-
-pub async fn rows_referencing_retained(
-    pool: &SqlitePool,
-    request_id: Uuid,
-) -> Result<Vec<(String, String)>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT DISTINCT source_table, source_row_id FROM erasure_manifest_objects \
-          WHERE request_id = $1 AND outcome IN ('locked', 'denied') AND source_row_id IS NOT NULL",
-    )
-    .bind(id(request_id))
-    .fetch_all(pool)
-    .await?)
-}
-
-pub async fn count_row_batches(pool: &SqlitePool, request_id: Uuid) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(DISTINCT batch_no) FROM erasure_manifest_rows WHERE request_id = $1",
-    )
-    .bind(id(request_id))
-    .fetch_one(pool)
-    .await?)
-}
-
-pub async fn rows_of_next_batch(
-    pool: &SqlitePool,
-    request_id: Uuid,
-    after_batch: i32,
-) -> Result<Option<(i32, Vec<(String, String)>)>, Error> {
-    let next: Option<i32> = sqlx::query_scalar(
-        "SELECT min(batch_no) FROM erasure_manifest_rows WHERE request_id = $1 AND batch_no > $2",
-    )
-    .bind(id(request_id))
-    .bind(after_batch)
-    .fetch_one(pool)
-    .await?;
-    let Some(batch_no) = next else {
-        return Ok(None);
-    };
-    let rows = sqlx::query_as(
-        "SELECT table_name, row_id FROM erasure_manifest_rows \
-          WHERE request_id = $1 AND batch_no = $2 ORDER BY table_name, row_id",
-    )
-    .bind(id(request_id))
-    .bind(batch_no)
-    .fetch_all(pool)
-    .await?;
-    Ok(Some((batch_no, rows)))
 }
 
 pub async fn mark_erased(
@@ -241,28 +161,4 @@ pub async fn mark_kept(
         .await?;
     }
     Ok(())
-}
-
-pub async fn kept_rows(
-    pool: &SqlitePool,
-    request_id: Uuid,
-    batch_no: i32,
-) -> Result<Vec<(String, String)>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT table_name, row_id FROM erasure_manifest_rows \
-          WHERE request_id = $1 AND batch_no = $2 AND method = 'kept'",
-    )
-    .bind(id(request_id))
-    .bind(batch_no)
-    .fetch_all(pool)
-    .await?)
-}
-
-pub async fn anomalies(pool: &SqlitePool, request_id: Uuid) -> Result<Vec<Anomaly>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT kind, table_name, row_id, detail FROM erasure_anomalies WHERE request_id = $1 ORDER BY id",
-    )
-    .bind(id(request_id))
-    .fetch_all(pool)
-    .await?)
 }

@@ -1,9 +1,10 @@
-//! lethe's statements for SQLite, the embedded backend. Called only from the
-//! backend-neutral modules of [`crate::store`], which hold the logic; inside
-//! a transaction they run under SQLite's single write lock, taken at BEGIN
-//! IMMEDIATE ([`crate::store::Store::begin`]), so where the PostgreSQL
-//! statements lock rows (`FOR UPDATE`, `SKIP LOCKED`, advisory locks), these
-//! need not: no other writer, in this process or another, runs meanwhile.
+//! lethe's statements for SQLite, the embedded backend, where they differ
+//! from PostgreSQL's. Called only from the backend-neutral modules of
+//! [`crate::store`], which hold the logic; inside a transaction they run
+//! under SQLite's single write lock, taken at BEGIN IMMEDIATE
+//! ([`crate::store::Store::begin`]), so where the PostgreSQL statements lock
+//! rows (`FOR UPDATE`, `SKIP LOCKED`, advisory locks), these need not: no
+//! other writer, in this process or another, runs meanwhile.
 //!
 //! Representation (see `migrations/sqlite/`): ids are UUID text; times are
 //! UTC text with milliseconds, written by [`now!`] in SQL and by [`time`]
@@ -11,7 +12,7 @@
 //! as times; JSON is text; sets of values are bound as one JSON array and
 //! read with `json_each`.
 
-pub mod events;
+pub mod lease;
 pub mod manifest;
 pub mod record;
 pub mod requests;

@@ -7,7 +7,7 @@ use uuid::fmt::Hyphenated;
 
 use super::{id, now, time};
 use crate::error::Error;
-use crate::store::record::{Count, Evidence, live_counts};
+use crate::store::record::{Count, live_counts};
 
 pub async fn write_counts(conn: &mut SqliteConnection, request_id: Uuid) -> Result<(), Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -40,27 +40,6 @@ pub async fn counts(pool: &SqlitePool, request_id: Uuid) -> Result<Vec<Count>, E
     .bind(id(request_id))
     .fetch_all(pool)
     .await?)
-}
-
-pub async fn add_verified(
-    conn: &mut SqliteConnection,
-    request_id: Uuid,
-    objects: i64,
-    survivors: i64,
-    rows: i64,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE erasure_requests SET objects_verified = objects_verified + $2, \
-                survivors_found = survivors_found + $3, rows_verified = rows_verified + $4 \
-          WHERE id = $1",
-    )
-    .bind(id(request_id))
-    .bind(objects)
-    .bind(survivors)
-    .bind(rows)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// The caller's transaction holds the write lock: the subject's advisory
@@ -165,15 +144,4 @@ pub async fn done_between(
     .fetch_all(pool)
     .await?;
     Ok(ids.into_iter().map(Hyphenated::into_uuid).collect())
-}
-
-pub async fn evidence(pool: &SqlitePool, request_id: Uuid) -> Result<Option<Evidence>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT objects_verified, survivors_found, rows_verified, manifest_pruned_at, \
-                (subject_key IS NULL) AS subject_minimised \
-           FROM erasure_requests WHERE id = $1",
-    )
-    .bind(id(request_id))
-    .fetch_optional(pool)
-    .await?)
 }

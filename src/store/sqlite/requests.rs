@@ -11,7 +11,7 @@ use super::{id, now, now_plus_secs, time};
 use crate::error::Error;
 use crate::store::requests::checkpoint::Progress;
 use crate::store::requests::{
-    Counters, Leased, ListFilter, LockedState, OptionalState, RECORD_COLUMNS, RequestRecord,
+    Leased, ListFilter, LockedState, OptionalState, RECORD_COLUMNS, RequestRecord,
     StoredCheckpoint, Submission, replayed, unfinished_state_names,
 };
 use crate::store::{active_state_names, constant_list};
@@ -226,16 +226,6 @@ pub async fn list(pool: &SqlitePool, filter: &ListFilter) -> Result<Vec<RequestR
     )
 }
 
-pub async fn counters(pool: &SqlitePool, request: Uuid) -> Result<Counters, Error> {
-    Ok(sqlx::query_as(
-        "SELECT rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
-                anomaly_count FROM erasure_requests WHERE id = $1",
-    )
-    .bind(id(request))
-    .fetch_one(pool)
-    .await?)
-}
-
 pub async fn checkpoint(pool: &SqlitePool, request: Uuid) -> Result<StoredCheckpoint, Error> {
     let (batch_done, batch_total, cursor): (i32, Option<i32>, Option<String>) = sqlx::query_as(
         "SELECT batch_done, batch_total, phase_cursor FROM erasure_requests WHERE id = $1",
@@ -254,15 +244,6 @@ pub async fn checkpoint(pool: &SqlitePool, request: Uuid) -> Result<StoredCheckp
         batch_total,
         cursor,
     })
-}
-
-pub async fn subject_of(pool: &SqlitePool, request: Uuid) -> Result<Option<String>, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT subject_key FROM erasure_requests WHERE id = $1")
-            .bind(id(request))
-            .fetch_one(pool)
-            .await?,
-    )
 }
 
 /// Leases the next due request whose lease is free or expired. The caller's
@@ -320,15 +301,6 @@ pub async fn next_due_at(pool: &SqlitePool) -> Result<Option<DateTime<Utc>>, Err
     )))
     .fetch_one(pool)
     .await?)
-}
-
-pub async fn attempts(conn: &mut SqliteConnection, request: Uuid) -> Result<i32, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT attempts FROM erasure_requests WHERE id = $1")
-            .bind(id(request))
-            .fetch_one(conn)
-            .await?,
-    )
 }
 
 pub async fn schedule_retry(

@@ -1,11 +1,10 @@
-//! Statements on leases and `erasure_events`, SQLite.
+//! Statements on leases, SQLite.
 
 use sqlx::{SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{id, now, now_plus_secs};
 use crate::error::Error;
-use crate::store::events::{Event, NewEvent};
 use crate::store::lease::{Holder, Lease};
 
 /// The lease columns. The caller's transaction holds the write lock, which
@@ -57,54 +56,4 @@ pub async fn release(conn: &mut SqliteConnection, lease: &Lease) -> Result<bool,
     .await?
     .rows_affected();
     Ok(released == 1)
-}
-
-pub async fn append(conn: &mut SqliteConnection, event: NewEvent<'_>) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, batch_no, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(id(event.request_id))
-    .bind(event.worker)
-    .bind(event.lease_epoch)
-    .bind(event.kind)
-    .bind(event.phase)
-    .bind(event.batch_no)
-    .bind(event.detail)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn of_request(pool: &SqlitePool, request: Uuid) -> Result<Vec<Event>, Error> {
-    type Row = (
-        chrono::DateTime<chrono::Utc>,
-        Option<String>,
-        Option<i64>,
-        String,
-        Option<String>,
-        Option<i32>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT at, worker, lease_epoch, kind, phase, batch_no, detail FROM erasure_events \
-          WHERE request_id = $1 ORDER BY id",
-    )
-    .bind(id(request))
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(at, worker, lease_epoch, kind, phase, batch_no, detail)| Event {
-                at,
-                worker,
-                lease_epoch,
-                kind,
-                phase,
-                batch_no,
-                detail,
-            },
-        )
-        .collect())
 }

@@ -1,10 +1,9 @@
-//! Statements on leases and `erasure_events`, PostgreSQL.
+//! Statements on leases, PostgreSQL.
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::store::events::{Event, NewEvent};
 use crate::store::lease::{Holder, Lease};
 
 /// The lease columns, with the row locked for the rest of the transaction.
@@ -51,54 +50,4 @@ pub async fn release(conn: &mut PgConnection, lease: &Lease) -> Result<bool, Err
     .await?
     .rows_affected();
     Ok(released == 1)
-}
-
-pub async fn append(conn: &mut PgConnection, event: NewEvent<'_>) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, batch_no, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(event.request_id)
-    .bind(event.worker)
-    .bind(event.lease_epoch)
-    .bind(event.kind)
-    .bind(event.phase)
-    .bind(event.batch_no)
-    .bind(event.detail)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn of_request(pool: &PgPool, id: Uuid) -> Result<Vec<Event>, Error> {
-    type Row = (
-        chrono::DateTime<chrono::Utc>,
-        Option<String>,
-        Option<i64>,
-        String,
-        Option<String>,
-        Option<i32>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT at, worker, lease_epoch, kind, phase, batch_no, detail FROM erasure_events \
-          WHERE request_id = $1 ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(at, worker, lease_epoch, kind, phase, batch_no, detail)| Event {
-                at,
-                worker,
-                lease_epoch,
-                kind,
-                phase,
-                batch_no,
-                detail,
-            },
-        )
-        .collect())
 }
