@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use lethe::State;
 use lethe::example::shapes::{
     INPUTS_BUCKET, RESULTS_BUCKET, cloudfront, console_copied, object, virtual_hosted,
 };
@@ -142,15 +141,7 @@ async fn every_anomaly_kind_is_reported_and_the_rest_of_the_erasure_is_unchanged
     let (deleted, kept) = messy_member(&app).await;
     let rows = app.rows_of(MEMBER).await;
 
-    let id = app.engine.submit(MEMBER, None).await.unwrap().id;
-    app.run_worker_once().await;
-    let status = app.engine.status(id).await.unwrap();
-    assert_eq!(
-        status.record.state,
-        State::Done,
-        "{:?}",
-        status.record.last_error
-    );
+    let status = app.erase_to_done(MEMBER).await;
 
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for anomaly in &status.anomalies {
@@ -235,7 +226,7 @@ async fn the_dry_run_predicts_the_erasure_and_changes_nothing() {
     );
 
     // The erasure then does what the plan said.
-    let id = app.engine.submit(MEMBER, None).await.unwrap().id;
+    let id = app.submit(MEMBER).await;
     app.run_worker_once().await;
     let record = app.engine.status(id).await.unwrap().record;
     assert_eq!(record.rows_found as u64, plan.rows());

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use lethe::config::Config;
 use lethe::example::{ExampleSpec, LoadSummary, MemberSummary};
 use lethe::objects::{Credentials, ObjectStore};
+use lethe::status::RequestStatus;
 use lethe::store::{Backend, Store};
 use lethe::worker::{RunSummary, WorkerOptions};
 use lethe::{Engine, State};
@@ -183,18 +184,29 @@ impl TestApp {
             .expect("example data loads")
     }
 
+    /// Submits an erasure of `subject` through the library; its request id.
+    pub async fn submit(&self, subject: &str) -> Uuid {
+        self.engine.submit(subject, None).await.unwrap().id
+    }
+
+    /// Submits an erasure of `subject`, runs a worker until nothing is
+    /// claimable, and checks the request is done; its status.
+    pub async fn erase_to_done(&self, subject: &str) -> RequestStatus {
+        let id = self.submit(subject).await;
+        self.run_worker_once().await;
+        let status = self.engine.status(id).await.unwrap();
+        assert_eq!(
+            status.record.state,
+            State::Done,
+            "{:?}",
+            status.record.last_error
+        );
+        status
+    }
+
     /// Runs an in-process worker until nothing is claimable.
     pub async fn run_worker_once(&self) -> RunSummary {
-        self.engine
-            .worker(WorkerOptions {
-                once: true,
-                ..WorkerOptions::default()
-            })
-            .await
-            .expect("worker starts")
-            .run()
-            .await
-            .expect("worker runs")
+        run_worker_once(&self.engine).await
     }
 
     pub async fn state_of(&self, id: Uuid) -> State {
@@ -411,4 +423,23 @@ pub fn repeated_batches(events: &[Event], phase: &str) -> usize {
         }
     }
     starts.values().map(|n| n - 1).sum()
+}
+
+/// A child process's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs an in-process worker of `engine` until nothing is claimable.
+pub async fn run_worker_once(engine: &Engine) -> RunSummary {
+    engine
+        .worker(WorkerOptions {
+            once: true,
+            ..WorkerOptions::default()
+        })
+        .await
+        .expect("worker starts")
+        .run()
+        .await
+        .expect("worker runs")
 }

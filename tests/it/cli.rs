@@ -4,23 +4,7 @@
 //! PostgreSQL only: the binary's argument handling and output do not depend
 //! on the backend; the CLI on SQLite is run by `evidence` and `demo`.
 
-use std::process::Output;
-
-use crate::app::TestApp;
-
-async fn lethe(app: &TestApp, args: &[&str]) -> Output {
-    app.lethe_command()
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .await
-        .expect("running lethe")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::app::{TestApp, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_status_list_cancel_and_worker_from_the_command_line() {
@@ -29,12 +13,14 @@ async fn submit_status_list_cancel_and_worker_from_the_command_line() {
     let member = &loaded.members[0].key;
     let mut logs = String::new();
 
-    let out = lethe(&app, &["submit", member, "--idempotency-key", "ticket-1"]).await;
+    let out = app
+        .run_lethe(&["submit", member, "--idempotency-key", "ticket-1"])
+        .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).lines().next().unwrap().trim().to_owned();
     logs.push_str(&text(&out.stderr));
 
-    let out = lethe(&app, &["status", &id, "--json"]).await;
+    let out = app.run_lethe(&["status", &id, "--json"]).await;
     assert!(out.status.success());
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["state"], "requested");
@@ -44,27 +30,31 @@ async fn submit_status_list_cancel_and_worker_from_the_command_line() {
         "status never shows the subject key"
     );
 
-    let out = lethe(&app, &["list", "--state", "requested", "--json"]).await;
+    let out = app
+        .run_lethe(&["list", "--state", "requested", "--json"])
+        .await;
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
-    let out = lethe(&app, &["worker", "--once"]).await;
+    let out = app.run_lethe(&["worker", "--once"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     logs.push_str(&text(&out.stderr));
     assert!(logs.contains(&id), "logs name the request id");
 
-    let out = lethe(&app, &["status", &id]).await;
+    let out = app.run_lethe(&["status", &id]).await;
     let shown = text(&out.stdout);
     assert!(shown.contains("state        done"), "{shown}");
     assert!(shown.contains("rows masked"), "{shown}");
 
     // Refusals and unknown ids have their own exit codes.
-    let out = lethe(&app, &["cancel", &id]).await;
+    let out = app.run_lethe(&["cancel", &id]).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("S3 deletion started"));
-    let out = lethe(&app, &["status", &uuid::Uuid::new_v4().to_string()]).await;
+    let out = app
+        .run_lethe(&["status", &uuid::Uuid::new_v4().to_string()])
+        .await;
     assert_eq!(out.status.code(), Some(4));
-    let out = lethe(&app, &["list", "--state", "nonsense"]).await;
+    let out = app.run_lethe(&["list", "--state", "nonsense"]).await;
     assert_eq!(out.status.code(), Some(2));
 
     assert!(
@@ -76,7 +66,7 @@ async fn submit_status_list_cancel_and_worker_from_the_command_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_explains_exit_codes_and_commands() {
     let app = TestApp::start().await;
-    let out = lethe(&app, &["--help"]).await;
+    let out = app.run_lethe(&["--help"]).await;
     let help = text(&out.stdout);
     for needle in [
         "Exit codes",
@@ -99,13 +89,13 @@ async fn commands_on_an_unmigrated_database_say_to_migrate() {
         .execute(app.pool())
         .await
         .unwrap();
-    let out = lethe(&app, &["list"]).await;
+    let out = app.run_lethe(&["list"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("run `lethe migrate`"),
         "{}",
         text(&out.stderr)
     );
-    let out = lethe(&app, &["migrate"]).await;
+    let out = app.run_lethe(&["migrate"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
 }

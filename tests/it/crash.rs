@@ -34,7 +34,7 @@ async fn crash_in(backend: Backend, phase: &'static str, state_at_crash: State) 
     let target = &loaded.members[1];
     let target_rows = app.rows_of(&target.key).await;
     let before = app.snapshot().await;
-    let id = app.engine.submit(&target.key, None).await.unwrap().id;
+    let id = app.submit(&target.key).await;
 
     let mut doomed = app.spawn_worker(Some(&format!("{phase}:2")), &[]);
     wait_for_line(

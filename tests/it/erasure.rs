@@ -112,12 +112,7 @@ async fn a_library_submission_wakes_an_idle_worker_in_the_same_process(backend: 
     let running = tokio::spawn(worker.run());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let id = app
-        .engine
-        .submit(&loaded.members[0].key, None)
-        .await
-        .unwrap()
-        .id;
+    let id = app.submit(&loaded.members[0].key).await;
     app.wait_for_state(id, State::Done, Duration::from_secs(20))
         .await;
     shutdown.cancel();
@@ -147,7 +142,7 @@ async fn regression_ids_crossing_a_digit_boundary_are_all_found(backend: Backend
     let rows = app.rows_of(&member.key).await;
     assert!(rows.contains(&("client_old".to_owned(), "5".to_owned())));
 
-    let id = app.engine.submit(&member.key, None).await.unwrap().id;
+    let id = app.submit(&member.key).await;
     app.run_worker_once().await;
     let status = app.engine.status(id).await.unwrap().record;
     assert_eq!(status.state, State::Done, "{:?}", status.last_error);
@@ -218,12 +213,7 @@ async fn sqlite_a_bare_sql_insert_waits_for_the_poll_without_notify() {
         "nothing can have woken the worker"
     );
 
-    let by_library = app
-        .engine
-        .submit(&loaded.members[1].key, None)
-        .await
-        .unwrap()
-        .id;
+    let by_library = app.submit(&loaded.members[1].key).await;
     for id in [by_sql, by_library] {
         app.wait_for_state(id, State::Done, Duration::from_secs(20))
             .await;

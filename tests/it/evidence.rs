@@ -4,34 +4,19 @@
 //! record and minimisation run on both backends (through the CLI, too);
 //! the verification tests are about S3 alone and run on PostgreSQL.
 
-use std::process::Output;
 use std::time::Duration;
 
 use lethe::State;
 use lethe::store::Backend;
 
-use crate::app::{TEST_HASH_SECRET, TestApp, wait_for_line};
-
-async fn lethe(app: &TestApp, args: &[&str]) -> Output {
-    app.lethe_command()
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .await
-        .expect("running lethe")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::app::{TEST_HASH_SECRET, TestApp, text, wait_for_line};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_survivor_put_back_after_deletion_is_caught_by_verification() {
     let app = TestApp::start().await;
     let loaded = app.load("member", 2, 12).await;
     let target = &loaded.members[0];
-    let id = app.engine.submit(&target.key, None).await.unwrap().id;
+    let id = app.submit(&target.key).await;
 
     // Stop a worker after deletion, in the middle of masking...
     let mut doomed = app.spawn_worker(Some("masking_rows:1"), &[]);
@@ -81,7 +66,7 @@ async fn a_delete_the_server_reports_but_does_not_do_fails_verification() {
     let kept = &target.objects[2];
     // DeleteObjects answers "deleted" for this key and keeps it.
     app.s3.faults().pretend_delete_of_key(&kept.key);
-    let id = app.engine.submit(&target.key, None).await.unwrap().id;
+    let id = app.submit(&target.key).await;
     app.run_worker_once().await;
 
     let status = app.engine.status(id).await.unwrap().record;
@@ -109,31 +94,27 @@ async fn the_record_of_a_finished_request_holds_neither_the_subject_key_nor_any_
     let app = TestApp::start_on(backend).await;
     let loaded = app.load("member", 3, 20).await;
     let target = &loaded.members[1];
-    let out = lethe(
-        &app,
-        &["submit", &target.key, "--idempotency-key", "ticket-4711"],
-    )
-    .await;
+    let out = app
+        .run_lethe(&["submit", &target.key, "--idempotency-key", "ticket-4711"])
+        .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).lines().next().unwrap().trim().to_owned();
     // A duplicate while it is active: coalesced, and minimised with it.
     let duplicate = app.engine.submit(&target.key, None).await.unwrap();
     assert!(duplicate.coalesced_into.is_some());
-    let out = lethe(&app, &["worker", "--once"]).await;
+    let out = app.run_lethe(&["worker", "--once"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    let json_out = lethe(&app, &["report", &id, "--format", "json"]).await;
+    let json_out = app.run_lethe(&["report", &id, "--format", "json"]).await;
     assert!(json_out.status.success(), "{}", text(&json_out.stderr));
-    let csv_out = lethe(&app, &["report", &id, "--format", "csv"]).await;
+    let csv_out = app.run_lethe(&["report", &id, "--format", "csv"]).await;
     assert!(csv_out.status.success(), "{}", text(&csv_out.stderr));
     let today = chrono::Utc::now().date_naive().to_string();
-    let period = lethe(
-        &app,
-        &[
+    let period = app
+        .run_lethe(&[
             "report", "--from", &today, "--to", &today, "--format", "csv",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(period.status.success(), "{}", text(&period.stderr));
     let (json, csv, register) = (
         text(&json_out.stdout),
@@ -265,7 +246,7 @@ async fn a_pruned_manifest_keeps_the_record_and_a_later_submission_is_matched(ba
         .service()
         .insert_unminimised_done_request("legacy-member")
         .await;
-    let out = lethe(&app, &["prune"]).await;
+    let out = app.run_lethe(&["prune"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("hashed the key of 1 earlier request"),

@@ -21,7 +21,7 @@ async fn s3_unreachable_for_a_while_is_retried_and_finished() {
     let loaded = app.load("member", 2, 20).await;
     let target = &loaded.members[0];
     let target_rows = app.rows_of(&target.key).await;
-    let id = app.engine.submit(&target.key, None).await.unwrap().id;
+    let id = app.submit(&target.key).await;
 
     app.s3.stop().await;
     let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
@@ -71,7 +71,7 @@ async fn a_permanent_error_parks_in_failed_and_retry_finishes_it() {
     let loaded = app.load("member", 2, 15).await;
     let target = &loaded.members[1];
     let target_rows = app.rows_of(&target.key).await;
-    let id = app.engine.submit(&target.key, None).await.unwrap().id;
+    let id = app.submit(&target.key).await;
 
     app.s3
         .faults()
@@ -112,12 +112,7 @@ async fn a_permanent_error_parks_in_failed_and_retry_finishes_it() {
 async fn throttling_beyond_the_retry_budget_fails_with_the_attempt_count() {
     let app = TestApp::start_with(|c| c.retry.max_attempts = 3).await;
     let loaded = app.load("member", 1, 10).await;
-    let id = app
-        .engine
-        .submit(&loaded.members[0].key, None)
-        .await
-        .unwrap()
-        .id;
+    let id = app.submit(&loaded.members[0].key).await;
     app.s3.faults().fail_op("DeleteObjects", "SlowDown", 503);
 
     let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
@@ -153,7 +148,7 @@ async fn database_connections_killed_mid_run_are_survived() {
     let loaded = app.load("member", 2, 40).await;
     let target = &loaded.members[0];
     let target_rows = app.rows_of(&target.key).await;
-    let id = app.engine.submit(&target.key, None).await.unwrap().id;
+    let id = app.submit(&target.key).await;
 
     let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
     let shutdown = worker.shutdown_token();

@@ -39,15 +39,7 @@ async fn every_ai_feature_and_pdf_in_every_era_is_erased() {
         "every feature and task table has rows: {tables:?}"
     );
 
-    let id = app.engine.submit(&target.key, None).await.unwrap().id;
-    app.run_worker_once().await;
-    let status = app.engine.status(id).await.unwrap();
-    assert_eq!(
-        status.record.state,
-        State::Done,
-        "{:?}",
-        status.record.last_error
-    );
+    let status = app.erase_to_done(&target.key).await;
     assert_eq!(status.record.anomaly_count, 0, "{:?}", status.anomalies);
     assert_eq!(status.record.rows_masked as usize, rows.len());
     assert_eq!(status.record.objects_deleted as usize, target.objects.len());
@@ -117,7 +109,7 @@ async fn a_pdf_with_a_thousand_images_goes_images_first_and_shared_objects_stay(
     )
     .await;
 
-    let id = app.engine.submit(member, None).await.unwrap().id;
+    let id = app.submit(member).await;
     app.run_worker_once().await;
     let status = app.engine.status(id).await.unwrap().record;
     assert_eq!(status.state, State::Done, "{:?}", status.last_error);

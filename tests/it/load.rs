@@ -72,7 +72,7 @@ async fn run_and_read_events(app: &TestApp, members: usize, requests: usize) -> 
     let loaded = app.load("member", members, requests).await;
     let mut ids = Vec::new();
     for member in &loaded.members {
-        ids.push(app.engine.submit(&member.key, None).await.unwrap().id);
+        ids.push(app.submit(&member.key).await);
     }
     let summary = app
         .engine

@@ -13,12 +13,11 @@ use aws_sdk_s3::types::{
 use lethe::objects::ObjectStore;
 use lethe::references::ObjectRef;
 use lethe::store::Store;
-use lethe::worker::{RunSummary, WorkerOptions};
 use lethe::{Engine, State};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::app::{TEST_HASH_SECRET, example_catalog};
+use crate::app::{TEST_HASH_SECRET, example_catalog, run_worker_once};
 use crate::harness::{Moto, TestDatabase, fresh_database, moto};
 
 pub struct MotoApp {
@@ -239,17 +238,7 @@ impl MotoApp {
     /// Submits `member` and runs a worker until nothing is claimable.
     pub async fn erase(&self, member: &str) -> Uuid {
         let id = self.engine.submit(member, None).await.expect("submit").id;
-        let summary: RunSummary = self
-            .engine
-            .worker(WorkerOptions {
-                once: true,
-                ..WorkerOptions::default()
-            })
-            .await
-            .expect("worker starts")
-            .run()
-            .await
-            .expect("worker runs");
+        let summary = run_worker_once(&self.engine).await;
         let status = self.engine.status(id).await.expect("status").record;
         assert_eq!(
             status.state,

@@ -9,11 +9,7 @@ use std::process::Stdio;
 
 use uuid::Uuid;
 
-use crate::app::TestApp;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::app::{TestApp, text};
 
 async fn batches_committed(app: &TestApp, id: Uuid) -> Vec<(String, i32)> {
     sqlx::query_as(
@@ -116,12 +112,7 @@ async fn a_worker_on_a_terminal_shows_a_live_status_line() {
     // status line (redrawn every 250 ms) to show it.
     let app = TestApp::start_with(|c| c.worker.pause_between_batches_ms = 300).await;
     let loaded = app.load("member", 2, 25).await;
-    let id = app
-        .engine
-        .submit(&loaded.members[0].key, None)
-        .await
-        .unwrap()
-        .id;
+    let id = app.submit(&loaded.members[0].key).await;
     let command = format!(
         "{} --config {} worker --once",
         env!("CARGO_BIN_EXE_lethe"),

@@ -14,31 +14,16 @@ use lethe::State;
 use lethe::clock::ManualClock;
 use lethe::store::requests::ListFilter;
 
-use crate::app::TestApp;
+use crate::app::{TestApp, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_not_done_within_five_days_are_flagged_and_filtered() {
     let app = TestApp::start().await;
     let loaded = app.load("member", 3, 4).await;
-    let done = app
-        .engine
-        .submit(&loaded.members[0].key, None)
-        .await
-        .unwrap()
-        .id;
+    let done = app.submit(&loaded.members[0].key).await;
     app.run_worker_once().await;
-    let waiting = app
-        .engine
-        .submit(&loaded.members[1].key, None)
-        .await
-        .unwrap()
-        .id;
-    let duplicate = app
-        .engine
-        .submit(&loaded.members[1].key, None)
-        .await
-        .unwrap()
-        .id;
+    let waiting = app.submit(&loaded.members[1].key).await;
+    let duplicate = app.submit(&loaded.members[1].key).await;
     assert_eq!(app.state_of(done).await, State::Done);
 
     // Today nothing is overdue.
@@ -88,7 +73,6 @@ async fn requests_not_done_within_five_days_are_flagged_and_filtered() {
     .execute(app.pool())
     .await
     .unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let out = app.run_lethe(&["list", "--overdue"]).await;
     let shown = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeSet;
 
-use lethe::State;
 use lethe::example::shapes::{
     INPUTS_BUCKET, RESULTS_BUCKET, cloudfront, legacy_global, object, path_style, virtual_hosted,
 };
@@ -111,14 +110,9 @@ fn assert_masked(table: &str, before: &Value, after: &Value, masked: &[(&str, Va
 
 /// Puts the objects, erases the member, and checks exactly `expected` were
 /// deleted and exactly the catalogued columns masked. `kept` must survive.
-async fn erase_and_check(
-    case: Case,
-    existing: &[ObjectRef],
-    expected: &[ObjectRef],
-    kept: &[ObjectRef],
-) -> TestApp {
+async fn erase_and_check(case: Case, expected: &[ObjectRef], kept: &[ObjectRef]) -> TestApp {
     let app = TestApp::start().await;
-    for o in existing.iter().chain(kept) {
+    for o in expected.iter().chain(kept) {
         app.s3.put(&o.bucket, &o.key, b"x".to_vec()).await;
     }
     // A bystander with the same shape and their own objects.
@@ -157,15 +151,7 @@ async fn erase_and_check(
     let feature_before = row(&app, &feature_table, &ids.feature).await;
     let task_before = row(&app, &task_table, &ids.task).await;
 
-    let id = app.engine.submit(MEMBER, None).await.unwrap().id;
-    app.run_worker_once().await;
-    let status = app.engine.status(id).await.unwrap();
-    assert_eq!(
-        status.record.state,
-        State::Done,
-        "{:?}",
-        status.record.last_error
-    );
+    let status = app.erase_to_done(MEMBER).await;
     assert_eq!(status.record.anomaly_count, 0, "{:?}", status.anomalies);
 
     let deleted: BTreeSet<ObjectRef> = app
@@ -239,13 +225,7 @@ async fn option_with_only_an_s3_url() {
         legacy_option: None,
         result: result_url(&result),
     };
-    erase_and_check(
-        case,
-        &[source.clone(), result.clone()],
-        &[source, result],
-        &[input("unreferenced.png")],
-    )
-    .await;
+    erase_and_check(case, &[source, result], &[input("unreferenced.png")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,13 +237,7 @@ async fn option_with_only_a_cloudfront_url() {
         legacy_option: None,
         result: result_url(&result),
     };
-    erase_and_check(
-        case,
-        &[source.clone(), result.clone()],
-        &[source, result],
-        &[],
-    )
-    .await;
+    erase_and_check(case, &[source, result], &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,13 +251,7 @@ async fn option_with_bucket_key_and_a_cloudfront_url() {
         legacy_option: None,
         result: result_url(&result),
     };
-    erase_and_check(
-        case,
-        &[source.clone(), result.clone()],
-        &[source, result],
-        &[],
-    )
-    .await;
+    erase_and_check(case, &[source, result], &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,13 +265,7 @@ async fn option_with_bucket_key_and_an_s3_url() {
         legacy_option: None,
         result: result_url(&result),
     };
-    erase_and_check(
-        case,
-        &[source.clone(), result.clone()],
-        &[source, result],
-        &[],
-    )
-    .await;
+    erase_and_check(case, &[source, result], &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +281,7 @@ async fn option_with_an_input_file_list() {
         result: result_url(&result),
     };
     let all = [source, mask, result];
-    erase_and_check(case, &all, &all, &[]).await;
+    erase_and_check(case, &all, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,13 +293,7 @@ async fn option_with_legacy_input_image_url() {
         legacy_option: None,
         result: result_url(&result),
     };
-    erase_and_check(
-        case,
-        &[source.clone(), result.clone()],
-        &[source, result],
-        &[],
-    )
-    .await;
+    erase_and_check(case, &[source, result], &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,13 +309,7 @@ async fn option_with_legacy_image_url_stored_as_json_text() {
         legacy_option: Some(json!({"imageUrl": url, "scale": 2}).to_string()),
         result: result_url(&result),
     };
-    erase_and_check(
-        case,
-        &[source.clone(), result.clone()],
-        &[source, result],
-        &[],
-    )
-    .await;
+    erase_and_check(case, &[source, result], &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,13 +321,7 @@ async fn option_with_legacy_url_field() {
         legacy_option: None,
         result: result_url(&result),
     };
-    erase_and_check(
-        case,
-        &[source.clone(), result.clone()],
-        &[source, result],
-        &[],
-    )
-    .await;
+    erase_and_check(case, &[source, result], &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,13 +333,7 @@ async fn bucket_and_key_win_over_a_url_that_names_another_object() {
         legacy_option: None,
         result: result_url(&result),
     };
-    erase_and_check(
-        case,
-        &[meant.clone(), result.clone()],
-        &[meant, result],
-        &[other],
-    )
-    .await;
+    erase_and_check(case, &[meant, result], &[other]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,13 +349,7 @@ async fn several_shapes_in_one_row_delete_each_object_once() {
         legacy_option: None,
         result: json!({"url": cloudfront(&result), "fileList": [{"url": virtual_hosted(&result)}]}),
     };
-    let app = erase_and_check(
-        case,
-        &[source.clone(), result.clone()],
-        &[source, result],
-        &[],
-    )
-    .await;
+    let app = erase_and_check(case, &[source, result], &[]).await;
     assert_eq!(
         app.s3.counters().keys_requested_for_deletion(),
         2,
@@ -435,7 +367,7 @@ async fn result_with_only_a_url() {
         result: json!({"url": virtual_hosted(&result)}),
     };
     let objects = [result];
-    erase_and_check(case, &objects, &objects, &[]).await;
+    erase_and_check(case, &objects, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -447,7 +379,7 @@ async fn result_with_a_url_and_a_webp_url() {
         legacy_option: None,
         result: json!({"url": virtual_hosted(&png), "webpUrl": cloudfront(&webp)}),
     };
-    erase_and_check(case, &[png.clone(), webp.clone()], &[png, webp], &[]).await;
+    erase_and_check(case, &[png, webp], &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,5 +404,5 @@ async fn result_with_a_file_list() {
         legacy_option: None,
         result: json!({"fileList": list}),
     };
-    erase_and_check(case, &results, &results, &[]).await;
+    erase_and_check(case, &results, &[]).await;
 }

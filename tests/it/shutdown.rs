@@ -43,7 +43,7 @@ async fn sigterm_stops_at_a_safe_point_releases_the_lease_and_exits_zero() {
     let loaded = app.load("member", 2, 40).await;
     let target = &loaded.members[0];
     let target_rows = app.rows_of(&target.key).await;
-    let id = app.engine.submit(&target.key, None).await.unwrap().id;
+    let id = app.submit(&target.key).await;
 
     let mut worker = app.spawn_worker(None, &[]);
     wait_for_line(&mut worker, "phase=masking_rows", Duration::from_secs(60)).await;
@@ -108,7 +108,7 @@ async fn a_second_signal_exits_at_once_and_the_checkpoint_makes_it_safe() {
     let loaded = app.load("member", 2, 40).await;
     let target = &loaded.members[0];
     let target_rows = app.rows_of(&target.key).await;
-    let id = app.engine.submit(&target.key, None).await.unwrap().id;
+    let id = app.submit(&target.key).await;
 
     // Stuck inside masking batch 2 (rows updated, checkpoint not committed):
     // a batch that cannot finish, so the first signal cannot end the run.

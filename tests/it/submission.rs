@@ -118,21 +118,11 @@ async fn an_idempotency_key_returns_the_first_submission(backend: Backend) {
 async fn cancel_works_before_deletion_and_is_refused_after(backend: Backend) {
     let app = TestApp::start_on(backend).await;
     let loaded = app.load("member", 2, 6).await;
-    let cancelled = app
-        .engine
-        .submit(&loaded.members[0].key, None)
-        .await
-        .unwrap()
-        .id;
+    let cancelled = app.submit(&loaded.members[0].key).await;
     let record = app.engine.cancel(cancelled).await.unwrap();
     assert_eq!(record.state, State::Cancelled);
 
-    let finished = app
-        .engine
-        .submit(&loaded.members[1].key, None)
-        .await
-        .unwrap()
-        .id;
+    let finished = app.submit(&loaded.members[1].key).await;
     app.run_worker_once().await;
     // The cancelled member was not touched; the other was erased.
     app.assert_objects_present(&loaded.members[0]).await;

@@ -18,7 +18,7 @@ use lethe::schedule::WindowSpec;
 use lethe::worker::WorkerOptions;
 use uuid::Uuid;
 
-use crate::app::TestApp;
+use crate::app::{TestApp, text};
 
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
@@ -235,13 +235,7 @@ async fn outside_the_window_status_says_when_it_opens_and_ignore_window_override
     })
     .await;
     let loaded = app.load("member", 1, 5).await;
-    let id = app
-        .engine
-        .submit(&loaded.members[0].key, None)
-        .await
-        .unwrap()
-        .id;
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let id = app.submit(&loaded.members[0].key).await;
 
     let out = app.run_lethe(&["worker", "--once"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -18,7 +18,7 @@ async fn two_worker_processes_share_many_subjects_without_overlap(backend: Backe
     let loaded = app.load("member", 16, 8).await;
     let mut ids = Vec::new();
     for member in &loaded.members {
-        ids.push(app.engine.submit(&member.key, None).await.unwrap().id);
+        ids.push(app.submit(&member.key).await);
     }
     let mut first = app.spawn_worker(None, &["--concurrency", "2"]);
     let mut second = app.spawn_worker(None, &[]);

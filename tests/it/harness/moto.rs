@@ -16,9 +16,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_sdk_s3::config::Credentials;
+
+use super::s3::test_client;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const REGION: &str = "us-east-1";
@@ -59,23 +59,7 @@ impl Moto {
 
     /// A client for test setup and assertions.
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let config = aws_sdk_s3::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .credentials_provider(self.credentials())
-            .region(Region::new(REGION))
-            .force_path_style(true)
-            .http_client(http_client)
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(3)
-                    .with_initial_backoff(Duration::from_millis(10)),
-            )
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        test_client(self.endpoint(), self.credentials())
     }
 
     /// The server's log, for failure messages.

@@ -157,32 +157,12 @@ impl TestS3 {
         .collect()
     }
 
-    /// A client for test setup and assertions (path-style, 3 attempts, 10 ms backoff).
+    /// A client for test setup and assertions.
     pub async fn client(&self) -> aws_sdk_s3::Client {
-        // lethe builds aws-sdk-s3 without a default HTTPS client, so supply one.
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let config = aws_sdk_s3::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY,
-                SECRET_KEY,
-                None,
-                None,
-                "lethe-test",
-            ))
-            .region(Region::new(REGION))
-            .force_path_style(true)
-            .http_client(http_client)
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(3)
-                    .with_initial_backoff(Duration::from_millis(10)),
-            )
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        test_client(
+            self.endpoint(),
+            Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "lethe-test"),
+        )
     }
 
     /// Makes the endpoint unreachable: closes the listener and drops every open
@@ -334,4 +314,27 @@ fn serve(runtime: &Runtime, listener: TcpListener, service: S3Service) -> Servin
         connections.shutdown().await;
     });
     Serving { shutdown, task }
+}
+
+/// A client of a loopback S3 server for test setup and assertions:
+/// path-style, 3 attempts, 10 ms backoff.
+pub fn test_client(endpoint: String, credentials: Credentials) -> aws_sdk_s3::Client {
+    // lethe builds aws-sdk-s3 without a default HTTPS client, so supply one.
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials)
+        .region(Region::new(REGION))
+        .force_path_style(true)
+        .http_client(http_client)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(10)),
+        )
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
