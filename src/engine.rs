@@ -286,7 +286,20 @@ impl Engine {
     /// Loads the catalog, checks it against the database, and compiles it.
     pub async fn compile_catalog(&self) -> Result<Plan, Error> {
         let catalog = Catalog::load(&self.config.catalog)?;
-        Ok(Plan::compile(catalog, &self.store).await?)
+        let plan = self.compile(catalog).await?;
+        for finding in &plan.findings {
+            tracing::warn!(catalog = %plan.catalog.name, "{finding}");
+        }
+        Ok(plan)
+    }
+
+    /// Checks a catalog against this engine's database and compiles it:
+    /// the live schema of the tables it names is read once, then compiled.
+    pub async fn compile(&self, catalog: Catalog) -> Result<Plan, Error> {
+        let live = crate::store::introspect::live_schema(&self.store, catalog.table_names())
+            .await
+            .map_err(Error::Database)?;
+        Ok(Plan::compile(catalog, &live)?)
     }
 
     /// The workflow context a worker runs with. It refuses to build without

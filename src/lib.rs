@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod catalog;
 pub mod clock;
 pub mod config;

@@ -10,7 +10,7 @@
 //! to the column's affinity (an INTEGER key compared as an integer, again so
 //! its index is used).
 
-use crate::store::Backend;
+use crate::backend::Backend;
 
 /// Which SQL to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,67 @@ impl Dialect {
         }
     }
 
+    /// `expr` (text) as a value of a column of `sql_type`.
+    pub fn cast_value(self, expr: &str, sql_type: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST({expr} AS {sql_type})"),
+            Dialect::Sqlite => sqlite_affinity_cast(expr, sql_type),
+        }
+    }
+
+    /// `text = ANY(list)`: whether a text expression is one of a list of
+    /// texts bound at `$n`.
+    pub fn text_in_list(self, expr: &str, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("{expr} = ANY(CAST(${n} AS text[]))"),
+            Dialect::Sqlite => format!("{expr} IN (SELECT value FROM json_each(${n}))"),
+        }
+    }
+
+    /// A one-column table `lethe_v(v)` of the texts bound at `$n`, for a
+    /// FROM clause.
+    pub fn text_list_table(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("unnest(CAST(${n} AS text[])) AS lethe_v(v)"),
+            Dialect::Sqlite => format!("(SELECT value AS v FROM json_each(${n})) AS lethe_v"),
+        }
+    }
+
+    /// A predicate true when the text `expr` is not a canonical spelling of
+    /// a value of `kind` (see [`super::keys::ValueKind::accepts`]); None
+    /// when any text is.
+    pub fn not_canonical(self, expr: &str, kind: super::keys::ValueKind) -> Option<String> {
+        use super::keys::ValueKind;
+        const HEX: &str = "[0-9a-f]";
+        match (self, kind) {
+            (Dialect::Postgres, ValueKind::Integer { .. }) => {
+                Some(format!("{expr} !~ '^-?(0|[1-9][0-9]*)$'"))
+            }
+            (Dialect::Postgres, ValueKind::Numeric) => {
+                Some(format!("{expr} !~ '^-?(0|[1-9][0-9]*)(\\.[0-9]+)?$'"))
+            }
+            (Dialect::Postgres, ValueKind::Uuid) => Some(format!(
+                "{expr} !~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$'"
+            )),
+            (Dialect::Sqlite, ValueKind::Integer { .. }) => Some(format!(
+                "({expr} = '' OR {expr} = '-' OR {expr} GLOB '*[^0-9-]*' OR {expr} GLOB '?*-*' \
+                 OR {expr} GLOB '0?*' OR {expr} GLOB '-0*')"
+            )),
+            (Dialect::Sqlite, ValueKind::Uuid) => {
+                let group = |n: usize| HEX.repeat(n);
+                Some(format!(
+                    "{expr} NOT GLOB '{}-{}-{}-{}-{}'",
+                    group(8),
+                    group(4),
+                    group(4),
+                    group(4),
+                    group(12)
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// Parameter `$n` is NULL (typed, for PostgreSQL's planner).
     pub fn param_is_null(self, n: usize) -> String {
         match self {
@@ -66,24 +127,20 @@ impl Dialect {
     }
 }
 
-/// SQLite's type affinity of a declared type (its documented rules, in
-/// order), as the cast that gives a text value that affinity. TEXT and BLOB
-/// (or no declared type) need none.
+/// The cast that gives a text value the affinity of a SQLite column of this
+/// declared type, so that the comparison with the column uses its index:
+/// INTEGER for integer columns, REAL for floating ones. Text, blob and
+/// NUMERIC-affinity columns (`uuid`, `date`, `decimal`) need none: SQLite
+/// applies the column's affinity to an untyped value when comparing, and a
+/// cast to NUMERIC would turn a uuid's text into a number.
 fn sqlite_affinity_cast(expr: &str, declared: &str) -> String {
     let t = declared.to_ascii_uppercase();
     if t.contains("INT") {
         format!("CAST({expr} AS INTEGER)")
-    } else if t.contains("CHAR")
-        || t.contains("CLOB")
-        || t.contains("TEXT")
-        || t.contains("BLOB")
-        || t.is_empty()
-    {
-        expr.to_owned()
     } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
         format!("CAST({expr} AS REAL)")
     } else {
-        format!("CAST({expr} AS NUMERIC)")
+        expr.to_owned()
     }
 }
 
@@ -102,10 +159,8 @@ mod tests {
             "\"k\" IN (SELECT value FROM json_each($2))"
         );
         assert_eq!(Dialect::Sqlite.param_as(3, "bigint"), "CAST($3 AS INTEGER)");
-        assert_eq!(
-            Dialect::Sqlite.param_as(3, "decimal(10,2)"),
-            "CAST($3 AS NUMERIC)"
-        );
+        assert_eq!(Dialect::Sqlite.param_as(3, "decimal(10,2)"), "$3");
+        assert_eq!(Dialect::Sqlite.param_as(3, "uuid"), "$3");
         assert_eq!(
             Dialect::Postgres.in_ids("\"id\"", "bigint", 1),
             "\"id\" = ANY(CAST($1 AS bigint[]))"

@@ -2,17 +2,24 @@
 //!
 //! A catalog is a directory under `workflows/`: `catalog.toml` (storage facts
 //! and the client tables to union) plus `features/*.toml` (one feature type
-//! each). [`Catalog::load`] reads and checks it on its own; [`schema`] then
-//! checks it against the live database and compiles it into a [`Plan`] of
-//! SQL statements, in that database's [`dialect`]. Every error names the
-//! file and the entry at fault.
+//! each). [`Catalog::load`] reads and checks it on its own; [`Plan::compile`]
+//! then checks it against the live database's schema (a [`LiveSchema`] the
+//! store read) and compiles it into a [`Plan`] of SQL statements, in that
+//! database's [`dialect`]. Both are pure. Every error names the file, the
+//! entry at fault and the fix.
 
+mod compile;
 pub mod dialect;
 pub mod ident;
 pub mod jsonpath;
+pub mod keys;
+pub mod links;
+pub mod live;
 pub mod model;
+mod ownership;
+pub mod plan;
 pub mod policy;
-pub mod schema;
+mod reference_check;
 mod storage;
 pub mod table_plan;
 
@@ -20,13 +27,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use ident::{Ident, TableName};
+pub use live::LiveSchema;
 pub use model::{
-    BucketSettings, CatalogFile, ClientTable, CloudFrontOrigin, ErasureMode, ExpiryTag,
-    FeatureFile, FeatureTable, LockedObjectRows, Protected, ReferenceSource, Storage, TaskTable,
-    Versioning,
+    BucketSettings, CatalogFile, ClientTable, CloudFrontOrigin, Columns, ErasureMode, ExpiryTag,
+    FeatureFile, FeatureTable, LinkKind, LinkSpec, LockedObjectRows, Protected, RefForm,
+    ReferenceSource, Storage, TaskTable, Versioning,
 };
+pub use plan::{Plan, TablePlan};
 pub use policy::{ColumnMask, ColumnType, NamedPolicy, Policy, RowErasure};
-pub use schema::{Plan, TablePlan};
 
 /// A loaded catalog, checked for internal consistency (not yet against the
 /// database).
@@ -64,12 +72,43 @@ pub enum CatalogError {
         entry: String,
         problem: String,
     },
-    #[error("checking the catalog against the database: {0}")]
-    Database(#[from] sqlx::Error),
+    /// Several problems, each with its place.
+    #[error("{} problems in the catalog:\n{}", .0.len(), numbered(.0))]
+    Many(Vec<CatalogError>),
+}
+
+fn numbered(errors: &[CatalogError]) -> String {
+    errors
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("  {}. {e}", i + 1))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl CatalogError {
-    fn invalid(file: &Path, entry: impl Into<String>, problem: impl Into<String>) -> Self {
+    /// One error, or all of them.
+    pub fn many(mut errors: Vec<CatalogError>) -> Self {
+        if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            CatalogError::Many(errors)
+        }
+    }
+
+    /// Every problem, one per entry.
+    pub fn problems(&self) -> Vec<&CatalogError> {
+        match self {
+            CatalogError::Many(errors) => errors.iter().flat_map(CatalogError::problems).collect(),
+            other => vec![other],
+        }
+    }
+
+    pub(crate) fn invalid(
+        file: &Path,
+        entry: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
         CatalogError::Invalid {
             file: file.to_owned(),
             entry: entry.into(),
@@ -138,13 +177,13 @@ impl Catalog {
         }
         for (index, client) in self.client_tables.iter().enumerate() {
             let entry = format!("clients[{index}] ({})", client.table);
-            if client.mask.contains_key(&client.id) {
+            if let Some(column) = client.key.iter().find(|c| masks(&client.mask, c)) {
                 return Err(CatalogError::invalid(
                     main_file,
                     entry,
                     format!(
-                        "the key column {:?} cannot be masked: feature rows point at it",
-                        client.id.as_str()
+                        "the key column {:?} cannot be masked: rows are addressed by it",
+                        column.as_str()
                     ),
                 ));
             }
@@ -171,26 +210,25 @@ impl Catalog {
                 }
             }
             let table = &feature.spec.feature;
-            for key in [&table.id, &table.client_id] {
-                if table.mask.contains_key(key) {
+            let keys = table.key.iter().chain(table.client_id.iter());
+            if let Some(key) = keys.into_iter().find(|k| masks(&table.mask, k)) {
+                return Err(CatalogError::invalid(
+                    &feature.file,
+                    format!("feature ({})", table.table),
+                    format!("the key column {:?} cannot be masked", key.as_str()),
+                ));
+            }
+            for task in &feature.spec.tasks {
+                let keys = task.key.iter().chain(std::iter::once(&task.feature_id));
+                if let Some(key) = keys.into_iter().find(|k| masks(&task.mask, k)) {
                     return Err(CatalogError::invalid(
                         &feature.file,
-                        format!("feature ({})", table.table),
+                        format!("task ({})", task.table),
                         format!("the key column {:?} cannot be masked", key.as_str()),
                     ));
                 }
             }
-            if let Some(task) = &feature.spec.task {
-                for key in [&task.id, &task.feature_id] {
-                    if task.mask.contains_key(key) {
-                        return Err(CatalogError::invalid(
-                            &feature.file,
-                            format!("task ({})", task.table),
-                            format!("the key column {:?} cannot be masked", key.as_str()),
-                        ));
-                    }
-                }
-            }
+            reference_check::check(self, feature)?;
         }
         let buckets: BTreeSet<&str> = self.storage.buckets.iter().map(String::as_str).collect();
         for origin in &self.storage.cloudfront {
@@ -227,12 +265,40 @@ impl Catalog {
         storage::check(&self.storage, main_file)
     }
 
+    /// Every table the catalog names (client, feature, task and join
+    /// tables), as it names them.
+    pub fn table_names(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for client in &self.client_tables {
+            names.insert(client.table.to_string());
+            if let Some(join) = client.link.as_ref().and_then(|l| l.join.as_ref()) {
+                names.insert(join.table.to_string());
+            }
+        }
+        for feature in &self.features {
+            let spec = &feature.spec;
+            names.insert(spec.feature.table.to_string());
+            names.extend(spec.tasks.iter().map(|t| t.table.to_string()));
+            for link in spec.feature.link.iter().chain(&spec.feature.links) {
+                if let Some(join) = &link.join {
+                    names.insert(join.table.to_string());
+                }
+            }
+        }
+        names
+    }
+
     /// The feature a client row's type names, if the catalog knows it.
     pub fn feature_for_type(&self, feature_type: &str) -> Option<&Feature> {
         self.features
             .iter()
             .find(|feature| feature.spec.types.iter().any(|ty| ty == feature_type))
     }
+}
+
+/// Whether a catalog's mask changes a column (`"keep"` does not).
+fn masks(mask: &BTreeMap<Ident, Policy>, column: &Ident) -> bool {
+    mask.get(column).is_some_and(|policy| !policy.is_keep())
 }
 
 fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CatalogError> {

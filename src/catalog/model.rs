@@ -173,22 +173,151 @@ pub struct Protected {
     pub keys: Vec<String>,
 }
 
+/// One column or several: `key = "id"` or `key = ["id", "created_at"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "Vec<Ident>")]
+pub struct Columns(pub Vec<Ident>);
+
+impl<'de> Deserialize<'de> for Columns {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(Ident),
+            Many(Vec<Ident>),
+        }
+        let columns = match Raw::deserialize(d)? {
+            Raw::One(column) => vec![column],
+            Raw::Many(columns) => columns,
+        };
+        if columns.is_empty() {
+            return Err(serde::de::Error::custom("a key needs at least one column"));
+        }
+        Ok(Columns(columns))
+    }
+}
+
+impl From<Columns> for Vec<Ident> {
+    fn from(columns: Columns) -> Self {
+        columns.0
+    }
+}
+
+impl Columns {
+    /// The one column, when the key has exactly one.
+    pub fn single(&self) -> Option<&Ident> {
+        match self.0.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
+    pub fn contains(&self, column: &Ident) -> bool {
+        self.0.contains(column)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Ident> {
+        self.0.iter()
+    }
+}
+
+impl std::fmt::Display for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(Ident::as_str).collect();
+        match names.as_slice() {
+            [only] => f.write_str(only),
+            _ => write!(f, "({})", names.join(", ")),
+        }
+    }
+}
+
 /// A table with one row per request a member made.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientTable {
     pub table: TableName,
-    /// Primary key; feature rows point at it.
-    pub id: Ident,
-    /// The column holding the member's key (the erasure subject).
+    /// The table's primary key (or the columns of a unique index): how
+    /// lethe addresses its rows. `id = "..."` is the one-column spelling.
+    #[serde(alias = "id")]
+    pub key: Columns,
+    /// The column holding the member's key (the erasure subject), of any
+    /// type; the member's key is cast to it.
     pub subject: Ident,
     /// The column naming the request's feature type.
     pub feature_type: Ident,
+    /// How this table's rows reach feature rows, for every feature that
+    /// does not say otherwise (see [`LinkSpec`]).
+    #[serde(default)]
+    pub link: Option<LinkSpec>,
     #[serde(default)]
     pub erase: RowErasure,
     /// Column -> policy.
     #[serde(default)]
     pub mask: BTreeMap<Ident, Policy>,
+}
+
+/// How a client row and a feature row are linked. Every field is optional
+/// where it appears: a client table's `link` gives defaults for all
+/// features, a feature's `link` (or `links`, scoped with `clients`)
+/// overrides them field by field.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    pub kind: Option<LinkKind>,
+    /// The client table's column in the link (default: its key, when that
+    /// is one column).
+    pub client_column: Option<Ident>,
+    /// The feature table's column in the link (default: the feature's
+    /// `client_id` for `feature_to_client`, else its key when that is one
+    /// column).
+    pub feature_column: Option<Ident>,
+    /// For `kind = "join"`: the table holding (client, feature) pairs.
+    pub join: Option<JoinTable>,
+    /// The type both columns are compared as, when their types differ
+    /// (e.g. `"bigint"` for a text column holding digits). Values that are
+    /// not of this type are reported, never guessed at.
+    pub cast: Option<String>,
+    /// What lethe does when the link's target is not provably unique (no
+    /// primary key or unique index on it).
+    pub duplicates: Option<Duplicates>,
+    /// On a feature's link: the client tables it applies to (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<TableName>,
+}
+
+/// Which way a link points.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// The feature row holds the client row's id (`feature.client_id =
+    /// client.id`).
+    FeatureToClient,
+    /// The client (request-log) row holds the feature row's id; its type
+    /// column chooses the feature table.
+    ClientToFeature,
+    /// A join table holds (client id, feature id) pairs.
+    Join,
+}
+
+/// A join table between client and feature rows.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JoinTable {
+    pub table: TableName,
+    /// Its column holding the client side's value.
+    pub client: Ident,
+    /// Its column holding the feature side's value.
+    pub feature: Ident,
+}
+
+/// How a link whose target is not provably unique is resolved.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Duplicates {
+    /// A row reached through a value that several rows carry is erased only
+    /// when every client row carrying it is the member's; otherwise it is a
+    /// `shared_row` anomaly, untouched.
+    MemberOnly,
 }
 
 /// `features/<name>.toml`: one feature type.
@@ -205,7 +334,10 @@ pub struct FeatureFile {
     #[serde(default)]
     pub optional: bool,
     pub feature: FeatureTable,
-    pub task: Option<TaskTable>,
+    /// The tables holding what the request produced: `[task]`, or several
+    /// `[[task]]`.
+    #[serde(default, rename = "task", deserialize_with = "one_or_many")]
+    pub tasks: Vec<TaskTable>,
 }
 
 /// The table holding the request itself (its options and inputs).
@@ -213,9 +345,20 @@ pub struct FeatureFile {
 #[serde(deny_unknown_fields)]
 pub struct FeatureTable {
     pub table: TableName,
-    pub id: Ident,
-    /// The column pointing at the client row.
-    pub client_id: Ident,
+    /// Its primary key; `id = "..."` is the one-column spelling.
+    #[serde(alias = "id")]
+    pub key: Columns,
+    /// Shorthand for `link = { kind = "feature_to_client", feature_column
+    /// = "..." }`: the column pointing at the client row.
+    #[serde(default)]
+    pub client_id: Option<Ident>,
+    /// How client rows reach this feature's rows (overrides the client
+    /// table's `link`).
+    #[serde(default)]
+    pub link: Option<LinkSpec>,
+    /// Several links, each scoped to some client tables with `clients`.
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
     #[serde(default)]
     pub erase: RowErasure,
     #[serde(default)]
@@ -224,20 +367,70 @@ pub struct FeatureTable {
     pub references: Vec<ReferenceSource>,
 }
 
-/// The table holding what the request produced.
+/// A table holding what the request produced.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskTable {
     pub table: TableName,
-    pub id: Ident,
+    /// Its primary key; `id = "..."` is the one-column spelling.
+    #[serde(alias = "id")]
+    pub key: Columns,
     /// The column pointing at the feature row.
     pub feature_id: Ident,
+    /// The feature row's column it holds (default: the feature's key, when
+    /// that is one column). Must be unique in the feature table.
+    #[serde(default)]
+    pub feature_column: Option<Ident>,
+    /// The type both are compared as, when their types differ.
+    #[serde(default)]
+    pub cast: Option<String>,
     #[serde(default)]
     pub erase: RowErasure,
     #[serde(default)]
     pub mask: BTreeMap<Ident, Policy>,
     #[serde(default)]
     pub references: Vec<ReferenceSource>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TaskTable>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(Box<TaskTable>),
+        Many(Vec<TaskTable>),
+    }
+    Ok(match Option::<Raw>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Raw::One(task)) => vec![*task],
+        Some(Raw::Many(tasks)) => tasks,
+    })
+}
+
+/// How a value found at a path names an object.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RefForm {
+    /// Inferred: a string is a URL (or `s3://` URI), an object is
+    /// `{bucket, key}` (which wins) or `{url}`.
+    #[default]
+    Auto,
+    /// A URL or `s3://` URI string.
+    Url,
+    /// A `{bucket, key}` object (a `url` beside them is ignored).
+    BucketKeyObject,
+    /// A bare S3 key string, in the bucket the catalog fixes (`bucket`),
+    /// after an optional `prefix`.
+    Key,
+}
+
+/// Where inside a column references hide, and how they are spelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefPath {
+    pub path: JsonPath,
+    pub form: RefForm,
+    /// For `form = "key"`: the bucket, and the prefix put before the key.
+    pub bucket: Option<String>,
+    pub prefix: String,
 }
 
 /// A JSON (or text) column and the paths inside it where file references
@@ -247,14 +440,140 @@ pub struct TaskTable {
 #[serde(deny_unknown_fields)]
 pub struct ReferenceSource {
     pub column: Ident,
-    #[serde(deserialize_with = "parse_paths", serialize_with = "show_paths")]
-    pub paths: Vec<JsonPath>,
+    /// Paths, each a string (taking `form`, `bucket` and `prefix` below) or
+    /// `{ path, form, bucket, prefix }`. Default: `["$"]`, the column itself.
+    #[serde(default = "root_only")]
+    pub paths: Vec<PathEntry>,
+    /// The form of values at the plain string paths (default: inferred).
+    #[serde(default)]
+    pub form: RefForm,
+    /// For `form = "key"`: the bucket the keys are in.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// For `form = "key"`: put before each key (e.g. `"renders/"`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Paths whose values are not the service's files (a callback URL):
+    /// never resolved, never reported.
+    #[serde(
+        default,
+        deserialize_with = "parse_paths",
+        serialize_with = "show_paths",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub exclude: Vec<JsonPath>,
     /// The referenced object is itself a JSON document in S3 that lists
     /// more objects (a PDF extraction's images). Discovery reads it and adds
     /// the listed objects to the manifest ahead of it, so they are deleted
     /// before the document that names them.
     #[serde(default)]
     pub expand: Option<Expansion>,
+}
+
+/// One entry of `paths`: a path, or a path with its own form.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(try_from = "RawPathEntry", into = "RawPathEntry")]
+pub enum PathEntry {
+    Plain(JsonPath),
+    Full {
+        path: JsonPath,
+        form: Option<RefForm>,
+        bucket: Option<String>,
+        prefix: Option<String>,
+    },
+}
+
+/// `paths` entries as written, before the path is parsed (so that a bad
+/// path's error says what is wrong with it).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+enum RawPathEntry {
+    Plain(String),
+    Full {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        form: Option<RefForm>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bucket: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+    },
+}
+
+impl TryFrom<RawPathEntry> for PathEntry {
+    type Error = String;
+    fn try_from(raw: RawPathEntry) -> Result<Self, String> {
+        Ok(match raw {
+            RawPathEntry::Plain(path) => {
+                PathEntry::Plain(JsonPath::parse(&path).map_err(|e| e.to_string())?)
+            }
+            RawPathEntry::Full {
+                path,
+                form,
+                bucket,
+                prefix,
+            } => PathEntry::Full {
+                path: JsonPath::parse(&path).map_err(|e| e.to_string())?,
+                form,
+                bucket,
+                prefix,
+            },
+        })
+    }
+}
+
+impl From<PathEntry> for RawPathEntry {
+    fn from(entry: PathEntry) -> Self {
+        match entry {
+            PathEntry::Plain(path) => RawPathEntry::Plain(path.as_str().to_owned()),
+            PathEntry::Full {
+                path,
+                form,
+                bucket,
+                prefix,
+            } => RawPathEntry::Full {
+                path: path.as_str().to_owned(),
+                form,
+                bucket,
+                prefix,
+            },
+        }
+    }
+}
+
+fn root_only() -> Vec<PathEntry> {
+    vec![PathEntry::Plain(JsonPath::root())]
+}
+
+impl ReferenceSource {
+    /// Every path with its form settled (plain paths take the source's).
+    pub fn ref_paths(&self) -> Vec<RefPath> {
+        self.paths
+            .iter()
+            .map(|entry| match entry {
+                PathEntry::Plain(path) => RefPath {
+                    path: path.clone(),
+                    form: self.form,
+                    bucket: self.bucket.clone(),
+                    prefix: self.prefix.clone().unwrap_or_default(),
+                },
+                PathEntry::Full {
+                    path,
+                    form,
+                    bucket,
+                    prefix,
+                } => RefPath {
+                    path: path.clone(),
+                    form: form.unwrap_or(self.form),
+                    bucket: bucket.clone().or_else(|| self.bucket.clone()),
+                    prefix: prefix
+                        .clone()
+                        .or_else(|| self.prefix.clone())
+                        .unwrap_or_default(),
+                },
+            })
+            .collect()
+    }
 }
 
 /// How to read a JSON manifest object.
@@ -265,9 +584,16 @@ pub struct Expansion {
     /// Each is a key (in `bucket`), a URL, or a `{bucket, key}` object.
     #[serde(deserialize_with = "parse_path", serialize_with = "show_path")]
     pub list: JsonPath,
+    /// How the listed values are spelled (default: a string that is not a
+    /// URL is a key; anything else is inferred as for a column).
+    #[serde(default)]
+    pub form: RefForm,
     /// The bucket of bare keys; default: the manifest's own bucket.
     #[serde(default)]
     pub bucket: Option<String>,
+    /// Put before each bare key.
+    #[serde(default)]
+    pub prefix: Option<String>,
     /// The largest document lethe reads, in bytes (default 16 MiB); a
     /// larger one is an anomaly, not an out-of-memory worker.
     #[serde(default = "default_max_manifest_bytes")]

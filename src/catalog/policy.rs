@@ -14,13 +14,45 @@ use super::dialect::Dialect;
 use super::ident::Ident;
 
 /// What to do with one column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Policy {
     /// `"null"`, `"{}"`, `"[]"`, `"random"` or `"keep"`.
     Named(NamedPolicy),
     /// `{ fixed = "value" }`: a constant, e.g. `"(erased)"` for a NOT NULL column.
     Fixed { fixed: String },
+}
+
+impl<'de> Deserialize<'de> for Policy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Fixed { fixed: String },
+        }
+        const VALID: &str = "\"null\", \"{}\", \"[]\", \"random\", \"keep\" or { fixed = \"...\" }";
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom(format!("a masking policy is one of {VALID}")))?
+        {
+            Raw::Fixed { fixed } => Ok(Policy::Fixed { fixed }),
+            Raw::Name(name) => {
+                let named = match name.as_str() {
+                    "null" => NamedPolicy::Null,
+                    "{}" => NamedPolicy::EmptyObject,
+                    "[]" => NamedPolicy::EmptyArray,
+                    "random" => NamedPolicy::Random,
+                    "keep" => NamedPolicy::Keep,
+                    other => {
+                        return Err(serde::de::Error::custom(format!(
+                            "unknown masking policy {other:?}; use one of {VALID}"
+                        )));
+                    }
+                };
+                Ok(Policy::Named(named))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +98,16 @@ pub struct ColumnType {
 impl ColumnType {
     pub fn is_json(&self) -> bool {
         matches!(self.sql_type.as_str(), "json" | "jsonb")
+    }
+
+    /// The expression that compares `column` by value: `json` has no
+    /// equality operator on PostgreSQL, so it is compared as `jsonb`.
+    fn comparable(&self, column: &str) -> (String, &str) {
+        if self.sql_type == "json" {
+            (format!("CAST({column} AS jsonb)"), "jsonb")
+        } else {
+            (column.to_owned(), self.sql_type.as_str())
+        }
     }
 
     pub fn is_text_like(&self) -> bool {
@@ -168,10 +210,14 @@ impl ColumnMask {
         match (dialect, &self.policy) {
             (_, Policy::Named(NamedPolicy::Keep | NamedPolicy::Random)) => None,
             (_, Policy::Named(NamedPolicy::Null)) => Some(format!("{column} IS NULL")),
-            (Dialect::Postgres, Policy::Named(NamedPolicy::EmptyObject)) => Some(format!(
-                "{column} IS NOT DISTINCT FROM CAST('{{}}' AS {ty})"
-            )),
+            (Dialect::Postgres, Policy::Named(NamedPolicy::EmptyObject)) => {
+                let (column, ty) = self.column_type.comparable(&column);
+                Some(format!(
+                    "{column} IS NOT DISTINCT FROM CAST('{{}}' AS {ty})"
+                ))
+            }
             (Dialect::Postgres, Policy::Named(NamedPolicy::EmptyArray)) => {
+                let (column, ty) = self.column_type.comparable(&column);
                 Some(format!("{column} IS NOT DISTINCT FROM CAST('[]' AS {ty})"))
             }
             (Dialect::Postgres, Policy::Fixed { fixed }) => {
@@ -247,9 +293,11 @@ mod tests {
                 fixed: "(erased)".into()
             }
         );
-        assert!(
-            toml::from_str::<std::collections::BTreeMap<String, Policy>>("a = \"nul\"").is_err()
-        );
+        let err = toml::from_str::<std::collections::BTreeMap<String, Policy>>("a = \"nul\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown masking policy \"nul\""), "{err}");
+        assert!(err.contains("\"random\""), "{err}");
     }
 
     #[test]
@@ -301,6 +349,18 @@ mod tests {
                 .policy
                 .check_type(&obj_on_jsonb.column_type)
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn json_columns_are_verified_as_jsonb() {
+        let json = mask(Policy::Named(NamedPolicy::EmptyObject), "json", true);
+        let sql = json
+            .masked_predicate(&mut Vec::new(), Dialect::Postgres)
+            .unwrap();
+        assert_eq!(
+            sql,
+            "CAST(\"option\" AS jsonb) IS NOT DISTINCT FROM CAST('{}' AS jsonb)"
         );
     }
 

@@ -1,26 +1,26 @@
 //! One table's erasure, compiled: the statement that masks (or deletes) a
-//! batch of rows by id, and the statement that reads them back. Built once
-//! at start-up by [`super::schema`], in the database's dialect; the rule it
-//! keeps is the schema module's: identifiers quoted, values bound, ids cast
-//! to the key column's own type so that lookups use the service's indexes.
+//! batch of rows by key, and the statement that reads them back. Built once
+//! at start-up by [`super::compile`], in the database's dialect; the rule it
+//! keeps is the compiler's: identifiers quoted, values bound, keys cast to
+//! the key columns' own types so that lookups use the service's indexes.
 
 use super::dialect::Dialect;
-use super::ident::{Ident, TableName};
+use super::ident::TableName;
+use super::keys::{Arg, RowKey};
 use super::policy::{ColumnMask, RowErasure};
-use crate::error::Error;
-use crate::store::dynamic::{self, Arg};
-use crate::store::{Store, Tx};
 
 /// How to erase rows of one table by id, and check that it happened.
 #[derive(Debug, Clone)]
 pub struct TablePlan {
     pub name: TableName,
+    pub key: RowKey,
+    pub dialect: Dialect,
     pub erase: RowErasure,
     pub masks: Vec<ColumnMask>,
-    /// Fixed values bound first, then the ids as the last parameter.
+    /// Fixed values bound first, then the keys ([`RowKey::match_args`]).
     pub erase_sql: String,
     pub erase_params: Vec<String>,
-    /// Counts rows among the ids that are NOT erased; None when no column's
+    /// Counts rows among the keys that are NOT erased; None when no column's
     /// outcome can be read back (all `keep` or `random`).
     pub verify_sql: Option<String>,
     pub verify_params: Vec<String>,
@@ -28,13 +28,13 @@ pub struct TablePlan {
 
 pub(super) fn compile_table(
     table: &TableName,
-    id: &Ident,
-    id_type: &str,
+    key: RowKey,
     erase: RowErasure,
     masks: Vec<ColumnMask>,
     dialect: Dialect,
 ) -> TablePlan {
-    let ids_match = |n: usize| dialect.in_ids(&id.quoted(), id_type, n);
+    let quoted = table.quoted();
+    let ids_match = |n: usize| key.match_sql(&quoted, dialect, n);
     let (erase_sql, erase_params, verify_sql, verify_params) = match erase {
         RowErasure::Delete => (
             format!("DELETE FROM {} WHERE {}", table.quoted(), ids_match(1)),
@@ -86,6 +86,8 @@ pub(super) fn compile_table(
     };
     TablePlan {
         name: table.clone(),
+        key,
+        dialect,
         erase,
         masks,
         erase_sql,
@@ -96,25 +98,19 @@ pub(super) fn compile_table(
 }
 
 impl TablePlan {
-    /// Erases the rows with these ids, in the batch's transaction; returns
-    /// how many rows it touched.
-    pub async fn erase(&self, tx: &mut Tx, ids: &[String]) -> Result<u64, Error> {
-        let args = self.args(&self.erase_params, ids);
-        dynamic::execute(tx, &self.erase_sql, &args).await
+    /// The arguments of [`TablePlan::erase_sql`] for these rows.
+    pub fn erase_args(&self, keys: &[String]) -> Vec<Arg> {
+        self.args(&self.erase_params, keys)
     }
 
-    /// How many of these rows still hold unerased values.
-    pub async fn count_unerased(&self, store: &Store, ids: &[String]) -> Result<i64, Error> {
-        let Some(sql) = &self.verify_sql else {
-            return Ok(0);
-        };
-        let args = self.args(&self.verify_params, ids);
-        dynamic::fetch_count(store, sql, &args).await
+    /// The arguments of [`TablePlan::verify_sql`] for these rows.
+    pub fn verify_args(&self, keys: &[String]) -> Vec<Arg> {
+        self.args(&self.verify_params, keys)
     }
 
-    fn args<'a>(&self, params: &'a [String], ids: &'a [String]) -> Vec<Arg<'a>> {
-        let mut args: Vec<Arg<'a>> = params.iter().map(|p| Arg::Text(p)).collect();
-        args.push(Arg::Ids(ids));
+    fn args(&self, params: &[String], keys: &[String]) -> Vec<Arg> {
+        let mut args: Vec<Arg> = params.iter().map(|p| Arg::Text(p.clone())).collect();
+        args.extend(self.key.match_args(keys, self.dialect));
         args
     }
 }

@@ -216,8 +216,8 @@ mod tests {
             );
             let task = entry
                 .spec
-                .task
-                .as_ref()
+                .tasks
+                .first()
                 .expect("every feature has a task table");
             assert_eq!(task.table.to_string(), format!("{}_task", feature.stem));
         }

@@ -66,6 +66,15 @@ impl Buckets {
             .unwrap_or_default()
     }
 
+    /// The client for a bucket: signing for its region when the catalog
+    /// gives one, else the default client.
+    pub fn objects_for(&self, bucket: &str) -> ObjectStore {
+        match self.settings.get(bucket).and_then(|s| s.region.as_deref()) {
+            Some(region) => self.regional_store(region),
+            None => self.objects.clone(),
+        }
+    }
+
     /// A bucket's settings, with versioning resolved.
     pub async fn view(
         &self,
@@ -73,10 +82,7 @@ impl Buckets {
         freshness: Freshness,
     ) -> Result<BucketView, ObjectError> {
         let settings = self.settings.get(bucket).cloned().unwrap_or_default();
-        let store = match &settings.region {
-            Some(region) => self.regional_store(region),
-            None => self.objects.clone(),
-        };
+        let store = self.objects_for(bucket);
         let versioned = match settings.versioning {
             crate::catalog::Versioning::Enabled => true,
             crate::catalog::Versioning::Disabled => false,

@@ -8,8 +8,11 @@
 //! is reported as ambiguous, never guessed; objects under a protected key or
 //! prefix are retained; everything else is foreign and reported.
 
+mod forms;
 pub mod percent;
 pub mod s3_url;
+
+pub use forms::Found;
 
 use std::collections::BTreeSet;
 use std::fmt;

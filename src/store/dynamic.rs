@@ -11,28 +11,19 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, Tx, on_backend};
+pub use crate::catalog::keys::Arg;
 use crate::error::Error;
-
-/// One bound value of a compiled statement.
-#[derive(Debug, Clone, Copy)]
-pub enum Arg<'a> {
-    Text(&'a str),
-    OptText(Option<&'a str>),
-    Int(i64),
-    /// Row ids, as text.
-    Ids(&'a [String]),
-}
 
 /// Binds `args` to a query of either backend, in order.
 macro_rules! bind_all {
     ($query:expr, $args:expr, |$ids:ident| $bind_ids:expr) => {{
         let mut query = $query;
         for arg in $args {
-            query = match *arg {
-                Arg::Text(value) => query.bind(value.to_owned()),
-                Arg::OptText(value) => query.bind(value.map(str::to_owned)),
-                Arg::Int(value) => query.bind(value),
-                Arg::Ids($ids) => query.bind($bind_ids),
+            query = match arg {
+                Arg::Text(value) => query.bind(value.clone()),
+                Arg::OptText(value) => query.bind(value.clone()),
+                Arg::Int(value) => query.bind(*value),
+                Arg::TextList($ids) => query.bind($bind_ids),
             };
         }
         query
@@ -43,11 +34,11 @@ macro_rules! bind_all {
 pub async fn fetch_rows(
     store: &Store,
     sql: &str,
-    args: &[Arg<'_>],
+    args: &[Arg],
 ) -> Result<Vec<Vec<Option<String>>>, Error> {
     let rows = on_backend!(store.db(), pool => {
         let query = bind_all!(sqlx::query(AssertSqlSafe(sql.to_owned())), args,
-            |ids| ids.to_vec());
+            |ids| ids.clone());
         query.fetch_all(pool).await?.iter().map(|row| {
             (0..row.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect::<Result<Vec<_>, _>>()
         }).collect::<Result<Vec<_>, _>>()?
@@ -62,10 +53,10 @@ pub async fn fetch_rows(
 }
 
 /// A single count.
-pub async fn fetch_count(store: &Store, sql: &str, args: &[Arg<'_>]) -> Result<i64, Error> {
+pub async fn fetch_count(store: &Store, sql: &str, args: &[Arg]) -> Result<i64, Error> {
     Ok(on_backend!(store.db(), pool => {
         bind_all!(sqlx::query_scalar(AssertSqlSafe(sql.to_owned())), args,
-            |ids| ids.to_vec())
+            |ids| ids.clone())
             .fetch_one(pool).await?
     }, {
         bind_all!(sqlx::query_scalar(AssertSqlSafe(sql.to_owned())), args,
@@ -76,11 +67,11 @@ pub async fn fetch_count(store: &Store, sql: &str, args: &[Arg<'_>]) -> Result<i
 
 /// Runs a statement in a transaction; returns the rows it touched, or for a
 /// `SELECT count(*)` (an erasure with nothing to change), the count.
-pub async fn execute(tx: &mut Tx, sql: &str, args: &[Arg<'_>]) -> Result<u64, Error> {
+pub async fn execute(tx: &mut Tx, sql: &str, args: &[Arg]) -> Result<u64, Error> {
     let counts = sql.starts_with("SELECT");
     Ok(on_backend!(tx.conn(), conn => {
         let query = bind_all!(sqlx::query(AssertSqlSafe(sql.to_owned())), args,
-            |ids| ids.to_vec());
+            |ids| ids.clone());
         if counts {
             query.fetch_one(&mut *conn).await?.try_get::<i64, _>(0)? as u64
         } else {
@@ -98,10 +89,10 @@ pub async fn execute(tx: &mut Tx, sql: &str, args: &[Arg<'_>]) -> Result<u64, Er
 }
 
 /// A count inside a transaction.
-pub async fn count_in(tx: &mut Tx, sql: &str, args: &[Arg<'_>]) -> Result<i64, Error> {
+pub async fn count_in(tx: &mut Tx, sql: &str, args: &[Arg]) -> Result<i64, Error> {
     Ok(on_backend!(tx.conn(), conn => {
         bind_all!(sqlx::query_scalar(AssertSqlSafe(sql.to_owned())), args,
-            |ids| ids.to_vec())
+            |ids| ids.clone())
             .fetch_one(&mut *conn).await?
     }, {
         bind_all!(sqlx::query_scalar(AssertSqlSafe(sql.to_owned())), args,

@@ -28,11 +28,11 @@ pub mod manifest;
 mod postgres;
 pub mod record;
 pub mod requests;
+pub mod service;
 mod sqlite;
 mod tx;
 pub mod wake;
 
-use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,15 +64,7 @@ pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// the lock for one batch's statements, milliseconds; this is far more.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Which database lethe's tables (and the service's) live in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// Production: any number of workers on any number of hosts.
-    Postgres,
-    /// Embedded: one file, workers on one host.
-    Sqlite,
-}
+pub use crate::backend::Backend;
 
 impl Backend {
     /// The backend a database URL names: `postgres://` (or `postgresql://`)
@@ -88,15 +80,6 @@ impl Backend {
                     .into(),
             )),
         }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Postgres => "PostgreSQL",
-            Backend::Sqlite => "SQLite",
-        })
     }
 }
 

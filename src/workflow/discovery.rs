@@ -29,7 +29,7 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::FindingTargets, batch).await?;
 
-    let findings = targets::find(ctx, &clients).await?;
+    let findings = targets::find(ctx, subject, &clients).await?;
 
     let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, State::Requested).await?;

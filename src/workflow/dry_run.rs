@@ -74,7 +74,7 @@ pub async fn run(ctx: &Context, subject: &str) -> Result<DryRun, Error> {
                 .unwrap_or_else(|| "(none)".into());
             *report.requests_per_feature.entry(feature).or_default() += 1;
         }
-        let findings = targets::find(ctx, &clients).await?;
+        let findings = targets::find(ctx, subject, &clients).await?;
         for row in &findings.rows {
             *report.rows_per_table.entry(row.table.clone()).or_default() += 1;
         }

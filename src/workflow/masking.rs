@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::failpoint;
 use crate::store::manifest::{self, ManifestRow};
 use crate::store::requests::checkpoint::{self, Progress};
-use crate::store::{Lease, events};
+use crate::store::{Lease, events, service};
 
 /// The last discovery batch masked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,7 +84,7 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     for table in ctx.plan.erase_order() {
         let name = table.name.to_string();
         if let Some(ids) = ids_by_table.remove(name.as_str()) {
-            masked += table.erase(&mut tx, &ids).await?;
+            masked += service::erase(&mut tx, table, &ids).await?;
             let method = match table.erase {
                 RowErasure::Mask => "masked",
                 RowErasure::Delete => "deleted",

@@ -11,6 +11,7 @@
 //! succeeds; masking a masked row changes nothing; discovery commits
 //! atomically).
 
+mod column_refs;
 pub mod completion;
 pub mod deletion;
 pub mod discovery;

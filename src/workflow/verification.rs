@@ -19,10 +19,9 @@ use super::{Checkpoint, Context, Step, batch_started, completion, cursor_value, 
 use crate::error::Error;
 use crate::objects::ObjectError;
 use crate::objects::buckets::Freshness;
-use crate::store::dynamic::{self, Arg};
 use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
 use crate::store::requests::checkpoint::{self, Progress};
-use crate::store::{Lease, events, record};
+use crate::store::{Lease, events, record, service};
 
 /// Objects are verified in pages of this many HeadObject calls.
 const OBJECTS_PER_BATCH: i64 = 1000;
@@ -218,7 +217,7 @@ async fn verify_rows(ctx: &Context, lease: &Lease) -> Result<i64, Error> {
                     ),
                 });
             };
-            let unerased = plan.count_unerased(&ctx.store, &ids).await?;
+            let unerased = service::count_unerased(&ctx.store, plan, &ids).await?;
             if unerased > 0 {
                 return Err(Error::Permanent {
                     id: lease.request_id,
@@ -237,8 +236,7 @@ async fn verify_rows(ctx: &Context, lease: &Lease) -> Result<i64, Error> {
 /// (or added after discovery). Either way the erasure is not complete.
 async fn verify_nothing_left(ctx: &Context, lease: &Lease, subject: &str) -> Result<(), Error> {
     for client in ctx.plan.clients.iter().filter(|c| c.erases_subject) {
-        let left =
-            dynamic::fetch_count(&ctx.store, &client.count_sql, &[Arg::Text(subject)]).await?;
+        let left = service::count_client_rows(&ctx.store, client, subject).await?;
         if left > 0 {
             return Err(Error::Permanent {
                 id: lease.request_id,

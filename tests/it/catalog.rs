@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use lethe::catalog::{Catalog, Plan};
+use lethe::catalog::Catalog;
 use lethe::store::Backend;
 use lethe::worker::WorkerOptions;
 
@@ -37,25 +37,22 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 async fn compile_error(app: &TestApp, dir: &Path) -> String {
     let catalog = Catalog::load(dir).unwrap();
-    Plan::compile(catalog, app.store())
-        .await
-        .unwrap_err()
-        .to_string()
+    app.engine.compile(catalog).await.unwrap_err().to_string()
 }
 
 async fn the_example_catalog_compiles_without_warnings(backend: Backend) {
     let app = TestApp::start_on(backend).await;
     let plan = app.engine.compile_catalog().await.unwrap();
-    assert!(plan.warnings.is_empty(), "{:#?}", plan.warnings);
+    assert!(plan.findings.is_empty(), "{:#?}", plan.findings);
     assert_eq!(plan.clients.len(), 3);
     assert_eq!(plan.tables.len(), lethe::example::tables().len());
     // Identifiers are quoted, values bound.
     let client = &plan.clients[2];
-    assert!(
-        client.page_sql.contains("\"client_key\" = $1"),
-        "{}",
-        client.page_sql
-    );
+    let bound = match backend {
+        Backend::Postgres => "\"client_key\" = CAST($1 AS character varying(64))",
+        Backend::Sqlite => "\"client_key\" = $1",
+    };
+    assert!(client.page_sql.contains(bound), "{}", client.page_sql);
 }
 
 async fn an_unknown_column_names_the_file_and_entry(backend: Backend) {
@@ -127,13 +124,13 @@ async fn uncatalogued_columns_are_warned_about(backend: Backend) {
     let app = TestApp::start_on(backend).await;
     let dir = catalog_with("features/upscale.toml", "gpu = \"keep\"\n", "");
     let catalog = Catalog::load(dir.path()).unwrap();
-    let plan = Plan::compile(catalog, app.store()).await.unwrap();
+    let plan = app.engine.compile(catalog).await.unwrap();
     assert!(
-        plan.warnings
+        plan.findings
             .iter()
-            .any(|w| w.contains("upscale_task") && w.contains("\"gpu\"")),
+            .any(|w| w.entry.contains("upscale_task") && w.message.contains("\"gpu\"")),
         "{:#?}",
-        plan.warnings
+        plan.findings
     );
 }
 

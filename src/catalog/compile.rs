@@ -1,0 +1,771 @@
+//! Checks a catalog against the live database's schema and compiles it into
+//! a [`Plan`]: the SQL statements the workflow runs, built once at start-up.
+//! Pure: it reads a [`LiveSchema`] value the store read beforehand, and
+//! writes SQL in that database's [`Dialect`].
+//!
+//! The rules this module keeps: every table and column a statement names
+//! was seen in the live schema first; every identifier is quoted and every
+//! value bound; rows are addressed by a key the database proves unique; a
+//! link whose target the database does not prove unique is refused unless
+//! the catalog says how duplicates are resolved; link columns of different
+//! types need a declared cast. Every problem is reported (not just the
+//! first), each naming the file, the entry and the fix.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::dialect::Dialect;
+use super::ident::{Ident, TableName};
+use super::keys::{KeyColumn, RowKey, ValueKind};
+use super::links::{self, ResolvedLink};
+use super::live::{LiveSchema, LiveTable};
+use super::model::{Columns, Duplicates, LinkKind, ReferenceSource};
+use super::ownership;
+use super::plan::{
+    ChildPlan, ClientPlan, DataCheck, FeaturePlan, FeatureRows, FeatureTables, Finding, LinkColumn,
+    Plan,
+};
+use super::policy::{ColumnMask, ColumnType, Policy, RowErasure};
+use super::table_plan::compile_table;
+use super::{Catalog, CatalogError};
+
+/// Where a problem is: the file and the entry in it.
+#[derive(Clone)]
+pub(super) struct Place {
+    pub file: PathBuf,
+    pub entry: String,
+}
+
+impl Place {
+    fn new(file: &Path, entry: impl Into<String>) -> Self {
+        Place {
+            file: file.to_owned(),
+            entry: entry.into(),
+        }
+    }
+
+    pub(super) fn error(&self, problem: impl Into<String>) -> CatalogError {
+        CatalogError::invalid(&self.file, &self.entry, problem)
+    }
+
+    fn finding(&self, message: impl Into<String>) -> Finding {
+        Finding {
+            file: self.file.clone(),
+            entry: self.entry.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+pub(super) struct Compiler<'a> {
+    pub live: &'a LiveSchema,
+    pub dialect: Dialect,
+    pub errors: Vec<CatalogError>,
+    pub findings: Vec<Finding>,
+    pub data_checks: Vec<DataCheck>,
+    tables: BTreeMap<String, super::TablePlan>,
+}
+
+impl Plan {
+    /// Checks every table, column, key, link and policy of `catalog`
+    /// against the live schema, and writes its statements in that
+    /// database's dialect. All problems are returned together.
+    pub fn compile(catalog: Catalog, live: &LiveSchema) -> Result<Plan, CatalogError> {
+        let dialect = Dialect::from(live.backend);
+        let mut compiler = Compiler {
+            live,
+            dialect,
+            errors: Vec::new(),
+            findings: Vec::new(),
+            data_checks: Vec::new(),
+            tables: BTreeMap::new(),
+        };
+        let resolved = links::resolve_all(&catalog)?;
+        let main_file = catalog.dir.join("catalog.toml");
+
+        // The columns each client table's links read.
+        let mut link_columns: Vec<Vec<Ident>> = vec![Vec::new(); catalog.client_tables.len()];
+        for per_client in &resolved {
+            for (index, link) in per_client.iter().enumerate() {
+                if let Some(link) = link
+                    && !link_columns[index].contains(&link.client_column)
+                {
+                    link_columns[index].push(link.client_column.clone());
+                }
+            }
+        }
+        let mut clients = Vec::new();
+        for (index, client) in catalog.client_tables.iter().enumerate() {
+            let place = Place::new(&main_file, format!("clients[{index}] ({})", client.table));
+            if let Some(plan) = compiler.client(&place, client, &link_columns[index]) {
+                clients.push(plan);
+            }
+        }
+        let mut features = Vec::new();
+        if clients.len() == catalog.client_tables.len() {
+            for (feature, links) in catalog.features.iter().zip(&resolved) {
+                if let Some(plan) = compiler.feature(&catalog, feature, links, &clients) {
+                    features.push(plan);
+                }
+            }
+        }
+        if !compiler.errors.is_empty() {
+            return Err(CatalogError::many(compiler.errors));
+        }
+        if !clients.iter().any(|c| c.erases_subject) {
+            compiler.findings.push(Place::new(&main_file, "clients").finding(
+                "no client table's erasure removes the member's key (every subject column is kept): \
+                 verification cannot prove that no client row of the member was missed, and the \
+                 destruction record will say so",
+            ));
+        }
+        Ok(Plan {
+            catalog,
+            dialect,
+            clients,
+            features,
+            tables: compiler.tables,
+            findings: compiler.findings,
+            data_checks: compiler.data_checks,
+        })
+    }
+}
+
+impl Compiler<'_> {
+    /// The live table, or an error naming the entry.
+    pub(super) fn table(&mut self, place: &Place, name: &TableName) -> Option<&LiveTable> {
+        let found = self.live.table(&name.to_string());
+        if found.is_none() {
+            self.errors.push(place.error(format!(
+                "table {name} does not exist in the database (is the catalog for this service, and the search_path right?)"
+            )));
+        }
+        found
+    }
+
+    /// The type of each column, or an error naming the missing one.
+    pub(super) fn column_types(
+        &mut self,
+        place: &Place,
+        name: &TableName,
+        columns: &[&Ident],
+    ) -> Option<Vec<ColumnType>> {
+        let table = self.table(place, name)?.clone();
+        let mut types = Vec::new();
+        for column in columns {
+            match table.column(column.as_str()) {
+                Some(live) => types.push(ColumnType {
+                    sql_type: live.sql_type.clone(),
+                    nullable: live.nullable,
+                }),
+                None => {
+                    self.errors.push(place.error(format!(
+                        "column {:?} does not exist in table {name}",
+                        column.as_str()
+                    )));
+                    return None;
+                }
+            }
+        }
+        Some(types)
+    }
+
+    /// A table's key, checked to be unique.
+    fn key(&mut self, place: &Place, name: &TableName, key: &Columns) -> Option<RowKey> {
+        let columns: Vec<&Ident> = key.iter().collect();
+        let types = self.column_types(place, name, &columns)?;
+        let table = self.live.table(&name.to_string())?;
+        let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
+        if !table.proves_unique(&names) {
+            let pk = if table.primary_key.is_empty() {
+                "it has no primary key".to_owned()
+            } else {
+                format!("its primary key is ({})", table.primary_key.join(", "))
+            };
+            self.errors.push(place.error(format!(
+                "key {key} is not unique in {name} by any primary key or unique index ({pk}): lethe \
+                 addresses rows by their key and cannot prove that {key} names one row; set key to \
+                 the primary key's columns"
+            )));
+            return None;
+        }
+        Some(RowKey {
+            columns: columns
+                .into_iter()
+                .zip(types)
+                .map(|(name, ty)| KeyColumn {
+                    name: name.clone(),
+                    sql_type: ty.sql_type,
+                })
+                .collect(),
+        })
+    }
+
+    pub(super) fn kind_of(&self, ty: &ColumnType) -> ValueKind {
+        ValueKind::of(&ty.sql_type, self.dialect)
+    }
+
+    /// Warns when a lookup by `column` of `table` would scan the table.
+    pub(super) fn require_index(
+        &mut self,
+        place: &Place,
+        name: &TableName,
+        column: &Ident,
+        lookup: &str,
+    ) {
+        let Some(table) = self.live.table(&name.to_string()) else {
+            return;
+        };
+        if table.leads_an_index(column.as_str()) {
+            return;
+        }
+        let size = match table.estimated_rows {
+            Some(rows) if rows > 0 => format!(" (about {rows} rows)"),
+            _ => String::new(),
+        };
+        self.findings.push(place.finding(format!(
+            "{name}.{column} has no index starting with it, and {lookup} looks rows up by it: every \
+             batch would scan the table{size}, which on a large production table is an incident; \
+             CREATE INDEX CONCURRENTLY ON {} ({})",
+            name.quoted(),
+            column.quoted()
+        )));
+    }
+
+    fn client(
+        &mut self,
+        place: &Place,
+        client: &super::ClientTable,
+        link_columns: &[Ident],
+    ) -> Option<ClientPlan> {
+        let key = self.key(place, &client.table, &client.key)?;
+        let mut wanted = vec![&client.subject, &client.feature_type];
+        wanted.extend(link_columns);
+        let types = self.column_types(place, &client.table, &wanted)?;
+        self.require_index(place, &client.table, &client.subject, "discovery");
+        for column in key.columns.iter() {
+            if super::masks(&client.mask, &column.name) {
+                self.errors.push(place.error(format!(
+                    "the key column {:?} cannot be masked: rows are addressed by it",
+                    column.name.as_str()
+                )));
+            }
+        }
+        let mut keep: BTreeSet<&str> = key.columns.iter().map(|c| c.name.as_str()).collect();
+        keep.extend(link_columns.iter().map(Ident::as_str));
+        keep.insert(client.feature_type.as_str());
+        self.add_table(
+            place,
+            &client.table,
+            key.clone(),
+            client.erase,
+            &client.mask,
+            &keep,
+        );
+
+        let dialect = self.dialect;
+        let table = client.table.quoted();
+        let subject = format!("{table}.{}", client.subject.quoted());
+        let subject_match = format!("{subject} = {}", dialect.param_as(1, &types[0].sql_type));
+        let mut select = key.select_text(&table, dialect);
+        select.push(format!(
+            "{} AS lethe_feature_type",
+            dialect.text(&format!("{table}.{}", client.feature_type.quoted()))
+        ));
+        for (i, column) in link_columns.iter().enumerate() {
+            select.push(format!(
+                "{} AS lethe_link_{i}",
+                dialect.text(&format!("{table}.{}", column.quoted()))
+            ));
+        }
+        let erases_subject = client.erase == RowErasure::Delete
+            || client
+                .mask
+                .get(&client.subject)
+                .is_some_and(|policy| !policy.is_keep());
+        if !erases_subject {
+            self.findings.push(place.finding(format!(
+                "the subject column {:?} is kept, so verification cannot prove that every row of \
+                 this table carrying the member's key was found",
+                client.subject.as_str()
+            )));
+        }
+        let after = key.after_sql(&table, dialect, 2);
+        let limit = 2 + key.after_params(dialect);
+        Some(ClientPlan {
+            table: client.table.to_string(),
+            subject_kind: self.kind_of(&types[0]),
+            count_sql: format!("SELECT count(*) FROM {table} WHERE {subject_match}"),
+            page_sql: format!(
+                "SELECT {} FROM {table} WHERE {subject_match} AND {after} ORDER BY {} LIMIT ${limit}",
+                select.join(", "),
+                key.order_by(&table)
+            ),
+            link_columns: link_columns
+                .iter()
+                .zip(&types[2..])
+                .map(|(name, ty)| LinkColumn {
+                    name: name.clone(),
+                    kind: self.kind_of(ty),
+                })
+                .collect(),
+            key,
+            erases_subject,
+        })
+    }
+
+    fn feature(
+        &mut self,
+        catalog: &Catalog,
+        feature: &super::Feature,
+        links: &[Option<ResolvedLink>],
+        clients: &[ClientPlan],
+    ) -> Option<FeaturePlan> {
+        let spec = &feature.spec;
+        let file = &feature.file;
+        if spec.optional
+            && let Some(missing) = self.first_missing_table(spec)
+        {
+            self.findings
+                .push(Place::new(file, "optional").finding(format!(
+                "table {missing} does not exist; the feature is optional, so each client row of \
+                 type {:?} will be reported as a missing_table anomaly",
+                spec.types
+            )));
+            return Some(FeaturePlan {
+                types: spec.types.clone(),
+                file: file.clone(),
+                tables: FeatureTables::Missing { table: missing },
+            });
+        }
+        let table = &spec.feature;
+        let place = Place::new(file, format!("feature ({})", table.table));
+        let key = self.key(&place, &table.table, &table.key)?;
+        for column in &key.columns {
+            if super::masks(&table.mask, &column.name) {
+                self.errors.push(place.error(format!(
+                    "the key column {:?} cannot be masked: rows are addressed by it",
+                    column.name.as_str()
+                )));
+            }
+        }
+        // The feature's columns read besides its key: link values first,
+        // then what tasks point at.
+        let mut value_columns: Vec<Ident> = Vec::new();
+        for link in links.iter().flatten() {
+            if !value_columns.contains(&link.feature_column) {
+                value_columns.push(link.feature_column.clone());
+            }
+        }
+        let mut tasks_parent: Vec<Ident> = Vec::new();
+        for task in &spec.tasks {
+            let parent = task
+                .feature_column
+                .clone()
+                .or_else(|| table.key.single().cloned());
+            match parent {
+                Some(parent) => tasks_parent.push(parent),
+                None => {
+                    self.errors.push(Place::new(file, format!("task ({})", task.table)).error(
+                        "the feature's key has several columns: name the one this task points at with feature_column = \"...\"",
+                    ));
+                    return None;
+                }
+            }
+        }
+        for parent in &tasks_parent {
+            if !value_columns.contains(parent) {
+                value_columns.push(parent.clone());
+            }
+        }
+        let mut wanted: Vec<&Ident> = value_columns.iter().collect();
+        wanted.extend(table.references.iter().map(|r| &r.column));
+        let types = self.column_types(&place, &table.table, &wanted)?;
+        let value_types: Vec<ColumnType> = types[..value_columns.len()].to_vec();
+        self.check_references(&place, &table.references, &types[value_columns.len()..]);
+
+        let select = self.select_list(&table.table, &key, &value_columns, &table.references);
+        let mut link_plans = Vec::new();
+        for (index, link) in links.iter().enumerate() {
+            let plan = match link {
+                None => None,
+                Some(link) => {
+                    let client = &catalog.client_tables[index];
+                    let place = Place::new(
+                        file,
+                        format!("feature ({}) link from {}", table.table, client.table),
+                    );
+                    ownership::link_plan(
+                        self,
+                        &place,
+                        link,
+                        client,
+                        &clients[index],
+                        &table.table,
+                        &select,
+                        &key,
+                    )
+                }
+            };
+            link_plans.push(plan);
+        }
+        let namespaces = ownership::namespaces(
+            self,
+            &Place::new(file, format!("feature ({})", table.table)),
+            catalog,
+            links,
+            clients,
+            &value_columns,
+        );
+        let mut keep: BTreeSet<&str> = key.columns.iter().map(|c| c.name.as_str()).collect();
+        keep.extend(value_columns.iter().map(Ident::as_str));
+        self.add_table(
+            &place,
+            &table.table,
+            key.clone(),
+            table.erase,
+            &table.mask,
+            &keep,
+        );
+
+        let mut tasks = Vec::new();
+        for (task, parent) in spec.tasks.iter().zip(&tasks_parent) {
+            let parent_index = value_columns.iter().position(|c| c == parent)?;
+            let parent_type = value_types[parent_index].clone();
+            if let Some(child) =
+                self.task(file, task, &table.table, parent, &parent_type, parent_index)
+            {
+                tasks.push(child);
+            }
+        }
+        Some(FeaturePlan {
+            types: spec.types.clone(),
+            file: file.clone(),
+            tables: FeatureTables::Present(Box::new(FeatureRows {
+                table: table.table.to_string(),
+                key,
+                links: link_plans,
+                value_columns,
+                namespaces,
+                references: table.references.clone(),
+                tasks,
+            })),
+        })
+    }
+
+    fn task(
+        &mut self,
+        file: &Path,
+        task: &super::TaskTable,
+        feature_table: &TableName,
+        parent: &Ident,
+        parent_type: &ColumnType,
+        parent_column: usize,
+    ) -> Option<ChildPlan> {
+        let place = Place::new(file, format!("task ({})", task.table));
+        let key = self.key(&place, &task.table, &task.key)?;
+        for column in &key.columns {
+            if super::masks(&task.mask, &column.name) {
+                self.errors.push(place.error(format!(
+                    "the key column {:?} cannot be masked: rows are addressed by it",
+                    column.name.as_str()
+                )));
+            }
+        }
+        let mut wanted = vec![&task.feature_id];
+        wanted.extend(task.references.iter().map(|r| &r.column));
+        let types = self.column_types(&place, &task.table, &wanted)?;
+        self.check_references(&place, &task.references, &types[1..]);
+        // The task points at a feature column, which must name one row.
+        let feature_live = self.live.table(&feature_table.to_string())?;
+        if !feature_live.proves_unique(&[parent.as_str()]) {
+            self.errors.push(place.error(format!(
+                "the task points at {feature_table}.{parent}, which no primary key or unique index \
+                 makes unique: a task row could belong to several feature rows; point it at the \
+                 feature's key (feature_column)"
+            )));
+            return None;
+        }
+        let value_kind = self.compare_kinds(
+            &place,
+            &types[0],
+            parent_type,
+            task.cast.as_deref(),
+            &format!("{}.{}", task.table, task.feature_id),
+            &format!("{feature_table}.{parent}"),
+        )?;
+        self.require_index(
+            &place,
+            &task.table,
+            &task.feature_id,
+            "finding a feature's tasks",
+        );
+        let mut keep: BTreeSet<&str> = key.columns.iter().map(|c| c.name.as_str()).collect();
+        keep.insert(task.feature_id.as_str());
+        self.add_table(
+            &place,
+            &task.table,
+            key.clone(),
+            task.erase,
+            &task.mask,
+            &keep,
+        );
+        let quoted = task.table.quoted();
+        let select = self.select_list(&task.table, &key, &[], &task.references);
+        Some(ChildPlan {
+            table: task.table.to_string(),
+            select_sql: format!(
+                "SELECT {} FROM {quoted} WHERE {} ORDER BY {}",
+                select.join(", "),
+                self.dialect.in_ids(
+                    &format!("{quoted}.{}", task.feature_id.quoted()),
+                    &types[0].sql_type,
+                    1
+                ),
+                key.order_by(&quoted)
+            ),
+            key,
+            parent_column,
+            value_kind,
+            references: task.references.clone(),
+        })
+    }
+
+    /// The SELECT list of a feature or task read: key texts, value column
+    /// texts, reference column texts.
+    pub(super) fn select_list(
+        &self,
+        table: &TableName,
+        key: &RowKey,
+        values: &[Ident],
+        references: &[ReferenceSource],
+    ) -> Vec<String> {
+        let quoted = table.quoted();
+        let dialect = self.dialect;
+        let mut select = key.select_text(&quoted, dialect);
+        for (i, column) in values.iter().enumerate() {
+            select.push(format!(
+                "{} AS lethe_value_{i}",
+                dialect.text(&format!("{quoted}.{}", column.quoted()))
+            ));
+        }
+        for (i, source) in references.iter().enumerate() {
+            select.push(format!(
+                "{} AS lethe_ref_{i}",
+                dialect.text(&format!("{quoted}.{}", source.column.quoted()))
+            ));
+        }
+        select
+    }
+
+    /// The kind values are checked against when `source` values are looked
+    /// up in `target`: the declared cast's, else the target's when both are
+    /// of one family; None (an error) when they differ and no cast is given.
+    pub(super) fn compare_kinds(
+        &mut self,
+        place: &Place,
+        source: &ColumnType,
+        target: &ColumnType,
+        cast: Option<&str>,
+        source_name: &str,
+        target_name: &str,
+    ) -> Option<ValueKind> {
+        let (source_kind, target_kind) = (self.kind_of(source), self.kind_of(target));
+        match cast {
+            Some(cast) => match ValueKind::of_cast(cast) {
+                Some(kind) => Some(kind),
+                None => {
+                    self.errors.push(place.error(format!(
+                        "cast = {cast:?} is not a type lethe compares by value; use \"bigint\", \
+                         \"integer\", \"numeric\", \"uuid\" or \"text\""
+                    )));
+                    None
+                }
+            },
+            None if source_kind.same_family(target_kind) => Some(target_kind),
+            None => {
+                self.errors.push(place.error(format!(
+                    "{source_name} ({}) and {target_name} ({}) differ in type: declare the type \
+                     both are compared as, e.g. cast = \"{}\"; values that are not of it are \
+                     reported as unlinkable_value anomalies, never guessed at",
+                    source.sql_type,
+                    target.sql_type,
+                    cast_suggestion(source_kind, target_kind)
+                )));
+                None
+            }
+        }
+    }
+
+    fn check_references(
+        &mut self,
+        place: &Place,
+        references: &[ReferenceSource],
+        types: &[ColumnType],
+    ) {
+        for (source, ty) in references.iter().zip(types) {
+            if !(ty.is_json() || ty.is_text_like()) {
+                self.errors.push(place.error(format!(
+                    "references: column {:?} is {}, not json, jsonb or text: lethe reads file \
+                     references from JSON or text only",
+                    source.column.as_str(),
+                    ty.sql_type
+                )));
+            }
+        }
+    }
+
+    fn first_missing_table(&self, spec: &super::FeatureFile) -> Option<String> {
+        std::iter::once(&spec.feature.table)
+            .chain(spec.tasks.iter().map(|t| &t.table))
+            .find(|table| self.live.table(&table.to_string()).is_none())
+            .map(ToString::to_string)
+    }
+
+    fn add_table(
+        &mut self,
+        place: &Place,
+        table: &TableName,
+        key: RowKey,
+        erase: RowErasure,
+        mask: &BTreeMap<Ident, Policy>,
+        keep: &BTreeSet<&str>,
+    ) {
+        let Some(live) = self.live.table(&table.to_string()).cloned() else {
+            return;
+        };
+        let mut masks = Vec::new();
+        for (column, policy) in mask {
+            let Some(found) = live.column(column.as_str()) else {
+                self.errors.push(CatalogError::invalid(
+                    &place.file,
+                    format!("{}: mask.{column}", place.entry),
+                    format!(
+                        "column {:?} does not exist in table {table}",
+                        column.as_str()
+                    ),
+                ));
+                continue;
+            };
+            let column_type = ColumnType {
+                sql_type: found.sql_type.clone(),
+                nullable: found.nullable,
+            };
+            if let Err(problem) = policy.check_type(&column_type) {
+                self.errors.push(CatalogError::invalid(
+                    &place.file,
+                    format!("{}: mask.{column}", place.entry),
+                    problem,
+                ));
+                continue;
+            }
+            masks.push(ColumnMask {
+                column: column.clone(),
+                policy: policy.clone(),
+                column_type,
+            });
+        }
+        let unlisted: Vec<&str> = live
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|c| !keep.contains(c) && !mask.keys().any(|m| m.as_str() == *c))
+            .collect();
+        if erase == RowErasure::Mask && !unlisted.is_empty() {
+            self.findings.push(place.finding(format!(
+                "columns {unlisted:?} are neither masked nor marked \"keep\": they are kept; list \
+                 them so the catalog says whether they are personal"
+            )));
+        }
+        let plan = compile_table(table, key, erase, masks, self.dialect);
+        let name = table.to_string();
+        match self.tables.get(&name) {
+            Some(existing)
+                if existing.erase_sql != plan.erase_sql
+                    || existing.erase_params != plan.erase_params =>
+            {
+                self.errors.push(place.error(format!(
+                    "table {name} is catalogued more than once with different erasure; give every \
+                     entry for it the same key, erase and mask"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                self.tables.insert(name, plan);
+            }
+        }
+    }
+
+    /// Records that `column` of `table`, holding text compared as `kind`,
+    /// must hold only canonical values of that kind (checked by `lethe
+    /// catalog check`, which scans it once).
+    pub(super) fn require_canonical(
+        &mut self,
+        place: &Place,
+        table: &TableName,
+        column: &Ident,
+        kind: ValueKind,
+    ) {
+        let quoted = format!("{}.{}", table.quoted(), column.quoted());
+        let Some(not_canonical) = self.dialect.not_canonical(&quoted, kind) else {
+            return;
+        };
+        self.data_checks.push(DataCheck {
+            file: place.file.clone(),
+            entry: place.entry.clone(),
+            problem: format!(
+                "{{n}} value(s) of {table}.{column} are not {} in canonical spelling (e.g. a \
+                 leading zero or capital letters): lethe compares them as text and could not \
+                 prove which rows they link; rewrite them, or link through a column of the \
+                 right type",
+                kind.describe()
+            ),
+            sql: format!(
+                "SELECT count(*) FROM {} WHERE {quoted} IS NOT NULL AND {not_canonical}",
+                table.quoted()
+            ),
+        });
+    }
+
+    /// Refuses a link whose target the database does not prove unique,
+    /// unless the catalog says how duplicates are resolved.
+    pub(super) fn require_unique_target(
+        &mut self,
+        place: &Place,
+        link: &ResolvedLink,
+        table: &TableName,
+        column: &Ident,
+    ) {
+        let Some(live) = self.live.table(&table.to_string()) else {
+            return;
+        };
+        if live.proves_unique(&[column.as_str()]) || link.duplicates == Some(Duplicates::MemberOnly)
+        {
+            return;
+        }
+        let why = match link.kind {
+            LinkKind::FeatureToClient => {
+                "a feature row pointing at it could belong to any client row carrying the value"
+            }
+            LinkKind::ClientToFeature => {
+                "a client row pointing at it could mean any feature row carrying the value"
+            }
+            LinkKind::Join => "a join row could name several rows",
+        };
+        self.errors.push(place.error(format!(
+            "the link's target {table}.{column} is not unique (no primary key or unique index on \
+             it alone): {why}; add a unique index, or declare duplicates = \"member_only\" on the \
+             link so that a row reached through a repeated value is erased only when every client \
+             row carrying that value is the member's"
+        )));
+    }
+}
+
+fn cast_suggestion(source: ValueKind, target: ValueKind) -> &'static str {
+    match (source, target) {
+        (_, ValueKind::Uuid) | (ValueKind::Uuid, _) => "uuid",
+        (_, ValueKind::Integer { .. }) | (ValueKind::Integer { .. }, _) => "bigint",
+        (_, ValueKind::Numeric) | (ValueKind::Numeric, _) => "numeric",
+        _ => "text",
+    }
+}

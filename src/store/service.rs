@@ -1,0 +1,116 @@
+//! Running the catalog's compiled statements ([`crate::catalog::Plan`])
+//! against the service's own tables: a member's client rows page by page,
+//! the feature and task rows below them, the claims that prove a feature
+//! row is the member's, and the erasure and read-back of rows by key. The
+//! statements and their argument lists come from the plan; this module
+//! only runs them ([`super::dynamic`] binds the values).
+
+use std::collections::HashSet;
+
+use super::dynamic::{self, Arg};
+use super::{Store, Tx};
+use crate::catalog::TablePlan;
+use crate::catalog::dialect::Dialect;
+use crate::catalog::plan::{ChildPlan, ClientPlan, LinkPlan, Namespace};
+use crate::error::Error;
+
+/// One row read as text (NULL as None), in the statement's column order.
+pub type TextRow = Vec<Option<String>>;
+
+/// How many of the member's rows a client table holds.
+pub async fn count_client_rows(
+    store: &Store,
+    client: &ClientPlan,
+    subject: &str,
+) -> Result<i64, Error> {
+    if !client.can_hold(subject) {
+        return Ok(0);
+    }
+    dynamic::fetch_count(store, &client.count_sql, &client.count_args(subject)).await
+}
+
+/// The member's next client rows after the `after` key, in key order.
+pub async fn client_page(
+    store: &Store,
+    dialect: Dialect,
+    client: &ClientPlan,
+    subject: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<TextRow>, Error> {
+    if !client.can_hold(subject) {
+        return Ok(Vec::new());
+    }
+    let args = client.page_args(subject, after, limit, dialect);
+    dynamic::fetch_rows(store, &client.page_sql, &args).await
+}
+
+/// The feature rows these client link values reach; None when the table
+/// no longer exists.
+pub async fn feature_rows(
+    store: &Store,
+    link: &LinkPlan,
+    values: Vec<String>,
+) -> Result<Option<Vec<TextRow>>, Error> {
+    rows_or_missing(store, &link.select_sql, &[Arg::TextList(values)]).await
+}
+
+/// The task rows below these feature values; None when the table no
+/// longer exists.
+pub async fn task_rows(
+    store: &Store,
+    child: &ChildPlan,
+    values: Vec<String>,
+) -> Result<Option<Vec<TextRow>>, Error> {
+    rows_or_missing(store, &child.select_sql, &[Arg::TextList(values)]).await
+}
+
+/// Of these feature values, the ones some client row that is not the
+/// member's claims.
+pub async fn claimed_by_others(
+    store: &Store,
+    namespace: &Namespace,
+    types: &[String],
+    values: &[String],
+    subject: &str,
+) -> Result<HashSet<String>, Error> {
+    if values.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let args = namespace.args(types, values, subject);
+    let rows = dynamic::fetch_rows(store, &namespace.sql, &args).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect())
+}
+
+/// Erases the rows with these keys, in the batch's transaction; returns
+/// how many rows it touched.
+pub async fn erase(tx: &mut Tx, table: &TablePlan, keys: &[String]) -> Result<u64, Error> {
+    dynamic::execute(tx, &table.erase_sql, &table.erase_args(keys)).await
+}
+
+/// How many of these rows still hold unerased values.
+pub async fn count_unerased(
+    store: &Store,
+    table: &TablePlan,
+    keys: &[String],
+) -> Result<i64, Error> {
+    let Some(sql) = &table.verify_sql else {
+        return Ok(0);
+    };
+    dynamic::fetch_count(store, sql, &table.verify_args(keys)).await
+}
+
+async fn rows_or_missing(
+    store: &Store,
+    sql: &str,
+    args: &[Arg],
+) -> Result<Option<Vec<TextRow>>, Error> {
+    match dynamic::fetch_rows(store, sql, args).await {
+        Ok(rows) => Ok(Some(rows)),
+        Err(err) if dynamic::is_undefined_table(&err) => Ok(None),
+        Err(err) => Err(err),
+    }
+}

@@ -1,0 +1,407 @@
+//! Reading the file references out of one column of one row: the catalog's
+//! paths, each in its form; the `+` ambiguity settled by asking S3; JSON
+//! manifests (a PDF extraction's image list) expanded wherever they are
+//! reached.
+//!
+//! The rules this module keeps: nothing is skipped silently. A value of
+//! another shape than its path expects is `unrecognised_shape`; a string
+//! naming one of the service's objects at a path the catalog does not list
+//! (nor exclude) is `undeclared_reference`; a reference that is not the
+//! service's is `foreign_reference` (its text names no host: a host can be
+//! a personal domain). Objects a manifest lists come before it.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::Context;
+use super::targets::Findings;
+use crate::catalog::RefForm;
+use crate::catalog::model::{Expansion, ReferenceSource};
+use crate::error::Error;
+use crate::references::{Found, ObjectRef, Resolution};
+use crate::store::manifest::{Anomaly, ManifestObject};
+
+/// Where a reference was found, for anomalies: the table and the row's key.
+#[derive(Clone, Copy)]
+pub struct Place<'a> {
+    pub table: &'a str,
+    pub row_id: &'a str,
+}
+
+impl Place<'_> {
+    fn anomaly(&self, kind: &str, detail: String) -> Anomaly {
+        Anomaly {
+            kind: kind.into(),
+            table_name: Some(self.table.to_owned()),
+            row_id: Some(self.row_id.to_owned()),
+            detail,
+        }
+    }
+}
+
+pub async fn read_column(
+    ctx: &Context,
+    source: &ReferenceSource,
+    text: &str,
+    place: Place<'_>,
+    findings: &mut Findings,
+) -> Result<(), Error> {
+    let document = match parse_column(text) {
+        Ok(Some(document)) => document,
+        Ok(None) => return Ok(()),
+        Err(err) => {
+            findings.anomalies.push(place.anomaly(
+                "malformed_json",
+                format!(
+                    "column {}: {err}; its file references could not be read",
+                    source.column
+                ),
+            ));
+            return Ok(());
+        }
+    };
+    // Every value a path selects or excludes, by address: what the sweep
+    // for missed references and the shape check need not look at.
+    let mut covered: HashSet<usize> = HashSet::new();
+    for excluded in &source.exclude {
+        covered.extend(excluded.select(&document).into_iter().map(address));
+    }
+    let mut mismatches = Vec::new();
+    for path in source.ref_paths() {
+        let selection = path.path.select_traced(&document);
+        mismatches.extend(selection.mismatches);
+        for (location, value) in selection.values {
+            if !covered.insert(address(value)) {
+                continue;
+            }
+            let found = ctx.resolver.resolve_form(
+                value,
+                path.form,
+                path.bucket.as_deref(),
+                &path.prefix,
+                path.path.is_root(),
+            );
+            let context = format!("column {} at {location}", source.column);
+            let resolution = match found {
+                Found::Nothing => continue,
+                Found::Reference(resolution) => resolution,
+                Found::Unrecognised(why) => {
+                    findings.anomalies.push(place.anomaly(
+                        "unrecognised_shape",
+                        format!("{context}: {why}; the catalog's paths do not say how to read it, so any file it names was not found"),
+                    ));
+                    continue;
+                }
+            };
+            let Some((object, protected)) =
+                settle(ctx, resolution, &context, place, findings).await?
+            else {
+                continue;
+            };
+            match &source.expand {
+                Some(expansion) if !protected => {
+                    if findings.expanded.insert(object.clone()) {
+                        expand(ctx, expansion, &object, &context, place, findings).await?;
+                    }
+                    findings.push_container(object, place);
+                }
+                _ => findings.push(object, protected, false, place),
+            }
+        }
+    }
+    for (location, value) in mismatches {
+        if !is_covered(value, &covered) {
+            findings.anomalies.push(place.anomaly(
+                "unrecognised_shape",
+                format!(
+                    "column {} at {location}: a JSON {} where the catalog's paths expect another shape; any file it names was not found",
+                    source.column,
+                    kind_of(value)
+                ),
+            ));
+        }
+    }
+    sweep(ctx, &document, "$", source, &covered, place, findings);
+    Ok(())
+}
+
+/// A value's address in its document, to tell values apart by identity
+/// (two equal strings at two paths are two values).
+fn address(value: &Value) -> usize {
+    value as *const Value as usize
+}
+
+/// Whether a path selected or excluded this value (or an ancestor: the
+/// sweep stops there).
+fn is_covered(value: &Value, covered: &HashSet<usize>) -> bool {
+    covered.contains(&address(value))
+}
+
+/// Reports strings naming the service's objects at paths no catalog path
+/// selects or excludes.
+fn sweep(
+    ctx: &Context,
+    value: &Value,
+    location: &str,
+    source: &ReferenceSource,
+    covered: &HashSet<usize>,
+    place: Place<'_>,
+    findings: &mut Findings,
+) {
+    if is_covered(value, covered) {
+        return;
+    }
+    match value {
+        Value::String(text) if ctx.resolver.names_our_object(text) => {
+            findings.anomalies.push(place.anomaly(
+                "undeclared_reference",
+                format!(
+                    "column {} at {location}: a reference to one of the service's buckets that no catalog path lists; add the path to the catalog (or to `exclude` if it is not the member's file), then `lethe retry`",
+                    source.column
+                ),
+            ));
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                sweep(
+                    ctx,
+                    item,
+                    &format!("{location}[{index}]"),
+                    source,
+                    covered,
+                    place,
+                    findings,
+                );
+            }
+        }
+        Value::Object(map) => {
+            for (name, item) in map {
+                let child = if location == "$" {
+                    name.clone()
+                } else {
+                    format!("{location}.{name}")
+                };
+                sweep(ctx, item, &child, source, covered, place, findings);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// A column's text as JSON: an object, an array or a string. Anything else
+/// (a bare URL, a bare key, even `42`) is read as a string, as a text
+/// column holding it means it. Blank means no reference.
+fn parse_column(text: &str) -> Result<Option<Value>, serde_json::Error> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if trimmed.starts_with(['{', '[', '"']) {
+        serde_json::from_str(trimmed).map(Some)
+    } else {
+        Ok(Some(Value::String(trimmed.to_owned())))
+    }
+}
+
+fn looks_like_url(text: &str) -> bool {
+    let head = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    head.starts_with("http://") || head.starts_with("https://") || head.starts_with("s3://")
+}
+
+/// Turns a resolution into an object to list (and whether it is
+/// protected), or records why there is none.
+async fn settle(
+    ctx: &Context,
+    resolution: Resolution,
+    context: &str,
+    place: Place<'_>,
+    findings: &mut Findings,
+) -> Result<Option<(ObjectRef, bool)>, Error> {
+    Ok(match resolution {
+        Resolution::Object { object, .. } => Some((object, false)),
+        Resolution::Protected { object, .. } => Some((object, true)),
+        Resolution::Ambiguous { plus, space, .. } => {
+            let objects = ctx.buckets.objects_for(&plus.bucket);
+            let plus_exists = objects.exists(&plus.bucket, &plus.key).await?;
+            let space_exists = objects.exists(&space.bucket, &space.key).await?;
+            match (plus_exists, space_exists) {
+                (true, true) => {
+                    findings.anomalies.push(place.anomaly(
+                        "ambiguous_plus",
+                        format!(
+                            "{context}: a '+' in the URL may be a plus or a space, and both objects exist in bucket {}; neither was deleted",
+                            plus.bucket
+                        ),
+                    ));
+                    None
+                }
+                (false, true) => {
+                    let protected = ctx.resolver.protection_rule(&space).is_some();
+                    Some((space, protected))
+                }
+                // Only the plus exists, or neither (already gone): the URL's
+                // literal reading goes into the manifest, and verification
+                // confirms it is absent.
+                _ => {
+                    let protected = ctx.resolver.protection_rule(&plus).is_some();
+                    Some((plus, protected))
+                }
+            }
+        }
+        Resolution::Foreign { reason } => {
+            findings.anomalies.push(place.anomaly(
+                "foreign_reference",
+                format!("{context}: {}", without_host(&reason)),
+            ));
+            None
+        }
+    })
+}
+
+/// A foreign reference's reason without the host it names: the record is
+/// kept for years, and a host can be a personal domain.
+fn without_host(reason: &str) -> String {
+    match reason.strip_prefix("host ") {
+        Some(rest) => match rest.split_once(' ') {
+            Some((_, tail)) => format!("the host {tail}"),
+            None => "the host is not the service's".to_owned(),
+        },
+        None => reason.to_owned(),
+    }
+}
+
+/// Reads a JSON manifest object and lists the objects it names (before it).
+async fn expand(
+    ctx: &Context,
+    expansion: &Expansion,
+    manifest: &ObjectRef,
+    context: &str,
+    place: Place<'_>,
+    findings: &mut Findings,
+) -> Result<(), Error> {
+    let bucket = &manifest.bucket;
+    let Some(bytes) = ctx
+        .buckets
+        .objects_for(bucket)
+        .get_bounded(bucket, &manifest.key, expansion.max_bytes)
+        .await?
+    else {
+        findings.anomalies.push(place.anomaly(
+            "manifest_missing",
+            format!(
+                "{context}: the JSON document it points to in bucket {bucket} does not exist, so the objects it listed cannot be found"
+            ),
+        ));
+        return Ok(());
+    };
+    let Some(bytes) = bytes else {
+        findings.anomalies.push(place.anomaly(
+            "manifest_too_large",
+            format!(
+                "{context}: the JSON document in bucket {bucket} is larger than {} bytes (expand.max_bytes); its objects were not listed",
+                expansion.max_bytes
+            ),
+        ));
+        return Ok(());
+    };
+    let document: Value = match serde_json::from_slice(&bytes) {
+        Ok(document) => document,
+        Err(err) => {
+            findings.anomalies.push(place.anomaly(
+                "manifest_malformed",
+                format!("{context}: the JSON document in bucket {bucket} is not valid JSON ({err}); its objects were not listed"),
+            ));
+            return Ok(());
+        }
+    };
+    let listed_bucket = expansion.bucket.as_deref().unwrap_or(bucket);
+    let prefix = expansion.prefix.as_deref().unwrap_or_default();
+    let listed = expansion.list.select(&document);
+    if listed.is_empty() {
+        findings.anomalies.push(place.anomaly(
+            "manifest_malformed",
+            format!(
+                "{context}: the JSON document in bucket {bucket} has nothing at {}; expected its list of objects",
+                expansion.list
+            ),
+        ));
+    }
+    let inner = format!("{context} -> {}", expansion.list);
+    for value in listed {
+        // By default a string that is not a URL is a key in the listed bucket.
+        let form = match (expansion.form, value) {
+            (RefForm::Auto, Value::String(text)) if !looks_like_url(text) => RefForm::Key,
+            (form, _) => form,
+        };
+        let resolution =
+            match ctx
+                .resolver
+                .resolve_form(value, form, Some(listed_bucket), prefix, false)
+            {
+                Found::Nothing => continue,
+                Found::Reference(resolution) => resolution,
+                Found::Unrecognised(why) => {
+                    findings.anomalies.push(place.anomaly(
+                        "unrecognised_shape",
+                        format!("{inner}: {why}; any file it names was not found"),
+                    ));
+                    continue;
+                }
+            };
+        if let Some((object, protected)) = settle(ctx, resolution, &inner, place, findings).await? {
+            findings.push(object, protected, false, place);
+        }
+    }
+    Ok(())
+}
+
+impl Findings {
+    /// Adds an object once; the first mention decides its place in the order.
+    pub(super) fn push(
+        &mut self,
+        object: ObjectRef,
+        protected: bool,
+        container: bool,
+        place: Place<'_>,
+    ) {
+        if self.seen_objects.insert(object.clone()) {
+            self.objects.push(ManifestObject {
+                object,
+                protected,
+                source_table: place.table.to_owned(),
+                source_row: place.row_id.to_owned(),
+                replica_of: None,
+                container,
+            });
+        }
+    }
+
+    /// Adds a JSON manifest after the objects it lists: if it was already
+    /// listed as a plain reference on this page, it moves to the end and
+    /// becomes a container, so it is deleted after what it names.
+    fn push_container(&mut self, object: ObjectRef, place: Place<'_>) {
+        if let Some(at) = self
+            .objects
+            .iter()
+            .position(|o| o.object == object && o.replica_of.is_none())
+        {
+            let mut earlier = self.objects.remove(at);
+            earlier.container = true;
+            self.objects.push(earlier);
+            return;
+        }
+        self.push(object, false, true, place);
+    }
+}
