@@ -8,6 +8,8 @@
 //! is reported as ambiguous, never guessed; objects under a protected key or
 //! prefix are retained; everything else is foreign and reported.
 
+pub mod arn;
+pub mod aws_hosts;
 pub mod percent;
 pub mod s3_url;
 
