@@ -461,17 +461,22 @@ fn explain_ref(config: &Config, value: &str, json: bool) -> anyhow::Result<()> {
     let catalog = lethe::catalog::Catalog::load(&config.catalog).context("loading the catalog")?;
     let resolver = lethe::references::Resolver::new(&catalog.storage);
     let trimmed = value.trim();
-    let resolution = if trimmed.starts_with('{') {
+    let explanation = if trimmed.starts_with('{') {
         let parsed: serde_json::Value = serde_json::from_str(trimmed)
             .context("the value starts with '{' but is not valid JSON")?;
-        resolver.resolve_value(&parsed)
+        resolver.explain_value(&parsed)
     } else {
-        resolver.resolve_value(&serde_json::Value::String(trimmed.to_owned()))
+        resolver.explain_value(&serde_json::Value::String(trimmed.to_owned()))
     };
-    match (resolution, json) {
-        (Some(resolution), true) => println!("{}", serde_json::to_string_pretty(&resolution)?),
-        (Some(resolution), false) => println!("{resolution}"),
-        (None, true) => println!("{{\"outcome\": \"none\"}}"),
+    match (explanation, json) {
+        (Some(explanation), true) => println!("{}", serde_json::to_string_pretty(&explanation)?),
+        (Some(explanation), false) => println!("{explanation}"),
+        (None, true) => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"outcome": "none", "form": "no file reference"})
+            )?
+        ),
         (None, false) => {
             println!("no file reference: empty, or an object without bucket/key/url fields")
         }

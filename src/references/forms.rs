@@ -106,9 +106,7 @@ impl Resolver {
     /// the service's objects (an S3 or CloudFront URL of its buckets, or an
     /// `s3://` URI): such a string is a reference the catalog missed.
     pub fn names_our_object(&self, text: &str) -> bool {
-        let head = text.get(..8).unwrap_or(text).to_ascii_lowercase();
-        if !(head.starts_with("http://") || head.starts_with("https://") || head.starts_with("s3"))
-        {
+        if !super::s3_url::is_url(text) {
             return false;
         }
         matches!(

@@ -1,13 +1,20 @@
 //! Reference resolution: turning what a row says about a file (a URL, an
-//! `s3://` URI, or a `{bucket, key, url}` object) into the S3 object it
-//! means, or a reason why it means none of ours.
+//! `s3://`/`s3a://`/`s3n://` URI, or a `{bucket, key, url}` object) into the
+//! S3 object it means, or a reason why it means none of ours; and naming the
+//! form that matched, for `explain-ref`.
 //!
 //! The rules this module keeps (DESIGN "References resolve to (bucket, key)"):
-//! `bucket` + `key` fields win over a URL; S3 URLs in every AWS style and
-//! configured CloudFront domains resolve; keys are byte-exact; a literal `+`
-//! is reported as ambiguous, never guessed; objects under a protected key or
-//! prefix are retained; everything else is foreign and reported.
+//! `bucket` + `key` fields win over a URL; S3 URLs in every host form AWS
+//! serves a bucket on ([`aws_hosts`]) and configured CloudFront domains
+//! resolve; an access point's bucket is its ARN ([`arn`]); a bucket is
+//! compared exactly, as written (a path-style URL's bucket keeps its case);
+//! keys are byte-exact; a literal `+` is reported as ambiguous, never
+//! guessed; objects under a protected key or prefix are retained; everything
+//! else is foreign and reported, with a reason that repeats nothing of the
+//! reference beyond its host and bucket.
 
+pub mod arn;
+pub mod aws_hosts;
 mod forms;
 pub mod percent;
 pub mod s3_url;
@@ -53,6 +60,31 @@ pub enum Resolution {
     Foreign { reason: String },
 }
 
+/// A resolution and the form of reference that matched, for `explain-ref`:
+/// every outcome names its form, a foreign one too ("not recognised" when
+/// none matched).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// The form: "S3 URL (FIPS dualstack, virtual-hosted)", "S3 access
+    /// point hostname", "s3a:// URI (Hadoop)", "bucket+key fields", ...
+    pub form: String,
+    #[serde(flatten)]
+    pub resolution: Resolution,
+}
+
+impl Explanation {
+    fn new(form: String, resolution: Resolution) -> Self {
+        Explanation { form, resolution }
+    }
+
+    fn foreign(form: &str, reason: String) -> Self {
+        Explanation {
+            form: form.to_owned(),
+            resolution: Resolution::Foreign { reason },
+        }
+    }
+}
+
 /// Resolves references against the catalog's storage facts.
 #[derive(Debug, Clone)]
 pub struct Resolver {
@@ -74,10 +106,22 @@ impl Resolver {
     /// object is `{bucket, key}` (which wins) or `{url}`. Empty strings and
     /// nulls mean "no file" and give nothing.
     pub fn resolve_value(&self, value: &Value) -> Option<Resolution> {
+        self.explain_value(value)
+            .map(|explanation| explanation.resolution)
+    }
+
+    /// Resolves a URL or `s3://` URI.
+    pub fn resolve_url(&self, url: &str) -> Resolution {
+        self.explain_url(url).resolution
+    }
+
+    /// [`Self::resolve_value`], with the form that matched, for
+    /// `explain-ref`.
+    pub fn explain_value(&self, value: &Value) -> Option<Explanation> {
         match value {
             Value::Null => None,
             Value::String(text) if text.trim().is_empty() => None,
-            Value::String(text) => Some(self.resolve_url(text)),
+            Value::String(text) => Some(self.explain_url(text)),
             Value::Object(map) => {
                 let field = |name: &str| {
                     map.get(name)
@@ -85,101 +129,112 @@ impl Resolver {
                         .filter(|text| !text.is_empty())
                 };
                 match (field("bucket"), field("key"), field("url")) {
-                    (Some(bucket), Some(key), _) => Some(self.classify(
-                        ObjectRef {
+                    (Some(bucket), Some(key), _) => {
+                        let form = "bucket+key fields".to_owned();
+                        let object = ObjectRef {
                             bucket: bucket.to_owned(),
                             key: key.to_owned(),
-                        },
-                        "bucket+key fields".to_owned(),
-                    )),
-                    (_, _, Some(url)) => Some(self.resolve_url(url)),
+                        };
+                        Some(Explanation::new(form.clone(), self.classify(object, form)))
+                    }
+                    (_, _, Some(url)) => Some(self.explain_url(url)),
                     // An object with none of the reference fields is not a
                     // reference (e.g. a whole option object read at `$`).
                     (None, None, None) => None,
-                    _ => Some(Resolution::Foreign {
-                        reason: "a file object with a bucket or a key but not both, and no url"
-                            .to_owned(),
-                    }),
+                    _ => Some(Explanation::foreign(
+                        "file object",
+                        "a file object with a bucket or a key but not both, and no url".to_owned(),
+                    )),
                 }
             }
-            other => Some(Resolution::Foreign {
-                reason: format!(
+            other => Some(Explanation::foreign(
+                &format!("JSON {}", json_kind(other)),
+                format!(
                     "a JSON {} where a file reference was expected",
                     json_kind(other)
                 ),
-            }),
+            )),
         }
     }
 
-    /// Resolves a URL or `s3://` URI.
-    pub fn resolve_url(&self, url: &str) -> Resolution {
+    /// [`Self::resolve_url`], with the form that matched, for `explain-ref`.
+    pub fn explain_url(&self, url: &str) -> Explanation {
         // Leading whitespace is never part of a URL. Trailing whitespace is
         // junk after an http(s) URL (a literal space is not valid there),
         // but part of the key in an s3:// URI, which is raw.
         let url = url.trim_start();
-        let url = if url
-            .get(..5)
-            .is_some_and(|head| head.eq_ignore_ascii_case("s3://"))
-        {
+        let url = if s3_url::is_s3_uri(url) {
             url
         } else {
             url.trim_end()
         };
-        let Some(parsed) = s3_url::parse(url) else {
-            return Resolution::Foreign {
-                reason: "not an http(s) URL or s3:// URI".to_owned(),
-            };
+        let parsed = match s3_url::parse(url) {
+            Ok(parsed) => parsed,
+            Err(err) => return Explanation::foreign(NOT_RECOGNISED, err.to_string()),
         };
         match parsed {
-            ParsedUrl::S3Uri { bucket, key } => {
-                if key.is_empty() {
-                    return foreign("the s3:// URI names a bucket but no object");
+            ParsedUrl::S3Uri(uri) => {
+                let form = uri.form();
+                if uri.bucket.is_empty() {
+                    return Explanation::foreign(&form, "the URI names no bucket".to_owned());
                 }
-                self.classify(
-                    ObjectRef {
-                        bucket: bucket.to_owned(),
-                        key: key.to_owned(),
-                    },
-                    "s3:// URI".to_owned(),
-                )
-            }
-            ParsedUrl::Http { host, path } => {
-                if let Some(origin) = self
-                    .cloudfront
-                    .iter()
-                    .find(|o| o.domain.eq_ignore_ascii_case(&host))
-                {
-                    let prefix = origin.origin_path.trim_matches('/');
-                    return self.resolve_encoded_path(
-                        &origin.bucket,
-                        prefix,
-                        path,
-                        format!("CloudFront domain {host}"),
+                if uri.key.is_empty() {
+                    return Explanation::foreign(
+                        &form,
+                        "the URI names a bucket but no object".to_owned(),
                     );
                 }
-                match s3_url::classify_host(&host) {
-                    Some(S3Host::VirtualHosted { bucket, style }) => self.resolve_encoded_path(
-                        &bucket,
-                        "",
-                        path,
-                        format!("S3 URL ({style}, virtual-hosted)"),
-                    ),
-                    Some(S3Host::PathStyle { style }) => {
-                        let Some((bucket, key_path)) = path.split_once('/') else {
-                            return foreign("the path-style S3 URL names a bucket but no object");
-                        };
-                        self.resolve_encoded_path(
-                            bucket,
-                            "",
-                            key_path,
-                            format!("S3 URL ({style}, path-style)"),
-                        )
-                    }
-                    None => foreign(&format!(
-                        "host {host} is neither an S3 endpoint nor a configured CloudFront domain"
-                    )),
-                }
+                let object = ObjectRef {
+                    bucket: uri.bucket,
+                    key: uri.key.to_owned(),
+                };
+                Explanation::new(form.clone(), self.classify(object, form))
             }
+            ParsedUrl::Http { host, path } => self.explain_http(&host, path),
+        }
+    }
+
+    fn explain_http(&self, host: &str, path: &str) -> Explanation {
+        if let Some(origin) = self
+            .cloudfront
+            .iter()
+            .find(|o| o.domain.eq_ignore_ascii_case(host))
+        {
+            let prefix = origin.origin_path.trim_matches('/');
+            let form = format!("CloudFront domain {host}");
+            return Explanation::new(
+                form.clone(),
+                self.resolve_encoded_path(&origin.bucket, prefix, path, form),
+            );
+        }
+        match s3_url::classify_host(host) {
+            Some(S3Host::VirtualHosted { bucket, form }) => Explanation::new(
+                form.clone(),
+                self.resolve_encoded_path(&bucket, "", path, form),
+            ),
+            Some(S3Host::PathStyle { form }) => {
+                let Some((segment, key_path)) = path.split_once('/') else {
+                    return Explanation::foreign(
+                        &form,
+                        "the path-style URL names a bucket but no object".to_owned(),
+                    );
+                };
+                let bucket = match path_style_bucket(segment) {
+                    Ok(bucket) => bucket,
+                    Err(reason) => return Explanation::foreign(&form, reason),
+                };
+                Explanation::new(
+                    form.clone(),
+                    self.resolve_encoded_path(&bucket, "", key_path, form),
+                )
+            }
+            Some(S3Host::Unaddressable { form, reason }) => {
+                Explanation::foreign(&form, reason.to_owned())
+            }
+            None => Explanation::foreign(
+                NOT_RECOGNISED,
+                format!("host {host} is neither an S3 endpoint nor a configured CloudFront domain"),
+            ),
         }
     }
 
@@ -224,12 +279,14 @@ impl Resolver {
     }
 
     /// Decides whether an object is ours, protected, or foreign.
+    /// Buckets compare exactly, as written: a path-style URL's bucket keeps
+    /// its case, and an access point is its ARN.
     pub fn classify(&self, object: ObjectRef, via: String) -> Resolution {
         if !self.owns(&object.bucket) {
             return Resolution::Foreign {
                 reason: format!(
-                    "bucket {:?} is not one of the service's buckets (storage.buckets)",
-                    object.bucket
+                    "{} is not one of the service's buckets (storage.buckets)",
+                    describe_bucket(&object.bucket)
                 ),
             };
         }
@@ -263,6 +320,39 @@ impl Resolver {
     }
 }
 
+/// The bucket a path-style URL's first segment names: percent-decoded
+/// (`my%2Dbucket` is `my-bucket`), case kept as written.
+fn path_style_bucket(segment: &str) -> Result<String, String> {
+    let decoded = percent::decode_path(segment).map_err(|err| err.to_string())?;
+    if decoded.text.is_empty() {
+        return Err("the path-style URL names no bucket".to_owned());
+    }
+    if decoded.text.contains('/') {
+        return Err("the path-style URL's bucket holds an encoded '/'".to_owned());
+    }
+    Ok(decoded.text)
+}
+
+/// A bucket for a message: quoted when it could be a bucket name or an
+/// access point ARN, described otherwise, so that a message never repeats
+/// text that may be a member's data.
+fn describe_bucket(bucket: &str) -> String {
+    let plausible = (1..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        || bucket.starts_with("arn:")
+            && bucket.len() <= 200
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'/'));
+    if plausible {
+        format!("bucket {bucket:?}")
+    } else {
+        "a bucket that is not a valid bucket name".to_owned()
+    }
+}
+
 /// The path decoded with every literal `+` read as a space (encoded `%2B`
 /// stays a plus).
 fn space_for_literal_plus(path: &str) -> String {
@@ -271,6 +361,9 @@ fn space_for_literal_plus(path: &str) -> String {
         .map(|decoded| decoded.text)
         .unwrap_or_default()
 }
+
+/// The form of a reference that matched none.
+const NOT_RECOGNISED: &str = "not recognised";
 
 fn foreign(reason: &str) -> Resolution {
     Resolution::Foreign {
@@ -313,6 +406,20 @@ impl fmt::Display for Resolution {
                 f,
                 "foreign: {reason}\n  never deleted; reported as an anomaly"
             ),
+        }
+    }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.resolution {
+            // The other outcomes print the form as their `via`.
+            Resolution::Foreign { reason } => write!(
+                f,
+                "foreign: {reason}\n  form: {}\n  never deleted; reported as an anomaly",
+                self.form
+            ),
+            other => write!(f, "{other}"),
         }
     }
 }

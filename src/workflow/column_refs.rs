@@ -216,8 +216,7 @@ fn parse_column(text: &str) -> Result<Option<Value>, serde_json::Error> {
 }
 
 fn looks_like_url(text: &str) -> bool {
-    let head = text.get(..8).unwrap_or(text).to_ascii_lowercase();
-    head.starts_with("http://") || head.starts_with("https://") || head.starts_with("s3://")
+    crate::references::s3_url::is_url(text)
 }
 
 /// Turns a resolution into an object to list (and whether it is
