@@ -7,6 +7,7 @@
 //! configured database (PostgreSQL or SQLite: [`postgres`] and [`sqlite`]
 //! hold each one's schema and inserts) and S3.
 
+pub mod atelier;
 pub mod features;
 mod postgres;
 pub mod shapes;

@@ -31,6 +31,20 @@ pub fn example_catalog() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/example")
 }
 
+/// The second example service's catalog (`workflows/atelier/`).
+pub fn atelier_catalog() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/atelier")
+}
+
+/// Which example service a test's database holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExampleService {
+    /// Shaped like the seed's (`workflows/example`).
+    Seed,
+    /// Written independently of lethe's assumptions (`workflows/atelier`).
+    Atelier,
+}
+
 pub struct TestApp {
     /// The PostgreSQL database, or None on SQLite.
     pub db: Option<TestDatabase>,
@@ -97,6 +111,16 @@ impl TestApp {
     }
 
     pub async fn start_on_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::start_service(backend, ExampleService::Seed, adjust).await
+    }
+
+    /// A deployment whose database holds `service`'s schema (and S3 its
+    /// buckets), with that service's catalog.
+    pub async fn start_service(
+        backend: Backend,
+        service: ExampleService,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let (db, database_url) = match backend {
             Backend::Postgres => {
@@ -111,6 +135,9 @@ impl TestApp {
         };
         let s3 = TestS3::start().await;
         let mut config = test_config(&database_url, &s3);
+        if service == ExampleService::Atelier {
+            config.catalog = atelier_catalog();
+        }
         adjust(&mut config);
         let store = match &db {
             Some(db) => Store::from_pool(db.pool.clone()),
@@ -122,12 +149,24 @@ impl TestApp {
         let credentials =
             Credentials::new(s3.access_key(), s3.secret_key(), None, None, "lethe-tests");
         let objects = ObjectStore::connect_with_credentials(&config.s3, credentials).await;
-        lethe::example::create_schema(&store)
-            .await
-            .expect("example schema");
-        lethe::example::create_buckets(&objects)
-            .await
-            .expect("example buckets");
+        match service {
+            ExampleService::Seed => {
+                lethe::example::create_schema(&store)
+                    .await
+                    .expect("example schema");
+                lethe::example::create_buckets(&objects)
+                    .await
+                    .expect("example buckets");
+            }
+            ExampleService::Atelier => {
+                lethe::example::atelier::create_schema(&store)
+                    .await
+                    .expect("atelier schema");
+                lethe::example::atelier::create_buckets(&objects)
+                    .await
+                    .expect("atelier buckets");
+            }
+        }
         let engine = Engine::with_store(store, config.clone()).with_objects(objects.clone());
         TestApp {
             db,

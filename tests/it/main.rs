@@ -34,6 +34,7 @@ macro_rules! on_both_backends {
 
 mod anomalies;
 mod app;
+mod atelier;
 mod harness;
 mod harness_selftest;
 mod moto_app;
