@@ -323,7 +323,7 @@ fn studio_request(
 ) -> (Row, String) {
     let req_no = Counters::next(&mut counters.req_no);
     let day = 1 + (n % 27);
-    let requested_on = if n % 2 == 0 {
+    let requested_on = if n.is_multiple_of(2) {
         format!("2025-03-{day:02}")
     } else {
         format!("2026-02-{day:02}")
@@ -445,7 +445,7 @@ fn render(
         out.rows.push(row);
         // Some legacy requests were copied into the current log when it
         // was introduced: two client rows, one job.
-        if n % 4 == 0 {
+        if n.is_multiple_of(4) {
             let (row, _) = studio_request(counters, member, n, "RENDER", Some(job_id));
             out.rows.push(row);
         }
