@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use chrono::NaiveDate;
 
-use crate::catalog::{Catalog, Plan};
+use crate::catalog::{Catalog, CatalogReport, Plan};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::Error;
@@ -300,6 +300,37 @@ impl Engine {
             .await
             .map_err(Error::Database)?;
         Ok(Plan::compile(catalog, &live)?)
+    }
+
+    /// `lethe catalog check`: the catalog checked against this database,
+    /// with every problem (not just the first), the data checks run (each
+    /// scans one column once), and what erasure will read and change.
+    pub async fn check_catalog(&self) -> Result<CatalogReport, Error> {
+        let dir = self.config.catalog.clone();
+        let catalog = match Catalog::load(&dir) {
+            Ok(catalog) => catalog,
+            Err(err) => return Ok(CatalogReport::refused(dir, &err)),
+        };
+        let live = crate::store::introspect::live_schema(&self.store, catalog.table_names())
+            .await
+            .map_err(Error::Database)?;
+        let plan = match Plan::compile(catalog, &live) {
+            Ok(plan) => plan,
+            Err(err) => return Ok(CatalogReport::refused(dir, &err)),
+        };
+        let mut data = Vec::new();
+        for check in &plan.data_checks {
+            let count = crate::store::dynamic::fetch_count(&self.store, &check.sql, &[]).await?;
+            data.push((check.clone(), count));
+        }
+        Ok(CatalogReport::of_plan(&plan, &data))
+    }
+
+    /// `lethe catalog init`: a draft catalog read off this database (and
+    /// S3), each guess commented; reads only.
+    pub async fn draft_catalog(&self, sample: i64) -> Result<crate::catalog::init::Draft, Error> {
+        let objects = self.objects().await;
+        crate::catalog_draft::draft(&self.store, &objects, sample).await
     }
 
     /// The workflow context a worker runs with. It refuses to build without

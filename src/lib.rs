@@ -16,6 +16,7 @@
 
 pub mod backend;
 pub mod catalog;
+pub mod catalog_draft;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -23,6 +23,7 @@ Exit codes:
   2  bad command line
   3  refused (e.g. cancel after S3 deletion started, retry of a request that is not failed)
   4  no such request
+  5  the catalog is unsafe (`catalog check`: the report says what to fix)
 
 Configuration: --config FILE (default ./lethe.toml if present), then the
 environment: DATABASE_URL, LETHE_CATALOG, LETHE_S3_FORCE_PATH_STYLE,
@@ -176,6 +177,9 @@ enum Command {
     /// minimisation.manifest_retention_days to counts (workers also do this
     /// whenever a request is done). Destruction records keep working.
     Prune,
+    /// Check the catalog against the database, or draft one from it.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// The example service, for trying lethe.
     #[command(subcommand)]
     Example(ExampleCommand),
@@ -197,6 +201,35 @@ enum Command {
         /// Ctrl-C (for `lethe plan`, which reads S3, after a demo).
         #[arg(long, conflicts_with = "crash")]
         serve: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Validate the catalog against the live database: tables, columns,
+    /// types, keys, the uniqueness of every link, the indexes behind every
+    /// lookup, and the data behind declared casts. Prints what each feature
+    /// will read, how each row is reached and proven to be the member's, and
+    /// what will be masked or deleted. Exits 5 on anything unsafe.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draft a catalog from the live database: client tables, links
+    /// (foreign keys, names, and sampled values), JSON and text columns
+    /// sampled for URLs, keys and buckets, and a masking policy per column,
+    /// each guess with a comment, and `TODO(lethe)` where only you can say.
+    /// Edit it, then run `lethe catalog check`.
+    Init {
+        /// Where to write the draft (a directory; refused if it exists
+        /// unless --force).
+        #[arg(long, default_value = "workflows/draft")]
+        out: PathBuf,
+        #[arg(long)]
+        force: bool,
+        /// Rows sampled per table.
+        #[arg(long, default_value_t = 200)]
+        sample: i64,
     },
 }
 
@@ -243,12 +276,18 @@ fn main() -> ExitCode {
             let code = match err.downcast_ref::<Error>() {
                 Some(Error::Refused { .. }) => 3,
                 Some(Error::NotFound(_)) => 4,
+                _ if err.is::<Unsafe>() => 5,
                 _ => 1,
             };
             ExitCode::from(code)
         }
     }
 }
+
+/// `catalog check` found the catalog unsafe (the report said why).
+#[derive(Debug, thiserror::Error)]
+#[error("the catalog is unsafe to erase with; fix the problems listed above")]
+struct Unsafe;
 
 fn init_logging(format: LogFormat, terminal: Option<Arc<Terminal>>, quiet: bool) {
     let default = if quiet {
@@ -426,6 +465,31 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
                 "pruned the manifests of {} request(s) to counts; hashed the key of {} earlier request(s)",
                 summary.manifests_pruned.len(),
                 summary.subjects_minimised
+            );
+        }
+        Command::Catalog(CatalogCommand::Check { json }) => {
+            let report = engine.check_catalog().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            if !report.safe {
+                return Err(Unsafe.into());
+            }
+        }
+        Command::Catalog(CatalogCommand::Init { out, force, sample }) => {
+            let draft = engine.draft_catalog(sample).await?;
+            draft
+                .write(&out, force)
+                .with_context(|| format!("writing the draft to {}", out.display()))?;
+            println!(
+                "wrote a draft catalog to {} ({} client table(s), {} feature(s), {} TODO(s) to settle); edit it, then `lethe --config ... catalog check` with catalog = {:?}",
+                out.display(),
+                draft.clients,
+                draft.features.len(),
+                draft.todos,
+                out.display().to_string()
             );
         }
         Command::Example(ExampleCommand::Load {

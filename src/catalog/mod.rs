@@ -11,6 +11,7 @@
 mod compile;
 pub mod dialect;
 pub mod ident;
+pub mod init;
 pub mod jsonpath;
 pub mod keys;
 pub mod links;
@@ -20,6 +21,7 @@ mod ownership;
 pub mod plan;
 pub mod policy;
 mod reference_check;
+pub mod report;
 mod storage;
 pub mod table_plan;
 
@@ -35,6 +37,7 @@ pub use model::{
 };
 pub use plan::{Plan, TablePlan};
 pub use policy::{ColumnMask, ColumnType, NamedPolicy, Policy, RowErasure};
+pub use report::CatalogReport;
 
 /// A loaded catalog, checked for internal consistency (not yet against the
 /// database).

@@ -91,6 +91,9 @@ pub struct Resolver {
     buckets: BTreeSet<String>,
     cloudfront: Vec<CloudFrontOrigin>,
     protected: Vec<Protected>,
+    /// Every bucket counts as the service's (`catalog init`, which is out
+    /// to learn which buckets a service uses).
+    any_bucket: bool,
 }
 
 impl Resolver {
@@ -99,6 +102,18 @@ impl Resolver {
             buckets: storage.buckets.iter().cloned().collect(),
             cloudfront: storage.cloudfront.clone(),
             protected: storage.protected.clone(),
+            any_bucket: false,
+        }
+    }
+
+    /// A resolver for which every bucket is the service's, with these CDN
+    /// domains: what object a URL names, whatever its bucket.
+    pub fn accepting_any_bucket(cloudfront: Vec<CloudFrontOrigin>) -> Self {
+        Resolver {
+            buckets: BTreeSet::new(),
+            cloudfront,
+            protected: Vec::new(),
+            any_bucket: true,
         }
     }
 
@@ -297,7 +312,7 @@ impl Resolver {
     }
 
     fn owns(&self, bucket: &str) -> bool {
-        self.buckets.contains(bucket)
+        self.any_bucket || self.buckets.contains(bucket)
     }
 
     /// The protection rule covering an object, if any.

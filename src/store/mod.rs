@@ -26,6 +26,7 @@ pub mod introspect;
 pub mod lease;
 pub mod manifest;
 mod postgres;
+pub mod probe;
 pub mod record;
 pub mod requests;
 pub mod service;

@@ -41,6 +41,7 @@ mod moto_app;
 mod service;
 
 mod catalog;
+mod catalog_init;
 mod cli;
 mod crash;
 mod demo;
