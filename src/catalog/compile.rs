@@ -187,7 +187,7 @@ impl Compiler<'_> {
                  addresses rows by their key and cannot prove that {key} names one row; set key to \
                  the primary key's columns"
             )));
-            return None;
+            // Compiling goes on, so that every problem is reported at once.
         }
         Some(RowKey {
             columns: columns

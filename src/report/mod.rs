@@ -99,7 +99,32 @@ pub struct Verification {
     pub verified_at: Option<DateTime<Utc>>,
     /// How objects were read back.
     pub method: &'static str,
+    /// What was checked, one sentence per check, and what was not: each
+    /// true of this request.
+    pub checks: Vec<String>,
+    /// Anomalies that could hide the member's data (a reference that could
+    /// not be followed, a row that could not be proven theirs): the
+    /// read-back proves the manifest gone, not what was never in it.
+    pub anomalies_that_could_hide_data: i64,
 }
+
+/// Anomaly kinds after which some of the member's data may not be in the
+/// manifest at all (as opposed to retained objects, which are listed).
+const HIDING_KINDS: [&str; 13] = [
+    "unknown_feature_type",
+    "missing_table",
+    "no_link",
+    "unlinkable_value",
+    "shared_row",
+    "malformed_json",
+    "unrecognised_shape",
+    "undeclared_reference",
+    "foreign_reference",
+    "ambiguous_plus",
+    "manifest_missing",
+    "manifest_malformed",
+    "manifest_too_large",
+];
 
 /// What lethe still holds about the member.
 #[derive(Debug, Clone, Serialize)]
@@ -212,6 +237,10 @@ fn assemble(
         .iter()
         .filter(|a| a.kind == "foreign_reference")
         .count() as i64;
+    let hiding = anomalies
+        .iter()
+        .filter(|a| HIDING_KINDS.contains(&a.kind.as_str()))
+        .count() as i64;
     let scheduled: i64 = buckets
         .iter()
         .filter(|b| b.method == "scheduled")
@@ -246,9 +275,11 @@ fn assemble(
         survivors_erased_again: evidence.survivors_found,
         rows_checked: evidence.rows_verified,
         verified_at: (r.state == State::Done).then_some(r.finished_at).flatten(),
-        method: "every object read back (HeadObject; ListObjectVersions in versioned buckets; \
-                 the expiry tag in tag-and-expire buckets), every row's catalogued columns read back, \
-                 and no client row left carrying the member's key",
+        method: "every object listed in the manifest read back (HeadObject; ListObjectVersions \
+                 in versioned buckets; the expiry tag in tag-and-expire buckets), and every row listed \
+                 in the manifest read back",
+        checks: checks(&r, &evidence, hiding),
+        anomalies_that_could_hide_data: hiding,
     };
     let phases = vec![
         phase(Phase::FindingTargets, r.started_at, r.targets_found_at),
@@ -307,6 +338,61 @@ fn phase(phase: Phase, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>)
 }
 
 /// The record's words for how a bucket's objects went.
+/// What verification checked of this request, and what it could not.
+fn checks(r: &RequestRecord, evidence: &record::Evidence, hiding: i64) -> Vec<String> {
+    if r.state != State::Done {
+        return vec!["not verified yet: the request is not done".to_owned()];
+    }
+    let mut checks = vec![
+        format!(
+            "objects listed in the manifest: {} read back absent{}",
+            evidence.objects_verified,
+            if evidence.survivors_found > 0 {
+                format!(
+                    " ({} found still there, erased again and read back absent)",
+                    evidence.survivors_found
+                )
+            } else {
+                String::new()
+            }
+        ),
+        format!(
+            "rows listed in the manifest: {} read back with their catalogued columns erased",
+            evidence.rows_verified
+        ),
+    ];
+    match evidence.key_check_tables.as_deref() {
+        Some(tables) if !tables.is_empty() => checks.push(format!(
+            "client tables {tables}: no row left carrying the member's key"
+        )),
+        Some(_) => checks.push(
+            "not checked: whether a client row still carries the member's key (every client table keeps the key column)"
+                .to_owned(),
+        ),
+        None => checks.push(
+            "not recorded: which client tables were read back for the member's key (verified by an earlier lethe)"
+                .to_owned(),
+        ),
+    }
+    if let Some(tables) = evidence
+        .key_unchecked_tables
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    {
+        checks.push(format!(
+            "not checked: client tables {tables} keep the member's key by policy, so lethe cannot prove that no row of theirs was missed"
+        ));
+    }
+    checks.push(if hiding == 0 {
+        "anomalies that could hide data (references not followed, rows not proven the member's): none".to_owned()
+    } else {
+        format!(
+            "anomalies that could hide data (references not followed, rows not proven the member's): {hiding}; what they point at was not in the manifest, so the read-back above does not cover it"
+        )
+    });
+    checks
+}
+
 fn bucket_method(stored: &str) -> String {
     match stored {
         "retained_protected" => "retained: protected".to_owned(),

@@ -340,7 +340,8 @@ mod tests {
             .iter()
             .map(|(v, c)| (*v, (*c).to_owned()))
             .collect();
-        assert_eq!(found, expected);
+        // The moved ones keep theirs; later migrations are appended.
+        assert_eq!(found[..expected.len()], expected[..]);
         let sqlite: Vec<i64> = SQLITE_MIGRATOR.iter().map(|m| m.version).collect();
         let postgres: Vec<i64> = POSTGRES_MIGRATOR.iter().map(|m| m.version).collect();
         assert_eq!(sqlite, postgres, "both backends have the same versions");

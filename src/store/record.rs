@@ -94,6 +94,28 @@ pub async fn add_verified(
     Ok(())
 }
 
+/// Records which client tables verification read back for the member's
+/// key, and which it could not.
+pub async fn set_key_check(
+    tx: &mut Tx,
+    request_id: Uuid,
+    checked: &[String],
+    unchecked: &[String],
+) -> Result<(), Error> {
+    let (checked, unchecked) = (checked.join(", "), unchecked.join(", "));
+    on_either_backend!(tx.conn(), request_id, |conn, id| {
+        sqlx::query(
+            "UPDATE erasure_requests SET key_check_tables = $2, key_unchecked_tables = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&checked)
+        .bind(&unchecked)
+        .execute(conn)
+        .await?;
+    });
+    Ok(())
+}
+
 /// Replaces the raw key by its hash on the request and on every finished
 /// request of the same member. On PostgreSQL it first takes the member's
 /// advisory lock, the one the coalescing trigger takes; on SQLite the
@@ -167,13 +189,17 @@ pub struct Evidence {
     pub rows_verified: i64,
     pub manifest_pruned_at: Option<DateTime<Utc>>,
     pub subject_minimised: bool,
+    /// Client tables read back for the member's key (comma-separated).
+    pub key_check_tables: Option<String>,
+    /// Client tables that could not be (their erasure keeps the key).
+    pub key_unchecked_tables: Option<String>,
 }
 
 pub async fn evidence(store: &Store, request_id: Uuid) -> Result<Evidence, Error> {
     let evidence: Option<Evidence> = on_either_backend!(store.db(), request_id, |pool, id| {
         sqlx::query_as(
             "SELECT objects_verified, survivors_found, rows_verified, manifest_pruned_at, \
-                    (subject_key IS NULL) AS subject_minimised \
+                    (subject_key IS NULL) AS subject_minimised, key_check_tables, key_unchecked_tables \
                FROM erasure_requests WHERE id = $1",
         )
         .bind(id)

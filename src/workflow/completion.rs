@@ -26,6 +26,21 @@ pub async fn finish(
     let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, State::DbMasked).await?;
     record::add_verified(&mut tx, lease.request_id, 0, 0, rows_verified).await?;
+    let (checked, unchecked): (Vec<_>, Vec<_>) = ctx
+        .plan
+        .clients
+        .iter()
+        .partition(|client| client.erases_subject);
+    let names = |clients: Vec<&crate::catalog::plan::ClientPlan>| -> Vec<String> {
+        clients.into_iter().map(|c| c.table.clone()).collect()
+    };
+    record::set_key_check(
+        &mut tx,
+        lease.request_id,
+        &names(checked),
+        &names(unchecked),
+    )
+    .await?;
     record::write_counts(&mut tx, lease.request_id).await?;
     checkpoint::advance(&mut tx, lease, State::DbMasked, State::Done).await?;
     let minimised = minimiser

@@ -374,6 +374,72 @@ async fn a_job_another_member_claims_is_reported_not_erased(backend: Backend) {
     assert_exact_changes(&before, &snapshot(&app).await, &changes);
     let expected: BTreeSet<ObjectRef> = member.objects.iter().cloned().collect();
     assert_eq!(deleted(&app), expected);
+    // The record counts the anomaly among those that could hide data.
+    let record = app.engine.report(status.record.id).await.unwrap();
+    assert_eq!(record.verification.anomalies_that_could_hide_data, 1);
+    assert!(
+        record
+            .verification
+            .checks
+            .iter()
+            .any(|c| c.contains("could hide data") && c.contains(": 1;")),
+        "{:#?}",
+        record.verification.checks
+    );
+}
+
+/// The record states what verification checked, per check: here one client
+/// table keeps the member's key by policy, so that check cannot be made,
+/// and the record says so instead of claiming it.
+async fn the_record_says_which_key_checks_were_made(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    crate::catalog::copy_dir(&crate::app::atelier_catalog(), dir.path());
+    let main = dir.path().join("catalog.toml");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        text.replace("member_uuid = \"null\"", "member_uuid = \"keep\""),
+    )
+    .unwrap();
+    let path = dir.path().to_owned();
+    let app =
+        TestApp::start_service(backend, ExampleService::Atelier, move |c| c.catalog = path).await;
+    let plan = app.engine.compile_catalog().await.unwrap();
+    assert!(
+        plan.findings
+            .iter()
+            .any(|f| f.message.contains("subject column \"member_uuid\" is kept")),
+        "{:#?}",
+        plan.findings
+    );
+    let loaded = load(&app, 1, 3).await;
+    let status = app.erase_to_done(&loaded.members[0].key).await;
+    let record = app.engine.report(status.record.id).await.unwrap();
+    let checks = &record.verification.checks;
+    assert!(
+        checks
+            .iter()
+            .any(|c| c == "client tables legacy_requests: no row left carrying the member's key"),
+        "{checks:#?}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c
+                .starts_with("not checked: client tables studio_requests keep the member's key")),
+        "{checks:#?}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.starts_with("objects listed in the manifest: ")),
+        "{checks:#?}"
+    );
+    assert!(
+        !record.verification.method.contains("no client row"),
+        "{}",
+        record.verification.method
+    );
 }
 
 /// `job_ref` holds digits; one that is not canonical digits cannot be
@@ -431,4 +497,92 @@ on_both_backends!(
     a_member_is_erased_exactly,
     a_job_another_member_claims_is_reported_not_erased,
     a_job_ref_that_is_not_canonical_digits_is_reported,
+    the_record_says_which_key_checks_were_made,
 );
+
+/// `lethe catalog check` as an operator runs it: safe on the shipped
+/// catalog (exit 0, with what each feature reads and how rows are proven);
+/// unsafe, exit 5, with every problem named, when a link's target is not
+/// unique and nothing says how duplicates are resolved, when link columns
+/// differ in type without a cast, and when a key is not the table's key.
+/// PostgreSQL only: the binary's output does not depend on the backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_check_explains_and_refuses_what_is_unsafe() {
+    let app = start(Backend::Postgres).await;
+    let out = app.run_lethe(&["catalog", "check"]).await;
+    let shown = crate::app::text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{shown}{}",
+        crate::app::text(&out.stderr)
+    );
+    assert!(shown.contains("safe: no problem found"), "{shown}");
+    assert!(
+        shown.contains("studio_requests.job_ref points at render_jobs.job_id"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("proven: render_jobs.job_id claimed by"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("manifest_key: $ (bare key in atelier-exports)"),
+        "{shown}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    crate::catalog::copy_dir(&crate::app::atelier_catalog(), dir.path());
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = dir.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    edit("features/export.toml", "duplicates = \"member_only\"", "");
+    edit("features/render.toml", "cast = \"bigint\"", "");
+    edit(
+        "catalog.toml",
+        "key = [\"req_no\", \"requested_on\"]",
+        "key = \"req_no\"",
+    );
+    let out = app
+        .lethe_command()
+        .env("LETHE_CATALOG", dir.path())
+        .args(["catalog", "check", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        crate::app::text(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["safe"], false);
+    let errors: Vec<String> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {} {}", e["file"], e["entry"], e["message"]))
+        .collect();
+    let all = errors.join("\n");
+    assert!(
+        all.contains("key req_no is not unique in studio_requests"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "studio_requests.job_ref (text) and render_jobs.job_id (bigint) differ in type"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("features/render.toml"), "{all}");
+    assert!(
+        all.contains("features/export.toml")
+            && all.contains("declare duplicates = \\\"member_only\\\""),
+        "{all}"
+    );
+}
