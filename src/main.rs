@@ -242,10 +242,22 @@ enum ExampleCommand {
         members: usize,
         #[arg(long, default_value_t = 20)]
         requests: usize,
-        /// Member keys are PREFIX-00001, PREFIX-00002, ...
+        /// Member keys are PREFIX-00001, PREFIX-00002, ... (the example
+        /// service; atelier's members are uuids).
         #[arg(long, default_value = "member")]
         prefix: String,
+        /// Which example service: `example` (shaped like the seed's, catalog
+        /// workflows/example) or `atelier` (written to another plan, catalog
+        /// workflows/atelier).
+        #[arg(long, value_enum, default_value_t = ExampleService::Example)]
+        service: ExampleService,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExampleService {
+    Example,
+    Atelier,
 }
 
 fn main() -> ExitCode {
@@ -495,7 +507,32 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
         Command::Example(ExampleCommand::Load {
             members,
             requests,
+            service: ExampleService::Atelier,
+            ..
+        }) => {
+            let objects = engine.objects().await;
+            eprintln!("loading atelier: {members} member(s) x {requests} request(s) ...");
+            let spec = lethe::example::atelier::AtelierSpec {
+                members,
+                requests_per_member: requests,
+                member_seed: 1,
+            };
+            let summary = lethe::example::atelier::load(engine.store(), &objects, &spec).await?;
+            println!(
+                "atelier loaded: {} members, {} rows, {} objects (+{} shared)",
+                summary.members.len(),
+                summary.rows,
+                summary.objects,
+                summary.shared.len()
+            );
+            let keys: Vec<&str> = summary.members.iter().map(|m| m.key.as_str()).collect();
+            println!("members: {}", keys.join(" "));
+        }
+        Command::Example(ExampleCommand::Load {
+            members,
+            requests,
             prefix,
+            ..
         }) => {
             let objects = engine.objects().await;
             let spec = lethe::example::ExampleSpec {

@@ -52,6 +52,7 @@ mod features;
 mod load;
 mod observability;
 mod overdue;
+mod random_schemas;
 mod s3_completeness;
 mod shapes;
 mod shutdown;
