@@ -61,18 +61,20 @@ pub async fn read_column(
             return Ok(());
         }
     };
-    // Every value a path selects or excludes, by address: what the sweep
-    // for missed references and the shape check need not look at.
+    // Every value excluded or read as a reference, by address: what the
+    // sweep for missed references and the shape check need not look at.
     let mut covered: HashSet<usize> = HashSet::new();
     for excluded in &source.exclude {
         covered.extend(excluded.select(&document).into_iter().map(address));
     }
+    // Values already read (two paths may select the same one).
+    let mut read: HashSet<usize> = covered.clone();
     let mut mismatches = Vec::new();
     for path in source.ref_paths() {
         let selection = path.path.select_traced(&document);
         mismatches.extend(selection.mismatches);
         for (location, value) in selection.values {
-            if !covered.insert(address(value)) {
+            if !read.insert(address(value)) {
                 continue;
             }
             let found = ctx.resolver.resolve_form(
@@ -83,6 +85,25 @@ pub async fn read_column(
                 path.path.is_root(),
             );
             let context = format!("column {} at {location}", source.column);
+            // A value read as a reference (or reported) is covered: the
+            // sweep for missed references does not look inside it. A whole
+            // document read at `$` that is no reference is not.
+            match (&found, value) {
+                (Found::Nothing, _) => {}
+                // A {bucket, key, url} object: its own fields are read;
+                // others beside them are still swept.
+                (Found::Reference(_), Value::Object(map)) => {
+                    covered.extend(
+                        ["bucket", "key", "url"]
+                            .iter()
+                            .filter_map(|field| map.get(*field))
+                            .map(address),
+                    );
+                }
+                _ => {
+                    covered.insert(address(value));
+                }
+            }
             let resolution = match found {
                 Found::Nothing => continue,
                 Found::Reference(resolution) => resolution,
@@ -111,7 +132,7 @@ pub async fn read_column(
         }
     }
     for (location, value) in mismatches {
-        if !is_covered(value, &covered) {
+        if covered.insert(address(value)) {
             findings.anomalies.push(place.anomaly(
                 "unrecognised_shape",
                 format!(

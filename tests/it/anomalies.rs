@@ -55,7 +55,10 @@ async fn messy_member(
     let clean_result = object(RESULTS_BUCKET, format!("results/{MEMBER}/clean.png"));
     let plus = object(INPUTS_BUCKET, format!("inputs/{MEMBER}/a+b.png"));
     let space = object(INPUTS_BUCKET, format!("inputs/{MEMBER}/a b.png"));
-    for o in [&clean_input, &clean_result, &plus, &space] {
+    // Referenced where the catalog cannot read them: reported, kept.
+    let unrecognised = object(INPUTS_BUCKET, format!("inputs/{MEMBER}/as-a-string.png"));
+    let undeclared = object(INPUTS_BUCKET, format!("inputs/{MEMBER}/undeclared-mask.png"));
+    for o in [&clean_input, &clean_result, &plus, &space, &unrecognised, &undeclared] {
         app.s3.put(&o.bucket, &o.key, b"x".to_vec()).await;
     }
     let bad_document = object(RESULTS_BUCKET, format!("pdf/{MEMBER}/broken.json"));
@@ -90,6 +93,21 @@ async fn messy_member(
         Case {
             feature_type: "IMAGE_TO_IMAGE",
             option: Some(json!({"inputImageUrl": "https://images.example.com/cat.png"})),
+            legacy_option: None,
+            result: json!({}),
+        },
+        // unrecognised_shape: a URL where the catalog expects a list.
+        Case {
+            feature_type: "IMAGE_TO_IMAGE",
+            option: Some(json!({"inputFileList": virtual_hosted(&unrecognised)})),
+            legacy_option: None,
+            result: json!({}),
+        },
+        // undeclared_reference: one of the service's files at a path the
+        // catalog does not list.
+        Case {
+            feature_type: "IMAGE_TO_IMAGE",
+            option: Some(json!({"extraInput": {"mask": virtual_hosted(&undeclared)}})),
             legacy_option: None,
             result: json!({}),
         },
@@ -129,7 +147,7 @@ async fn messy_member(
     // Deleted: the clean files and the malformed JSON document itself.
     (
         vec![clean_input, clean_result, bad_document],
-        vec![plus, space],
+        vec![plus, space, unrecognised, undeclared],
     )
 }
 
@@ -160,12 +178,22 @@ async fn every_anomaly_kind_is_reported_and_the_rest_of_the_erasure_is_unchanged
         ("manifest_missing", 1),
         ("missing_table", 1),
         ("unknown_feature_type", 1),
+        ("unrecognised_shape", 1),
+        ("undeclared_reference", 1),
     ]
     .into();
     assert_eq!(kinds, expected, "{:#?}", status.anomalies);
-    assert_eq!(status.record.anomaly_count, 7);
+    assert_eq!(status.record.anomaly_count, 9);
     let shown = status.to_string();
-    assert!(shown.contains("done with 7 anomalies"), "{shown}");
+    assert!(shown.contains("done with 9 anomalies"), "{shown}");
+    let find = |kind: &str| status.anomalies.iter().find(|a| a.kind == kind).unwrap();
+    assert!(
+        !find("foreign_reference").detail.contains("images.example.com"),
+        "a foreign reference's text names no host (it can be a personal domain): {}",
+        find("foreign_reference").detail
+    );
+    assert!(find("unrecognised_shape").detail.contains("at inputFileList"));
+    assert!(find("undeclared_reference").detail.contains("at extraInput.mask"));
 
     // The rest of the erasure is as if the data were clean.
     for o in &deleted {
@@ -217,7 +245,7 @@ async fn the_dry_run_predicts_the_erasure_and_changes_nothing() {
     assert_eq!(requests, 0);
     assert_eq!(big.requests, 60);
     assert_eq!(big.objects() as usize, loaded.members[0].objects.len());
-    assert_eq!(plan.anomaly_count(), 7);
+    assert_eq!(plan.anomaly_count(), 9);
     assert_eq!(plan.foreign, 1);
     let text = plan.to_string();
     assert!(
@@ -236,4 +264,51 @@ async fn the_dry_run_predicts_the_erasure_and_changes_nothing() {
         plan.retained_per_bucket.values().sum::<u64>()
     );
     assert_eq!(record.anomaly_count as u64, plan.anomaly_count());
+}
+
+/// A JSON manifest first met as a plain reference (an option pointing at an
+/// earlier extraction) is still expanded where the catalog says it lists
+/// more objects, later on the same page: its images go, and it goes last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_first_met_as_a_plain_reference_is_still_expanded() {
+    let app = TestApp::start().await;
+    let document = object(RESULTS_BUCKET, format!("pdf/{MEMBER}/earlier.json"));
+    let images: Vec<_> = (0..3)
+        .map(|i| object(RESULTS_BUCKET, format!("pdf/{MEMBER}/images/{i}.png")))
+        .collect();
+    let keys: Vec<&str> = images.iter().map(|o| o.key.as_str()).collect();
+    app.s3
+        .put(
+            &document.bucket,
+            &document.key,
+            json!({"fileKeyList": keys}).to_string().into_bytes(),
+        )
+        .await;
+    for image in &images {
+        app.s3.put(&image.bucket, &image.key, b"x".to_vec()).await;
+    }
+    insert(
+        &app,
+        MEMBER,
+        &Case {
+            feature_type: "PDF_EXTRACT",
+            option: Some(json!({"url": virtual_hosted(&document)})),
+            legacy_option: None,
+            result: json!({"bucket": document.bucket, "key": document.key}),
+        },
+    )
+    .await;
+    let status = app.erase_to_done(MEMBER).await;
+    assert_eq!(status.record.anomaly_count, 0, "{:#?}", status.anomalies);
+    for o in images.iter().chain([&document]) {
+        assert!(!app.s3.exists(&o.bucket, &o.key).await, "{o} survived");
+    }
+    let order: Vec<String> = app
+        .s3
+        .counters()
+        .deletion_requests()
+        .into_iter()
+        .map(|(_, key)| key)
+        .collect();
+    assert_eq!(order.last(), Some(&document.key), "the manifest goes after what it lists: {order:?}");
 }
