@@ -292,13 +292,23 @@ impl Compiler<'_> {
         }
         let after = key.after_sql(&table, dialect, 2);
         let limit = 2 + key.after_params(dialect);
+        let key_nulls: Vec<String> = key
+            .columns
+            .iter()
+            .map(|c| format!("{table}.{} IS NULL", c.name.quoted()))
+            .collect();
         Some(ClientPlan {
             table: client.table.to_string(),
             subject_kind: self.kind_of(&types[0]),
             count_sql: format!("SELECT count(*) FROM {table} WHERE {subject_match}"),
+            null_key_sql: format!(
+                "SELECT count(*) FROM {table} WHERE {subject_match} AND ({})",
+                key_nulls.join(" OR ")
+            ),
             page_sql: format!(
-                "SELECT {} FROM {table} WHERE {subject_match} AND {after} ORDER BY {} LIMIT ${limit}",
+                "SELECT {} FROM {table} WHERE {subject_match} AND NOT ({}) AND {after} ORDER BY {} LIMIT ${limit}",
                 select.join(", "),
+                key_nulls.join(" OR "),
                 key.order_by(&table)
             ),
             link_columns: link_columns

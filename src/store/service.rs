@@ -29,6 +29,18 @@ pub async fn count_client_rows(
     dynamic::fetch_count(store, &client.count_sql, &client.count_args(subject)).await
 }
 
+/// How many of the member's rows of a client table have a NULL key column.
+pub async fn count_null_keys(
+    store: &Store,
+    client: &ClientPlan,
+    subject: &str,
+) -> Result<i64, Error> {
+    if !client.can_hold(subject) {
+        return Ok(0);
+    }
+    dynamic::fetch_count(store, &client.null_key_sql, &client.count_args(subject)).await
+}
+
 /// The member's next client rows after the `after` key, in key order.
 pub async fn client_page(
     store: &Store,

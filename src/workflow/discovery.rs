@@ -22,14 +22,16 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
         total = Some(batches);
     }
     let cursor: Cursor = checkpoint.cursor()?;
-    let (clients, next_cursor) = targets::next_client_page(ctx, subject, cursor).await?;
-    if clients.is_empty() {
+    let page = targets::next_client_page(ctx, subject, cursor).await?;
+    if page.rows.is_empty() && page.anomalies.is_empty() {
         return advance(ctx, lease, State::Requested).await;
     }
+    let next_cursor = page.cursor;
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::FindingTargets, batch).await?;
 
-    let findings = targets::find(ctx, subject, &clients).await?;
+    let mut findings = targets::find(ctx, subject, &page.rows).await?;
+    findings.anomalies.extend(page.anomalies);
 
     let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, State::Requested).await?;

@@ -60,11 +60,13 @@ pub async fn run(ctx: &Context, subject: &str) -> Result<DryRun, Error> {
     let mut seen: HashSet<ObjectRef> = HashSet::new();
     let mut cursor = Cursor::default();
     loop {
-        let (clients, next) = targets::next_client_page(ctx, subject, cursor).await?;
-        if clients.is_empty() {
+        let page = targets::next_client_page(ctx, subject, cursor).await?;
+        if page.rows.is_empty() && page.anomalies.is_empty() {
             return Ok(report);
         }
-        cursor = next;
+        cursor = page.cursor;
+        let clients = page.rows;
+        let unnamed = page.anomalies;
         report.batches += 1;
         report.requests += clients.len() as u64;
         for client in &clients {
@@ -74,7 +76,8 @@ pub async fn run(ctx: &Context, subject: &str) -> Result<DryRun, Error> {
                 .unwrap_or_else(|| "(none)".into());
             *report.requests_per_feature.entry(feature).or_default() += 1;
         }
-        let findings = targets::find(ctx, subject, &clients).await?;
+        let mut findings = targets::find(ctx, subject, &clients).await?;
+        findings.anomalies.extend(unnamed);
         for row in &findings.rows {
             *report.rows_per_table.entry(row.table.clone()).or_default() += 1;
         }

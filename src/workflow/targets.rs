@@ -78,13 +78,40 @@ pub async fn count_pages(ctx: &Context, subject: &str) -> Result<i32, Error> {
     Ok(((rows + size - 1) / size) as i32)
 }
 
+/// One page of the member's client rows.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub rows: Vec<ClientRow>,
+    /// On the first page: the member's rows that cannot be named (a NULL
+    /// key column), which are reported, not erased.
+    pub anomalies: Vec<Anomaly>,
+    pub cursor: Cursor,
+}
+
 /// The next `batch_size` client rows after the cursor, spanning client
 /// tables in catalog order, and the cursor after them.
 pub async fn next_client_page(
     ctx: &Context,
     subject: &str,
     mut cursor: Cursor,
-) -> Result<(Vec<ClientRow>, Cursor), Error> {
+) -> Result<Page, Error> {
+    let mut anomalies = Vec::new();
+    if cursor.table == 0 && cursor.last_id.is_none() {
+        for client in &ctx.plan.clients {
+            let unnamed = service::count_null_keys(&ctx.store, client, subject).await?;
+            if unnamed > 0 {
+                anomalies.push(Anomaly {
+                    kind: "unaddressable_row".into(),
+                    table_name: Some(client.table.clone()),
+                    row_id: None,
+                    detail: format!(
+                        "{unnamed} row(s) carrying the member's key have a NULL in the key {}: lethe names rows by their key and cannot erase these; give them a key, then `lethe retry`",
+                        client.key.describe()
+                    ),
+                });
+            }
+        }
+    }
     let mut page = Vec::new();
     let wanted = ctx.settings.batch_size as usize;
     while cursor.table < ctx.plan.clients.len() && page.len() < wanted {
@@ -113,7 +140,11 @@ pub async fn next_client_page(
             };
         }
     }
-    Ok((page, cursor))
+    Ok(Page {
+        rows: page,
+        anomalies,
+        cursor,
+    })
 }
 
 /// A page row: key texts, feature type, link values.
@@ -121,13 +152,11 @@ fn client_row(index: usize, client: &ClientPlan, row: TextRow) -> Result<ClientR
     let width = client.key.columns.len();
     let mut columns = row.into_iter();
     let key: Option<Vec<String>> = columns.by_ref().take(width).collect();
-    // A key column is never NULL in a table that proves its key unique;
-    // were one NULL, the row could not be named, and an empty name could
-    // match another row.
+    // Paging leaves out rows with a NULL key column (reported on the
+    // first page): an empty name could match another row.
     let key = key.ok_or_else(|| {
         Error::Setup(format!(
-            "a row of {} has a NULL key column ({}); lethe names rows by their key and cannot \
-             erase this one: check the catalog's key for the table",
+            "a row of {} came back with a NULL key column ({}) although paging excludes them",
             client.table,
             client.key.describe()
         ))
@@ -246,8 +275,13 @@ async fn find_feature(
             continue;
         };
         for row in found {
-            if let Some(key) = row_key(&plan.key, &row) {
-                candidates.insert(key, row);
+            match row_key(&plan.key, &row) {
+                Some(key) => {
+                    candidates.insert(key, row);
+                }
+                None => findings
+                    .anomalies
+                    .push(unaddressable(&plan.table, &plan.key)),
             }
         }
     }
@@ -331,6 +365,9 @@ async fn find_feature(
         let task_width = task.key.columns.len();
         for row in rows {
             let Some(key) = row_key(&task.key, &row) else {
+                findings
+                    .anomalies
+                    .push(unaddressable(&task.table, &task.key));
                 continue;
             };
             findings.push_row(&task.table, &key);
@@ -353,6 +390,19 @@ async fn find_feature(
 fn row_key(key: &crate::catalog::keys::RowKey, row: &TextRow) -> Option<String> {
     let values: Option<Vec<String>> = row[..key.columns.len()].iter().cloned().collect();
     values.map(|values| key.encode(values))
+}
+
+/// A row reached but not nameable (a NULL key column): reported, not erased.
+fn unaddressable(table: &str, key: &crate::catalog::keys::RowKey) -> Anomaly {
+    Anomaly {
+        kind: "unaddressable_row".into(),
+        table_name: Some(table.to_owned()),
+        row_id: None,
+        detail: format!(
+            "a row reached from the member's requests has a NULL in the key {}: lethe names rows by their key and cannot erase it",
+            key.describe()
+        ),
+    }
 }
 
 fn client_anomaly(row: &ClientRow, kind: &str, detail: String) -> Anomaly {

@@ -57,8 +57,18 @@ async fn messy_member(
     let space = object(INPUTS_BUCKET, format!("inputs/{MEMBER}/a b.png"));
     // Referenced where the catalog cannot read them: reported, kept.
     let unrecognised = object(INPUTS_BUCKET, format!("inputs/{MEMBER}/as-a-string.png"));
-    let undeclared = object(INPUTS_BUCKET, format!("inputs/{MEMBER}/undeclared-mask.png"));
-    for o in [&clean_input, &clean_result, &plus, &space, &unrecognised, &undeclared] {
+    let undeclared = object(
+        INPUTS_BUCKET,
+        format!("inputs/{MEMBER}/undeclared-mask.png"),
+    );
+    for o in [
+        &clean_input,
+        &clean_result,
+        &plus,
+        &space,
+        &unrecognised,
+        &undeclared,
+    ] {
         app.s3.put(&o.bucket, &o.key, b"x".to_vec()).await;
     }
     let bad_document = object(RESULTS_BUCKET, format!("pdf/{MEMBER}/broken.json"));
@@ -188,12 +198,22 @@ async fn every_anomaly_kind_is_reported_and_the_rest_of_the_erasure_is_unchanged
     assert!(shown.contains("done with 9 anomalies"), "{shown}");
     let find = |kind: &str| status.anomalies.iter().find(|a| a.kind == kind).unwrap();
     assert!(
-        !find("foreign_reference").detail.contains("images.example.com"),
+        !find("foreign_reference")
+            .detail
+            .contains("images.example.com"),
         "a foreign reference's text names no host (it can be a personal domain): {}",
         find("foreign_reference").detail
     );
-    assert!(find("unrecognised_shape").detail.contains("at inputFileList"));
-    assert!(find("undeclared_reference").detail.contains("at extraInput.mask"));
+    assert!(
+        find("unrecognised_shape")
+            .detail
+            .contains("at inputFileList")
+    );
+    assert!(
+        find("undeclared_reference")
+            .detail
+            .contains("at extraInput.mask")
+    );
 
     // The rest of the erasure is as if the data were clean.
     for o in &deleted {
@@ -310,5 +330,9 @@ async fn a_manifest_first_met_as_a_plain_reference_is_still_expanded() {
         .into_iter()
         .map(|(_, key)| key)
         .collect();
-    assert_eq!(order.last(), Some(&document.key), "the manifest goes after what it lists: {order:?}");
+    assert_eq!(
+        order.last(),
+        Some(&document.key),
+        "the manifest goes after what it lists: {order:?}"
+    );
 }

@@ -50,6 +50,7 @@ mod evidence;
 mod faults;
 mod features;
 mod load;
+mod null_keys;
 mod observability;
 mod overdue;
 mod random_schemas;
