@@ -54,5 +54,6 @@ mod s3_completeness;
 mod shapes;
 mod shutdown;
 mod submission;
+mod throttling;
 mod windows;
 mod workers;

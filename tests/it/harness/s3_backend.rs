@@ -99,6 +99,72 @@ struct FaultState {
     seen: u64,
     delete_key_errors: BTreeMap<String, String>,
     pretend_deletes: std::collections::BTreeSet<String>,
+    /// `(op, code, status)`: fail the SDK's first attempt of every such call.
+    first_attempts: Vec<(String, S3ErrorCode, http::StatusCode)>,
+    random: Option<RandomFaults>,
+    deny_missing_keys: bool,
+    stray_delete_errors: Vec<StrayDeleteError>,
+}
+
+/// Faults drawn at random, from a seed, on a share of all requests.
+struct RandomFaults {
+    /// Out of 1,000,000.
+    per_million: u64,
+    rng: SplitMix64,
+    drawn: RandomCounts,
+}
+
+/// What random fault injection did, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RandomCounts {
+    pub requests: u64,
+    pub slow_down: u64,
+    pub internal_error: u64,
+    pub dropped_before: u64,
+    pub dropped_after: u64,
+}
+
+impl RandomCounts {
+    pub fn faults(&self) -> u64 {
+        self.slow_down + self.internal_error + self.dropped_before + self.dropped_after
+    }
+}
+
+/// A fault decided for one HTTP request, before it reaches s3s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    SlowDown,
+    InternalError,
+    /// The connection is closed without an answer, before the request is
+    /// handled.
+    DropBefore,
+    /// The request is handled (a delete happens), then the connection is
+    /// closed without an answer.
+    DropAfter,
+}
+
+/// A DeleteObjects error entry that names no key the client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StrayDeleteError {
+    /// An `<Error>` entry with no `<Key>`.
+    WithoutKey,
+    /// An entry naming the first key sent, decomposed to Unicode NFD-like
+    /// form (here: with a combining mark appended), so it is not
+    /// byte-identical to any key sent.
+    AlteredKey,
+}
+
+/// A small seeded generator (SplitMix64), so a failing run can be replayed.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
 }
 
 struct OpRule {
@@ -142,6 +208,90 @@ impl Faults {
         self.lock().pretend_deletes.insert(key.to_owned());
     }
 
+    /// Fails the first attempt (the SDK's `amz-sdk-request: attempt=1`) of every `op`
+    /// call with `code` and `status`; retries of the call succeed.
+    pub fn fail_first_attempts(&self, op: &str, code: &str, status: u16) {
+        let status = http::StatusCode::from_u16(status)
+            .unwrap_or_else(|e| panic!("bad HTTP status {status}: {e}"));
+        let code = code
+            .parse::<S3ErrorCode>()
+            .unwrap_or_else(|never| match never {});
+        self.lock()
+            .first_attempts
+            .push((op.to_owned(), code, status));
+    }
+
+    /// Fails `percent` of all requests at random, drawn from `seed`: equally often
+    /// 503 SlowDown, 500 InternalError, a connection closed before the request is
+    /// handled, and one closed after it was handled (the answer is lost).
+    pub fn random(&self, percent: f64, seed: u64) {
+        self.lock().random = Some(RandomFaults {
+            per_million: (percent * 10_000.0).round() as u64,
+            rng: SplitMix64(seed),
+            drawn: RandomCounts::default(),
+        });
+    }
+
+    /// What random injection has done so far.
+    pub fn random_counts(&self) -> RandomCounts {
+        self.lock()
+            .random
+            .as_ref()
+            .map(|r| r.drawn)
+            .unwrap_or_default()
+    }
+
+    /// Answers HeadObject and GetObject on a missing key with 403 AccessDenied, as AWS
+    /// does when the caller lacks `s3:ListBucket`.
+    pub fn deny_missing_keys(&self) {
+        self.lock().deny_missing_keys = true;
+    }
+
+    /// Adds an error entry of this kind to every DeleteObjects answer (the keys sent are
+    /// still deleted).
+    pub fn stray_delete_error(&self, kind: StrayDeleteError) {
+        self.lock().stray_delete_errors.push(kind);
+    }
+
+    /// Decides, once per HTTP request, whether random injection fails it.
+    pub(super) fn draw(&self) -> Option<Injected> {
+        let mut state = self.lock();
+        let random = state.random.as_mut()?;
+        random.drawn.requests += 1;
+        let roll = random.rng.next();
+        if roll % 1_000_000 >= random.per_million {
+            return None;
+        }
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        let kind = match (roll / 1_000_000) % 4 {
+            0 => {
+                random.drawn.slow_down += 1;
+                Injected::SlowDown
+            }
+            1 => {
+                random.drawn.internal_error += 1;
+                Injected::InternalError
+            }
+            2 => {
+                random.drawn.dropped_before += 1;
+                Injected::DropBefore
+            }
+            _ => {
+                random.drawn.dropped_after += 1;
+                Injected::DropAfter
+            }
+        };
+        Some(kind)
+    }
+
+    fn denies_missing_keys(&self) -> bool {
+        self.lock().deny_missing_keys
+    }
+
+    fn stray_delete_errors(&self) -> Vec<StrayDeleteError> {
+        self.lock().stray_delete_errors.clone()
+    }
+
     /// Removes every fault.
     pub fn clear(&self) {
         *self.lock() = FaultState::default();
@@ -167,9 +317,17 @@ impl Faults {
     }
 
     /// Decides whether this request fails, consuming one use of a counted rule.
-    fn on_request(&self, op: &str) -> S3Result<()> {
+    fn on_request(&self, op: &str, first_attempt: bool) -> S3Result<()> {
         let mut state = self.lock();
         state.seen += 1;
+        if first_attempt
+            && let Some((_, code, status)) = state.first_attempts.iter().find(|(o, ..)| o == op)
+        {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            let mut err = S3Error::with_message(code.clone(), "injected by the lethe test harness");
+            err.set_status_code(*status);
+            return Err(err);
+        }
         if state.slow_down_every > 0 && state.seen.is_multiple_of(state.slow_down_every) {
             self.injected.fetch_add(1, Ordering::SeqCst);
             return Err(s3_error!(SlowDown, "injected by the lethe test harness"));
@@ -230,13 +388,36 @@ impl S3Access for FaultInjector {
         if cx.credentials().is_none() {
             return Err(s3_error!(AccessDenied, "Signature is required"));
         }
-        let op = cx.s3_op().name();
+        let op = cx.s3_op().name().to_owned();
+        let op = op.as_str();
         *self
             .counters
             .lock_requests()
             .entry(op.to_owned())
             .or_insert(0) += 1;
-        self.faults.on_request(op)
+        // Decided by the HTTP layer (s3.rs), which also drops connections.
+        match cx.extensions_mut().get::<Injected>() {
+            Some(Injected::SlowDown) => {
+                return Err(s3_error!(
+                    SlowDown,
+                    "injected at random by the lethe test harness"
+                ));
+            }
+            Some(Injected::InternalError) => {
+                return Err(s3_error!(
+                    InternalError,
+                    "injected at random by the lethe test harness"
+                ));
+            }
+            _ => {}
+        }
+        // The AWS SDK numbers its attempts of one call: `attempt=1; max=3`.
+        let first_attempt = cx
+            .headers()
+            .get("amz-sdk-request")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("attempt=1;"));
+        self.faults.on_request(op, first_attempt)
     }
 }
 
@@ -319,7 +500,8 @@ impl S3 for CountingS3 {
         self.counters
             .get_object_calls
             .fetch_add(1, Ordering::SeqCst);
-        self.inner.get_object(req).await
+        let result = self.inner.get_object(req).await;
+        self.deny_if_missing(result)
     }
 
     async fn head_object(
@@ -329,7 +511,8 @@ impl S3 for CountingS3 {
         self.counters
             .head_object_calls
             .fetch_add(1, Ordering::SeqCst);
-        self.inner.head_object(req).await
+        let result = self.inner.head_object(req).await;
+        self.deny_if_missing(result)
     }
 
     async fn list_objects(
@@ -366,6 +549,7 @@ impl S3 for CountingS3 {
             .delete_objects_calls
             .fetch_add(1, Ordering::SeqCst);
         let bucket = req.input.bucket.clone();
+        let sent_first = req.input.delete.objects.first().map(|o| o.key.clone());
         self.counters.lock_deletions().extend(
             req.input
                 .delete
@@ -402,6 +586,19 @@ impl S3 for CountingS3 {
         } else {
             self.inner.delete_objects(req).await?
         };
+        for stray in self.faults.stray_delete_errors() {
+            self.faults.injected.fetch_add(1, Ordering::SeqCst);
+            let key = match stray {
+                StrayDeleteError::WithoutKey => None,
+                StrayDeleteError::AlteredKey => sent_first.as_ref().map(|k| format!("{k}\u{301}")),
+            };
+            errors.push(dto::Error {
+                code: Some("InternalError".to_owned()),
+                key,
+                message: Some("injected by the lethe test harness".to_owned()),
+                ..Default::default()
+            });
+        }
         if !errors.is_empty() {
             response
                 .output
@@ -410,5 +607,23 @@ impl S3 for CountingS3 {
                 .extend(errors);
         }
         Ok(response)
+    }
+}
+
+impl CountingS3 {
+    /// AWS answers a missing key with 403 when the caller may not list the bucket.
+    fn deny_if_missing<T>(&self, result: S3Result<T>) -> S3Result<T> {
+        match result {
+            Err(err)
+                if self.faults.denies_missing_keys()
+                    && (matches!(err.code(), S3ErrorCode::NoSuchKey)
+                        || err.status_code() == Some(http::StatusCode::NOT_FOUND)) =>
+            {
+                let mut denied = S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied");
+                denied.set_status_code(http::StatusCode::FORBIDDEN);
+                Err(denied)
+            }
+            other => other,
+        }
     }
 }
