@@ -52,8 +52,16 @@ pub struct S3Settings {
     /// Upper bound for one S3 call, retries included, in seconds.
     pub operation_timeout_secs: u64,
     /// Attempts per S3 call inside the SDK (its standard retry with
-    /// jittered backoff). lethe's own retry comes on top, per batch.
+    /// jittered backoff, without the SDK's retry quota).
     pub sdk_max_attempts: u32,
+    /// Times lethe sends a call again, within the batch, after the SDK gave
+    /// up on it with a transient error (only that call: the batch's other
+    /// calls are not repeated). lethe's durable retry of the request comes
+    /// after these.
+    pub call_retries: u32,
+    /// Backoff before lethe's first re-send of a failed call; it doubles
+    /// per re-send (with jitter).
+    pub call_retry_backoff_ms: u64,
     /// Static keys for an S3-compatible server with fixed credentials (the
     /// demo's own server, MinIO). Both set: used instead of the AWS
     /// credential chain. Prefer the chain (roles, profiles) for AWS.
@@ -165,6 +173,8 @@ impl Default for S3Settings {
             force_path_style: false,
             operation_timeout_secs: 60,
             sdk_max_attempts: 3,
+            call_retries: 4,
+            call_retry_backoff_ms: 1_000,
             access_key_id: None,
             secret_access_key: None,
         }
@@ -366,6 +376,8 @@ impl fmt::Debug for S3Settings {
             .field("force_path_style", &self.force_path_style)
             .field("operation_timeout_secs", &self.operation_timeout_secs)
             .field("sdk_max_attempts", &self.sdk_max_attempts)
+            .field("call_retries", &self.call_retries)
+            .field("call_retry_backoff_ms", &self.call_retry_backoff_ms)
             .field("access_key_id", &self.access_key_id)
             .field(
                 "secret_access_key",

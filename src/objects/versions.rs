@@ -35,6 +35,12 @@ impl ObjectStore {
     /// cannot hold versions: unversioned. An answer that cannot be read
     /// counts as versioned, the erasure that is right in both cases.
     pub async fn versioning(&self, bucket: &str) -> Result<Versioning, ObjectError> {
+        self.resend
+            .run(move || async move { self.versioning_once(bucket).await })
+            .await
+    }
+
+    async fn versioning_once(&self, bucket: &str) -> Result<Versioning, ObjectError> {
         match self
             .client
             .get_bucket_versioning()
@@ -80,16 +86,23 @@ impl ObjectStore {
         let mut key_marker: Option<String> = None;
         let mut version_marker: Option<String> = None;
         loop {
+            // A page that fails is sent again from the same markers: the
+            // listing goes on, it does not start over.
+            let (key_from, version_from) = (&key_marker, &version_marker);
             let page = self
-                .client
-                .list_object_versions()
-                .bucket(bucket)
-                .prefix(prefix)
-                .set_key_marker(key_marker.take())
-                .set_version_id_marker(version_marker.take())
-                .send()
-                .await
-                .map_err(|err| ObjectError::from_sdk("ListObjectVersions", bucket, err))?;
+                .resend
+                .run(move || async move {
+                    self.client
+                        .list_object_versions()
+                        .bucket(bucket)
+                        .prefix(prefix)
+                        .set_key_marker(key_from.clone())
+                        .set_version_id_marker(version_from.clone())
+                        .send()
+                        .await
+                        .map_err(|err| ObjectError::from_sdk("ListObjectVersions", bucket, err))
+                })
+                .await?;
             for version in page.versions() {
                 if let (Some(key), Some(id)) = (version.key(), version.version_id()) {
                     found.push(Version {

@@ -344,6 +344,12 @@ mod tests {
                 20261203000001,
                 "86f3992217fd644d1804fcf120c6d63de4c097bd7e8617e0626068be8128a94898fe357c62dd2ddb5f79806d9aabdc7b",
             ),
+            // Added after the move; pinned all the same (applied migrations
+            // are never edited: a change is a new file).
+            (
+                20261211000001,
+                "fbc2f667d23fd2d7993d3a39f08b6ce12fd9bce8e07df0cd8f1fcbd2753f4c5794fc85b9b0d3874a7bc6b2978328f038",
+            ),
         ];
         let found: Vec<(i64, String)> = POSTGRES_MIGRATOR
             .iter()

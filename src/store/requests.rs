@@ -15,7 +15,7 @@ use super::{
     Store, Tx, active_state_names, events, on_backend, on_either_backend, postgres, sqlite,
 };
 use crate::error::Error;
-use crate::retry::{Decision, RetryPolicy};
+use crate::retry::{Decision, RetryPolicy, Verdict};
 use crate::workflow::state::State;
 
 /// What a submission produced.
@@ -294,16 +294,19 @@ impl Store {
     /// Records a failed attempt and decides, under the request's row lock
     /// (the write lock on SQLite), whether to back off (still active, lease
     /// released, next attempt time stored) or park it in Failed, remembering
-    /// where to resume. Returns the decision; `Ok(None)` when the lease was
-    /// already lost, so there is nothing to record.
+    /// where to resume. Only attempts without progress count: the attempt
+    /// made progress when a batch committed (or a phase advanced) under this
+    /// lease. `describe` turns the verdict into the stored `last_error`.
+    /// Returns the verdict; `Ok(None)` when the lease was already lost, so
+    /// there is nothing to record.
     pub async fn record_failure(
         &self,
         lease: &Lease,
         state: State,
-        message: &str,
         transient: bool,
         policy: &RetryPolicy,
-    ) -> Result<Option<Decision>, Error> {
+        describe: impl FnOnce(&Verdict) -> String,
+    ) -> Result<Option<Verdict>, Error> {
         let mut tx = self.begin().await?;
         match lease.fence(&mut tx, state).await {
             Ok(()) => {}
@@ -312,39 +315,52 @@ impl Store {
             Err(err) => return Err(err),
         }
         let id = lease.request_id;
-        let attempts: i32 = on_either_backend!(tx.conn(), id, |conn, stored_id| {
-            sqlx::query_scalar("SELECT attempts FROM erasure_requests WHERE id = $1")
+        let (attempts, progress_epoch): (i32, Option<i64>) =
+            on_either_backend!(tx.conn(), id, |conn, stored_id| {
+                sqlx::query_as(
+                    "SELECT attempts, progress_epoch FROM erasure_requests WHERE id = $1",
+                )
                 .bind(stored_id)
                 .fetch_one(conn)
                 .await?
-        });
-        let decision = policy.decide(attempts.max(0) as u32 + 1, transient);
-        match decision {
+            });
+        let progressed = progress_epoch == Some(lease.epoch);
+        let verdict = policy.after_failure(attempts.max(0) as u32, progressed, transient);
+        let message = describe(&verdict);
+        let count = i32::try_from(verdict.attempts).unwrap_or(i32::MAX);
+        match verdict.decision {
             Decision::RetryAfter(delay) => {
                 on_backend!(tx.conn(), conn =>
-                    postgres::requests::schedule_retry(conn, id, message, delay).await?,
-                    sqlite::requests::schedule_retry(conn, id, message, delay).await?);
+                    postgres::requests::schedule_retry(conn, id, &message, delay, count).await?,
+                    sqlite::requests::schedule_retry(conn, id, &message, delay, count).await?);
                 events::record(
                     &mut tx,
                     lease,
                     "retry_scheduled",
                     state.phase(),
                     None,
-                    Some(message),
+                    Some(&message),
                 )
                 .await?;
             }
             Decision::GiveUp => {
                 state.check_transition(State::Failed)?;
                 on_backend!(tx.conn(), conn =>
-                    postgres::requests::park_failed(conn, id, message, state).await?,
-                    sqlite::requests::park_failed(conn, id, message, state).await?);
-                events::record(&mut tx, lease, "failed", state.phase(), None, Some(message))
-                    .await?;
+                    postgres::requests::park_failed(conn, id, &message, state, count).await?,
+                    sqlite::requests::park_failed(conn, id, &message, state, count).await?);
+                events::record(
+                    &mut tx,
+                    lease,
+                    "failed",
+                    state.phase(),
+                    None,
+                    Some(&message),
+                )
+                .await?;
             }
         }
         tx.commit().await?;
-        Ok(Some(decision))
+        Ok(Some(verdict))
     }
 
     /// Resumes a failed request from its checkpoint.

@@ -24,6 +24,7 @@
 //! ([`crate::pace`]) are paid at the start of each batch, and the pause
 //! between batches is taken here.
 
+mod failure;
 mod heartbeat;
 pub mod progress;
 mod report;
@@ -41,6 +42,7 @@ use crate::schedule::{Gate, Wakeups, Windows};
 use crate::store::requests::Claimed;
 use crate::workflow::state::State;
 use crate::workflow::{self, Context, Step};
+use failure::Failure;
 use progress::Board;
 use report::BatchReport;
 
@@ -277,12 +279,15 @@ async fn process(
     if claimed.attempts as u32 >= policy.max_attempts {
         // Its workers keep dying mid-request (the attempt count rises on each
         // takeover): stop the loop and let an operator look.
-        let message = format!(
-            "{} attempts in a row ended with the worker lost mid-batch (crash or kill); \
-             check the worker logs, then `lethe retry {request_id}`",
-            claimed.attempts
+        let failure = Failure::permanent(
+            format!(
+                "{} attempts in a row ended with the worker lost mid-batch (crash or kill) before \
+                 any progress",
+                claimed.attempts
+            ),
+            Some("check the worker logs"),
         );
-        return fail(&ctx, &policy, &claimed, claimed.state, &message, false).await;
+        return fail(&ctx, &policy, &claimed, claimed.state, failure).await;
     }
 
     let lost = CancellationToken::new();
@@ -329,17 +334,7 @@ async fn drive(
     let mut state = claimed.state;
     let subject = match ctx.store.subject_of(request_id).await {
         Ok(subject) => subject,
-        Err(err) => {
-            return fail(
-                ctx,
-                policy,
-                claimed,
-                state,
-                &err.to_string(),
-                err.is_transient(),
-            )
-            .await;
-        }
+        Err(err) => return fail(ctx, policy, claimed, state, Failure::of(&err)).await,
     };
     let mut counters = ctx.store.counters(request_id).await.unwrap_or_default();
     loop {
@@ -405,8 +400,8 @@ async fn drive(
                 return Outcome::LostLease;
             }
             Err(err) => {
-                let transient = err.is_transient();
-                return fail(ctx, policy, claimed, state, &err.to_string(), transient).await;
+                tracing::debug!(%request_id, "attempt failed: {err:?}");
+                return fail(ctx, policy, claimed, state, Failure::of(&err)).await;
             }
         }
     }
@@ -417,28 +412,38 @@ async fn fail(
     policy: &RetryPolicy,
     claimed: &Claimed,
     state: State,
-    message: &str,
-    transient: bool,
+    failure: Failure,
 ) -> Outcome {
     let request_id = claimed.lease.request_id;
-    match ctx
+    let recorded = ctx
         .store
-        .record_failure(&claimed.lease, state, message, transient, policy)
-        .await
-    {
-        Ok(Some(Decision::RetryAfter(delay))) => {
-            tracing::warn!(%request_id, %state, retry_in_ms = delay.as_millis() as u64, "attempt failed: {message}");
-            Outcome::RetryScheduled
-        }
-        Ok(Some(Decision::GiveUp)) => {
-            tracing::error!(%request_id, %state, "request failed: {message}");
-            Outcome::Failed
+        .record_failure(
+            &claimed.lease,
+            state,
+            failure.transient,
+            policy,
+            |verdict| failure.describe(request_id, verdict),
+        )
+        .await;
+    match recorded {
+        Ok(Some(verdict)) => {
+            let message = failure.describe(request_id, &verdict);
+            match verdict.decision {
+                Decision::RetryAfter(_) => {
+                    tracing::warn!(%request_id, %state, attempts = verdict.attempts, "attempt failed: {message}");
+                    Outcome::RetryScheduled
+                }
+                Decision::GiveUp => {
+                    tracing::error!(%request_id, %state, "request failed: {message}");
+                    Outcome::Failed
+                }
+            }
         }
         Ok(None) => Outcome::LostLease,
         Err(err) => {
             // Could not even record it (database down): the lease expires and
             // the takeover counts the attempt.
-            tracing::error!(%request_id, "recording a failure ({message}): {err}");
+            tracing::error!(%request_id, "recording a failure ({}): {err}", failure.what);
             Outcome::RetryScheduled
         }
     }

@@ -13,8 +13,10 @@
 //!
 //! An object S3 refuses for good (object lock, legal hold, access denied)
 //! is retained: recorded with its outcome and as an anomaly naming the
-//! bucket and reason, not retried, and the erasure goes on. A transient
-//! refusal retries the batch.
+//! bucket and reason, not retried, and the erasure goes on. A call or key
+//! refused for now is sent again alone ([`crate::objects::Resend`]); only
+//! one that outlasts the re-sends fails the batch, which the request's
+//! durable retry repeats (every object in it is safe to delete again).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -91,14 +93,18 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
             calls += 1;
             let view = ctx.buckets.view(bucket, Freshness::Cached).await?;
             let result = s3_erasure::erase(&view, keys).await?;
-            let seq_of = |key: &str| -> &PendingObject {
-                by_key
-                    .get(&(bucket.as_str(), key))
-                    .expect("S3 answers only for keys it was given")
+            // Answers are matched to the keys sent byte for byte; one for a
+            // key this batch did not send is not ours to record (the store
+            // already drops those, so this only guards the invariant).
+            let object_of = |key: &str| -> Option<&PendingObject> {
+                by_key.get(&(bucket.as_str(), key)).copied()
             };
             for erased in result.erased {
+                let Some(object) = object_of(&erased.key) else {
+                    continue;
+                };
                 ends.push(ObjectEnd {
-                    seq: seq_of(&erased.key).seq,
+                    seq: object.seq,
                     outcome: erased.outcome.as_str(),
                     versions: erased.versions,
                 });
@@ -108,8 +114,8 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
                     *transient
                         .entry((bucket.clone(), refusal.code.clone()))
                         .or_default() += 1;
-                } else {
-                    retained.push((seq_of(&refusal.key), refusal));
+                } else if let Some(object) = object_of(&refusal.key) {
+                    retained.push((object, refusal));
                 }
             }
         }

@@ -10,8 +10,13 @@
 //!
 //! The rule this module keeps: a permanent per-object refusal (object lock,
 //! legal hold, access denied) is returned as a [`Refusal`] for the caller to
-//! record as an anomaly, never retried forever; a transient one makes the
-//! caller retry the batch. Refusal reasons name no object key.
+//! record as an anomaly, never retried forever; a transient one (S3's
+//! per-key `InternalError` or `SlowDown` inside a DeleteObjects answer) is
+//! sent again for those keys alone, as the store's [`Resend`] says, and only
+//! if it persists makes the caller retry the batch. Refusal reasons name no
+//! object key.
+//!
+//! [`Resend`]: crate::objects::Resend
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -162,7 +167,9 @@ async fn delete_unversioned(
 ) -> Result<BucketResult, ObjectError> {
     let mut refused = BTreeMap::new();
     for chunk in keys.chunks(MAX_KEYS_PER_DELETE) {
-        for failure in bucket.store.delete_keys(&bucket.name, chunk).await? {
+        let targets: Vec<(String, Option<String>)> =
+            chunk.iter().map(|key| (key.clone(), None)).collect();
+        for failure in delete_resending(bucket, targets).await? {
             refused
                 .entry(failure.key.clone())
                 .or_insert_with(|| refusal(failure));
@@ -194,7 +201,7 @@ async fn delete_versions(
     let mut removed: BTreeMap<&str, i32> = keys.iter().map(|k| (k.as_str(), 0)).collect();
     let mut refused: BTreeMap<String, Refusal> = BTreeMap::new();
     for chunk in targets.chunks(MAX_KEYS_PER_DELETE) {
-        let failures = bucket.store.delete_targets(&bucket.name, chunk).await?;
+        let failures = delete_resending(bucket, chunk.to_vec()).await?;
         let failed: BTreeSet<(String, Option<String>)> = failures
             .iter()
             .map(|f| (f.key.clone(), f.version_id.clone()))
@@ -288,6 +295,42 @@ async fn tag_targets(
         .filter(|v| !v.delete_marker)
         .map(|v| (v.key, Some(v.version_id)))
         .collect())
+}
+
+/// Deletes up to 1,000 targets, sending the ones S3 refused for now (a
+/// per-key transient error) again, alone, while re-sends are left. Returns
+/// the refusals that remain: the permanent ones, and transient ones that
+/// outlasted the re-sends.
+async fn delete_resending(
+    bucket: &BucketView,
+    mut targets: Vec<(String, Option<String>)>,
+) -> Result<Vec<KeyFailure>, ObjectError> {
+    let resend = bucket.store.resend().clone();
+    let mut settled = Vec::new();
+    let mut round = 0;
+    loop {
+        let failures = bucket.store.delete_targets(&bucket.name, &targets).await?;
+        let (transient, permanent): (Vec<KeyFailure>, Vec<KeyFailure>) = failures
+            .into_iter()
+            .partition(|failure| failure.kind == ObjectErrorKind::Transient);
+        settled.extend(permanent);
+        round += 1;
+        if transient.is_empty() || round > resend.retries() {
+            settled.extend(transient);
+            return Ok(settled);
+        }
+        tracing::debug!(
+            bucket = %bucket.name, keys = transient.len(), resend = round,
+            "DeleteObjects refused some keys for now; sending those again"
+        );
+        tokio::time::sleep(resend.backoff(round)).await;
+        // A refusal without a version id names the whole key.
+        targets.retain(|(key, version)| {
+            transient
+                .iter()
+                .any(|f| f.key == *key && (f.version_id.is_none() || f.version_id == *version))
+        });
+    }
 }
 
 async fn list(bucket: &BucketView, keys: &[String]) -> Result<Vec<Version>, ObjectError> {

@@ -1,6 +1,8 @@
 //! DbMasked -> Done: reading back what the erasure claims. A DeleteObjects
 //! response is not proof (S3 reports keys that never existed as deleted), so
-//! every manifest object is read back a page at a time, each bucket the way
+//! every manifest object is read back a checkpointed page at a time (a call
+//! that fails for now is sent again alone, see [`crate::objects::Resend`]:
+//! one error never restarts the page), each bucket the way
 //! it was erased: HeadObject in an unversioned bucket, ListObjectVersions
 //! (once per prefix group, not per key) in a versioned one, and the tag in a
 //! tag-and-expire one. A survivor is erased once more and read back again;
@@ -24,8 +26,10 @@ use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
 use crate::store::requests::checkpoint::{self, Progress};
 use crate::store::{Lease, events, record};
 
-/// Objects are verified in pages of this many HeadObject calls.
-const OBJECTS_PER_BATCH: i64 = 1000;
+/// Objects are verified in pages of this many HeadObject calls, each page
+/// checkpointed: a page that fails (a call that outlasted its re-sends)
+/// repeats at most this many read-backs, and the pages before it stand.
+const OBJECTS_PER_BATCH: i64 = 200;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cursor {
@@ -108,10 +112,12 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
                     format!("S3 refused to erase a survivor for now: {}", refusal.code),
                 )));
             }
-            let object = objects
-                .iter()
-                .find(|o| o.key == refusal.key)
-                .expect("S3 answers only for keys it was given");
+            // Matched byte for byte to a key sent; an answer for any other
+            // key is not ours to record (the read-back below still sees
+            // whatever is left).
+            let Some(object) = objects.iter().find(|o| o.key == refusal.key) else {
+                continue;
+            };
             refused_keys.push(refusal.key.clone());
             retained.push((object, refusal));
         }

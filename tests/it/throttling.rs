@@ -7,9 +7,14 @@
 //!
 //! PostgreSQL only: the faults are in S3, above the store seam.
 
+use std::time::{Duration, Instant};
+
+use lethe::State;
 use lethe::config::S3Settings;
 use lethe::objects::{Credentials, ObjectStore};
+use lethe::worker::WorkerOptions;
 
+use crate::app::TestApp;
 use crate::harness::TestS3;
 
 /// lethe's own S3 client, with the default settings, against a test server.
@@ -48,4 +53,142 @@ async fn every_throttled_call_is_resent_by_the_sdk_however_many_there_are() {
         3000,
         "two attempts per call"
     );
+}
+
+/// Regression (issue 11): one HeadObject that failed made verification
+/// start its whole page of read-backs over, so under a steady error rate it
+/// never finished. Now the failed call alone is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_back_is_sent_again_alone_not_the_page() {
+    let app = TestApp::start_with(|c| {
+        // One SDK attempt per call, so every injected 503 reaches lethe.
+        c.s3.sdk_max_attempts = 1;
+        c.retry.max_attempts = 2;
+    })
+    .await;
+    let loaded = app.load("member", 2, 60).await;
+    let target = &loaded.members[0];
+    let rows = app.rows_of(&target.key).await;
+    let id = app.submit(&target.key).await;
+    // Every seventh HeadObject fails.
+    let mut pattern = vec![false; 7];
+    pattern[6] = true;
+    app.s3
+        .faults()
+        .fail_op_cycle("HeadObject", "SlowDown", 503, &pattern);
+
+    app.run_worker_once().await;
+    let status = app.engine.status(id).await.unwrap().record;
+    assert_eq!(status.state, State::Done, "{:?}", status.last_error);
+    let events = app.events(id).await;
+    assert!(
+        !events.iter().any(|e| e.kind == "retry_scheduled"),
+        "no batch had to be retried: {events:?}"
+    );
+    // Each failure costs one more request, not a page of them.
+    let heads = app.s3.counters().requests("HeadObject");
+    let manifest_objects = status.objects_found;
+    assert!(
+        heads <= manifest_objects as u64 * 8 / 6 + 10,
+        "{heads} HeadObject requests for {manifest_objects} objects"
+    );
+    app.s3.faults().clear();
+    app.assert_objects_gone(target).await;
+    app.assert_rows_masked(&rows).await;
+    app.assert_objects_present(&loaded.members[1]).await;
+}
+
+/// Regression (issue 11): an attempt that made progress counted toward
+/// `retry.max_attempts`, so a request that advanced on every attempt could
+/// still end Failed. With `max_attempts = 1`, each attempt here deletes one
+/// object (commits one batch) and then meets a DeleteObjects call that
+/// fails for good: every attempt makes progress, none counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_that_made_progress_do_not_count_toward_max_attempts() {
+    let app = TestApp::start_with(|c| {
+        c.retry.max_attempts = 1;
+        c.s3.call_retries = 0;
+        c.worker.delete_batch_size = 1;
+    })
+    .await;
+    let loaded = app.load("member", 2, 6).await;
+    let target = &loaded.members[0];
+    let rows = app.rows_of(&target.key).await;
+    let id = app.submit(&target.key).await;
+    // Of every three DeleteObjects requests, one succeeds and two fail: the
+    // SDK's two attempts of the next call.
+    app.s3
+        .faults()
+        .fail_op_cycle("DeleteObjects", "SlowDown", 503, &[false, true, true]);
+
+    let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
+    let shutdown = worker.shutdown_token();
+    let running = tokio::spawn(worker.run());
+    let started = Instant::now();
+    let status = loop {
+        let status = app.engine.status(id).await.unwrap().record;
+        if matches!(status.state, State::Done | State::Failed) {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(status.state, State::Done, "{:?}", status.last_error);
+    let retries = app
+        .events(id)
+        .await
+        .iter()
+        .filter(|e| e.kind == "retry_scheduled")
+        .count();
+    assert!(
+        retries >= 3,
+        "the faults made attempts fail ({retries} retries)"
+    );
+    app.s3.faults().clear();
+    app.assert_objects_gone(target).await;
+    app.assert_rows_masked(&rows).await;
+    app.assert_objects_present(&loaded.members[1]).await;
+}
+
+/// Regression (issue 11): a Failed request's `last_error` was a ~900
+/// character SDK dump ending "(transient; will retry with backoff)" although
+/// nothing would retry it. Now it is one sentence: what failed, its
+/// innermost cause, and that `lethe retry` resumes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_says_in_one_sentence_what_failed_and_what_to_do() {
+    let app = TestApp::start_with(|c| c.retry.max_attempts = 2).await;
+    let loaded = app.load("member", 1, 5).await;
+    let id = app.submit(&loaded.members[0].key).await;
+    app.s3.stop().await;
+
+    let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
+    let shutdown = worker.shutdown_token();
+    let running = tokio::spawn(worker.run());
+    app.wait_for_state(id, State::Failed, Duration::from_secs(60))
+        .await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+
+    let status = app.engine.status(id).await.unwrap().record;
+    let error = status.last_error.expect("the error is recorded");
+    eprintln!("last_error: {error}");
+    assert!(error.len() < 400, "{} characters: {error}", error.len());
+    assert!(!error.contains('\n'), "{error}");
+    assert!(!error.contains("will retry"), "{error}");
+    assert!(!error.contains("retrying in"), "{error}");
+    assert!(
+        error.to_ascii_lowercase().contains("connection refused"),
+        "the innermost cause: {error}"
+    );
+    assert!(error.contains("gave up after 2 attempts"), "{error}");
+    assert!(error.contains(&format!("lethe retry {id}")), "{error}");
+    assert_eq!(status.attempts, 2);
+
+    app.s3.restart().await;
+    app.engine.retry(id).await.unwrap();
+    app.run_worker_once().await;
+    assert_eq!(app.state_of(id).await, State::Done);
+    app.assert_objects_gone(&loaded.members[0]).await;
 }

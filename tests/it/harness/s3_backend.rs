@@ -99,6 +99,8 @@ struct FaultState {
     seen: u64,
     delete_key_errors: BTreeMap<String, String>,
     pretend_deletes: std::collections::BTreeSet<String>,
+    /// `op` requests fail where the cycle says `true`, in order, round and round.
+    cycles: Vec<(String, S3ErrorCode, http::StatusCode, Vec<bool>, usize)>,
     /// `(op, code, status)`: fail the SDK's first attempt of every such call.
     first_attempts: Vec<(String, S3ErrorCode, http::StatusCode)>,
     random: Option<RandomFaults>,
@@ -206,6 +208,19 @@ impl Faults {
     /// a server whose delete response is not proof.
     pub fn pretend_delete_of_key(&self, key: &str) {
         self.lock().pretend_deletes.insert(key.to_owned());
+    }
+
+    /// Fails `op` requests by a repeating pattern: the n-th request fails when
+    /// `pattern[n % len]` is true (e.g. `[false, true, true]`: one succeeds, two fail).
+    pub fn fail_op_cycle(&self, op: &str, code: &str, status: u16, pattern: &[bool]) {
+        let status = http::StatusCode::from_u16(status)
+            .unwrap_or_else(|e| panic!("bad HTTP status {status}: {e}"));
+        let code = code
+            .parse::<S3ErrorCode>()
+            .unwrap_or_else(|never| match never {});
+        self.lock()
+            .cycles
+            .push((op.to_owned(), code, status, pattern.to_vec(), 0));
     }
 
     /// Fails the first attempt (the SDK's `amz-sdk-request: attempt=1`) of every `op`
@@ -320,6 +335,19 @@ impl Faults {
     fn on_request(&self, op: &str, first_attempt: bool) -> S3Result<()> {
         let mut state = self.lock();
         state.seen += 1;
+        if let Some((_, code, status, pattern, seen)) =
+            state.cycles.iter_mut().find(|(o, ..)| o == op)
+        {
+            let fail = pattern[*seen % pattern.len()];
+            *seen += 1;
+            if fail {
+                self.injected.fetch_add(1, Ordering::SeqCst);
+                let mut err =
+                    S3Error::with_message(code.clone(), "injected by the lethe test harness");
+                err.set_status_code(*status);
+                return Err(err);
+            }
+        }
         if first_attempt
             && let Some((_, code, status)) = state.first_attempts.iter().find(|(o, ..)| o == op)
         {
