@@ -15,7 +15,7 @@ use lethe::objects::{Credentials, ObjectStore};
 use lethe::worker::WorkerOptions;
 
 use crate::app::TestApp;
-use crate::harness::TestS3;
+use crate::harness::{RandomCounts, TestS3};
 
 /// lethe's own S3 client, with the default settings, against a test server.
 async fn default_client(s3: &TestS3) -> ObjectStore {
@@ -191,4 +191,143 @@ async fn a_failed_request_says_in_one_sentence_what_failed_and_what_to_do() {
     app.run_worker_once().await;
     assert_eq!(app.state_of(id).await, State::Done);
     app.assert_objects_gone(&loaded.members[0]).await;
+}
+
+/// What one fault-injection run did.
+struct FaultRun {
+    submitted: usize,
+    done: usize,
+    failed: usize,
+    elapsed: Duration,
+    faults: RandomCounts,
+}
+
+/// Erases 20 of 25 members while the S3 server fails `percent` of all
+/// requests at random (seeded: set LETHE_FAULT_SEED to replay a run), with
+/// the default retry settings: `retry`, and the S3 client's
+/// `sdk_max_attempts`, `call_retries` and `call_retry_backoff_ms`, and the
+/// default batch sizes. The worker runs four requests at a time, without
+/// load limits or pauses, so that the run takes seconds. Checks the outcome: every
+/// erased member's objects are gone and rows masked, and the five others'
+/// rows and objects are untouched.
+async fn erase_twenty_members_under(percent: f64) -> FaultRun {
+    let defaults = lethe::config::Config::default();
+    let app = TestApp::start_with(|c| {
+        c.retry = defaults.retry.clone();
+        c.s3.sdk_max_attempts = defaults.s3.sdk_max_attempts;
+        c.s3.call_retries = defaults.s3.call_retries;
+        c.s3.call_retry_backoff_ms = defaults.s3.call_retry_backoff_ms;
+        c.s3.operation_timeout_secs = defaults.s3.operation_timeout_secs;
+        c.worker.lease_secs = defaults.worker.lease_secs;
+        c.worker.batch_size = defaults.worker.batch_size;
+        c.worker.delete_batch_size = defaults.worker.delete_batch_size;
+        c.worker.concurrency = 4;
+    })
+    .await;
+    let loaded = app.load("member", 25, 12).await;
+    let (erased, bystanders) = loaded.members.split_at(20);
+    let before = app.snapshot().await;
+    let mut rows = std::collections::BTreeSet::new();
+    for member in erased {
+        rows.extend(app.rows_of(&member.key).await);
+    }
+    let seed = std::env::var("LETHE_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x1e7e_0011);
+    app.s3.faults().random(percent, seed);
+
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for member in erased {
+        ids.push(app.submit(&member.key).await);
+    }
+    let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
+    let shutdown = worker.shutdown_token();
+    let running = tokio::spawn(worker.run());
+    let (done, failed) = loop {
+        let mut done = 0;
+        let mut failed = 0;
+        for id in &ids {
+            match app.state_of(*id).await {
+                State::Done => done += 1,
+                State::Failed => failed += 1,
+                _ => {}
+            }
+        }
+        if done + failed == ids.len() {
+            break (done, failed);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "{percent}% faults (seed {seed}): {done} done, {failed} failed after 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    let faults = app.s3.faults().random_counts();
+    app.s3.faults().clear();
+    let run = FaultRun {
+        submitted: ids.len(),
+        done,
+        failed,
+        elapsed,
+        faults,
+    };
+    eprintln!(
+        "fault injection {percent}% (seed {seed:#x}): {} submitted, {} done, {} failed in {:.1} s; \
+         {} of {} S3 requests failed ({} 503 SlowDown, {} 500, {} dropped before, {} dropped after)",
+        run.submitted,
+        run.done,
+        run.failed,
+        run.elapsed.as_secs_f64(),
+        faults.faults(),
+        faults.requests,
+        faults.slow_down,
+        faults.internal_error,
+        faults.dropped_before,
+        faults.dropped_after,
+    );
+    for id in &ids {
+        let status = app.engine.status(*id).await.unwrap().record;
+        assert_eq!(status.state, State::Done, "{id}: {:?}", status.last_error);
+    }
+
+    // The outcome, not just the states.
+    for member in erased {
+        app.assert_objects_gone(member).await;
+    }
+    app.assert_rows_masked(&rows).await;
+    for member in bystanders {
+        app.assert_objects_present(member).await;
+    }
+    let after = app.snapshot().await;
+    for (row, text) in &before {
+        if !rows.contains(row) {
+            assert_eq!(after.get(row), Some(text), "bystander row {row:?} changed");
+        }
+    }
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_members_are_erased_without_faults() {
+    let run = erase_twenty_members_under(0.0).await;
+    assert_eq!((run.done, run.failed), (20, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_members_are_erased_under_ten_percent_random_s3_faults() {
+    let run = erase_twenty_members_under(10.0).await;
+    assert_eq!((run.done, run.failed), (20, 0));
+    assert!(run.faults.faults() > 50, "{:?}", run.faults);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_members_are_erased_under_thirty_percent_random_s3_faults() {
+    let run = erase_twenty_members_under(30.0).await;
+    assert_eq!((run.done, run.failed), (20, 0));
+    assert!(run.faults.faults() > 150, "{:?}", run.faults);
 }

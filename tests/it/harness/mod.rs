@@ -22,4 +22,4 @@ mod s3_backend;
 
 pub use moto::{Moto, moto};
 pub use postgres::{TestDatabase, fresh_database, server_url, terminate_connections};
-pub use s3::{Faults, S3Counters, TestS3};
+pub use s3::{Faults, RandomCounts, S3Counters, StrayDeleteError, TestS3};
