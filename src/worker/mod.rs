@@ -291,22 +291,48 @@ async fn process(
     }
 
     let lost = CancellationToken::new();
-    let heartbeat = tokio::spawn(heartbeat::run(
-        ctx.store.clone(),
-        lease.clone(),
-        lost.clone(),
-    ));
-    let outcome = drive(
-        &ctx,
-        &policy,
-        &claimed,
-        &shutdown,
-        &lost,
-        &gate,
-        progress.as_deref(),
-    )
-    .await;
-    heartbeat.abort();
+    // The heartbeat lives exactly as long as this function: stopped when the
+    // work ends, however it ends.
+    let heartbeat = heartbeat::Beating::start(ctx.store.clone(), lease.clone(), lost.clone());
+    // The work runs in a task of its own, so that a panic in it (a bug) is
+    // caught here, recorded on the request, and its lease released, instead
+    // of leaving the request held by a heartbeat with no work behind it.
+    let work = AbortOnDrop(tokio::spawn({
+        let (ctx, policy, claimed, progress) = (
+            ctx.clone(),
+            policy.clone(),
+            claimed.clone(),
+            progress.clone(),
+        );
+        async move {
+            drive(
+                &ctx,
+                &policy,
+                &claimed,
+                &shutdown,
+                &lost,
+                &gate,
+                progress.as_deref(),
+            )
+            .await
+        }
+    }));
+    let outcome = match work.await {
+        Ok(outcome) => {
+            heartbeat.stop();
+            outcome
+        }
+        Err(err) if err.is_panic() => {
+            heartbeat.stop();
+            let message = panic_message(err.into_panic());
+            tracing::error!(%request_id, "the request's work panicked: {message}");
+            fail_after_panic(&ctx, &policy, &claimed, &message).await
+        }
+        Err(_) => {
+            heartbeat.stop();
+            Outcome::Interrupted
+        }
+    };
     if let Some(board) = &progress {
         board.finish(request_id);
     }
@@ -318,6 +344,62 @@ async fn process(
         tracing::warn!(%request_id, "releasing lease: {err}; it expires on its own");
     }
     outcome
+}
+
+/// A task handle that aborts its task when dropped (this function's
+/// future dropped mid-way must not leave the work running unwatched).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The text a panic carried, when it is text.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(text) => *text,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(text) => (*text).to_owned(),
+            Err(_) => "a panic without a message".to_owned(),
+        },
+    }
+}
+
+/// Parks a request whose work panicked in Failed (a panic is a bug: it
+/// would panic again), releasing its lease. The state is read afresh: the
+/// work may have advanced it before panicking.
+async fn fail_after_panic(
+    ctx: &Context,
+    policy: &RetryPolicy,
+    claimed: &Claimed,
+    message: &str,
+) -> Outcome {
+    let request_id = claimed.lease.request_id;
+    let state = match ctx.store.get(request_id).await {
+        Ok(record) => record.state,
+        Err(err) => {
+            tracing::error!(%request_id, "reading the request after a panic: {err}; its lease expires on its own");
+            return Outcome::Failed;
+        }
+    };
+    let failure = Failure::permanent(
+        format!("lethe panicked while the request was {state}: {message}"),
+        Some("this is a bug in lethe: report it with the worker's log, and upgrade"),
+    );
+    fail(ctx, policy, claimed, state, failure).await
 }
 
 async fn drive(

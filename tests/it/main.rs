@@ -53,6 +53,7 @@ mod overdue;
 mod s3_completeness;
 mod shapes;
 mod shutdown;
+mod stuck;
 mod submission;
 mod throttling;
 mod windows;

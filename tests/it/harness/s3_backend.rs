@@ -145,15 +145,16 @@ pub enum Injected {
     DropAfter,
 }
 
-/// A DeleteObjects error entry that names no key the client sent.
+/// A DeleteObjects error entry, with this S3 error code, that names no key
+/// the client sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrayDeleteError {
     /// An `<Error>` entry with no `<Key>`.
-    WithoutKey,
-    /// An entry naming the first key sent, decomposed to Unicode NFD-like
-    /// form (here: with a combining mark appended), so it is not
+    WithoutKey(&'static str),
+    /// An entry naming the first key sent with a combining accent appended
+    /// (as a server that normalises Unicode might), so it is not
     /// byte-identical to any key sent.
-    AlteredKey,
+    AlteredKey(&'static str),
 }
 
 /// A small seeded generator (SplitMix64), so a failing run can be replayed.
@@ -616,12 +617,14 @@ impl S3 for CountingS3 {
         };
         for stray in self.faults.stray_delete_errors() {
             self.faults.injected.fetch_add(1, Ordering::SeqCst);
-            let key = match stray {
-                StrayDeleteError::WithoutKey => None,
-                StrayDeleteError::AlteredKey => sent_first.as_ref().map(|k| format!("{k}\u{301}")),
+            let (key, code) = match stray {
+                StrayDeleteError::WithoutKey(code) => (None, code),
+                StrayDeleteError::AlteredKey(code) => {
+                    (sent_first.as_ref().map(|k| format!("{k}\u{301}")), code)
+                }
             };
             errors.push(dto::Error {
-                code: Some("InternalError".to_owned()),
+                code: Some(code.to_owned()),
                 key,
                 message: Some("injected by the lethe test harness".to_owned()),
                 ..Default::default()
