@@ -417,6 +417,24 @@ impl Store {
     }
 }
 
+/// Takes the member's lock (PostgreSQL: the advisory lock of the coalescing
+/// trigger; SQLite: the write lock, already held) for the rest of the
+/// transaction.
+///
+/// The lock order, everywhere: a member's advisory lock first, then request
+/// rows. The insert trigger takes the advisory lock and then, through the
+/// foreign key of `coalesced_into`, a share lock on the active request's
+/// row; so a transaction that locks a request row (a fence) and will also
+/// want the member's lock (Done, which minimises the member's rows) must
+/// take the member's lock first, or the two wait for each other until
+/// PostgreSQL aborts one — usually the service's INSERT.
+pub async fn lock_subject(tx: &mut Tx, subject: &str) -> Result<(), Error> {
+    match tx.conn() {
+        super::Backed::Postgres(conn) => postgres::requests::lock_subject(conn, subject).await,
+        super::Backed::Sqlite(_) => Ok(()),
+    }
+}
+
 /// A request's state and the columns `retry` and `cancel` judge it by,
 /// locked for the rest of the transaction.
 async fn lock_state(tx: &mut Tx, id: Uuid) -> Result<(State, LockedState), Error> {

@@ -48,6 +48,7 @@ mod evidence;
 mod faults;
 mod features;
 mod load;
+mod locking;
 mod observability;
 mod overdue;
 mod s3_completeness;

@@ -219,6 +219,16 @@ pub async fn park_failed(
     Ok(())
 }
 
+/// Takes the member's advisory lock for the rest of the transaction: the
+/// lock the insert trigger takes before it looks for an active request.
+pub async fn lock_subject(conn: &mut PgConnection, subject: &str) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('lethe/subject/' || $1, 0))")
+        .bind(subject)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The request's state, with its row locked for the rest of the transaction.
 pub async fn lock_state(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockedState>, Error> {
     let row: Option<(String, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
