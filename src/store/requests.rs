@@ -284,11 +284,15 @@ impl Store {
         }))
     }
 
-    /// When the earliest waiting request becomes due, for an idle worker's sleep.
-    pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        Ok(on_backend!(self.db(), pool =>
-            postgres::requests::next_due_at(pool).await?,
-            sqlite::requests::next_due_at(pool).await?))
+    /// How long until the earliest waiting request becomes due (zero when
+    /// one is due now), for an idle worker's sleep; `None` when none waits.
+    /// Measured by the database's clock alone, the clock that stamps due
+    /// times and leases: never compared with the host's.
+    pub async fn next_due_in(&self) -> Result<Option<Duration>, Error> {
+        let seconds = on_backend!(self.db(), pool =>
+            postgres::requests::next_due_in(pool).await?,
+            sqlite::requests::next_due_in(pool).await?);
+        Ok(seconds.map(|s| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)))
     }
 
     /// Records a failed attempt and decides, under the request's row lock

@@ -201,18 +201,24 @@ impl Worker {
                 }
                 break;
             }
-            // While closed, the gate's alarm is what wakes this loop.
-            let wait = if open {
-                self.idle_wait(poll).await
+            // With every slot busy, nothing can be claimed until a request in
+            // hand ends, so there is no timer: only that (or a signal, or a
+            // window's edge) wakes the loop. With a slot free and the window
+            // open, sleep until the next request falls due (by the database's
+            // clock), at most the poll interval; closed, the gate's alarm is
+            // what wakes it.
+            let free = running.len() < concurrency;
+            let wait = if free && open {
+                Some(self.idle_wait(poll).await)
             } else {
-                Duration::from_secs(3600)
+                None
             };
             tokio::select! {
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     tally(&mut summary, joined);
                 }
-                _ = wakeups.next(), if running.len() < concurrency => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = wakeups.next(), if free => {}
+                _ = sleep_for(wait) => {}
                 _ = gate.edge() => {}
                 _ = self.shutdown.cancelled() => {}
             }
@@ -228,18 +234,21 @@ impl Worker {
         Ok(summary)
     }
 
-    /// How long to sleep when idle: the poll interval, or less if a waiting
-    /// request falls due sooner.
+    /// How long to sleep with a slot free: the poll interval, or less if a
+    /// waiting request falls due sooner (by the database's clock).
     async fn idle_wait(&self, poll: Duration) -> Duration {
-        match self.ctx.store.next_due_at().await {
-            Ok(Some(due)) => {
-                let until = (due - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO);
-                until.clamp(Duration::from_millis(10), poll)
-            }
+        match self.ctx.store.next_due_in().await {
+            Ok(Some(until)) => until.clamp(Duration::from_millis(10), poll),
             _ => poll,
         }
+    }
+}
+
+/// Sleeps for `wait`, or for ever when there is nothing to wait for.
+async fn sleep_for(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -51,6 +51,7 @@ mod load;
 mod locking;
 mod observability;
 mod overdue;
+mod polling;
 mod s3_completeness;
 mod shapes;
 mod shutdown;

@@ -165,9 +165,13 @@ pub async fn lease_next(
     )
 }
 
-pub async fn next_due_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Error> {
+/// Seconds until the earliest waiting request falls due, by the database's
+/// clock (negative when one is already due); `None` when none waits.
+pub async fn next_due_in(pool: &PgPool) -> Result<Option<f64>, Error> {
     Ok(sqlx::query_scalar(
-        "SELECT min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) \
+        "SELECT extract(epoch FROM \
+                min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) - now() \
+               )::float8 \
            FROM erasure_requests WHERE state = ANY($1)",
     )
     .bind(active_state_names())

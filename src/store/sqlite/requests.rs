@@ -294,11 +294,15 @@ pub async fn lease_next(
     }))
 }
 
-pub async fn next_due_at(pool: &SqlitePool) -> Result<Option<DateTime<Utc>>, Error> {
+/// Seconds until the earliest waiting request falls due, by the database's
+/// clock (negative when one is already due); `None` when none waits.
+pub async fn next_due_in(pool: &SqlitePool) -> Result<Option<f64>, Error> {
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT min(max(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) \
-           FROM erasure_requests WHERE state IN ({})",
-        constant_list(&active_state_names())
+        "SELECT (julianday(min(max(next_attempt_at, coalesce(lease_expires_at, next_attempt_at)))) \
+                 - julianday({now})) * 86400.0 \
+           FROM erasure_requests WHERE state IN ({active})",
+        now = now!(),
+        active = constant_list(&active_state_names())
     )))
     .fetch_one(pool)
     .await?)
