@@ -96,6 +96,14 @@ pub struct WorkerSettings {
     /// Rest between one request's batches, so the service's own queries get
     /// the database in between.
     pub pause_between_batches_ms: u64,
+    /// How long a masking batch's statement waits for a row lock the service
+    /// holds before the batch gives up (and is retried later); 0: no limit.
+    /// PostgreSQL's `lock_timeout`, for the batch's transaction only.
+    pub lock_timeout_ms: u64,
+    /// How long one statement of a masking batch may run before it is
+    /// cancelled (and the batch retried later); 0: no limit. PostgreSQL's
+    /// `statement_timeout`, for the batch's transaction only.
+    pub statement_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +205,11 @@ impl Default for WorkerSettings {
             max_objects_per_sec: 200,
             max_rows_per_sec: 1_000,
             pause_between_batches_ms: 200,
+            // A masking batch never waits long on the service: a row the
+            // service holds for more than 5 s is tried again later, rather
+            // than holding the batch's own locks past a window's close.
+            lock_timeout_ms: 5_000,
+            statement_timeout_ms: 60_000,
         }
     }
 }
@@ -336,6 +349,14 @@ impl Config {
 impl WorkerSettings {
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
+    }
+
+    /// How long a masking batch's statements may wait and run.
+    pub fn masking_limits(&self) -> crate::store::StatementLimits {
+        crate::store::StatementLimits {
+            lock_timeout: Duration::from_millis(self.lock_timeout_ms),
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+        }
     }
 
     /// The idle poll interval on this backend (see `poll_interval_ms`).

@@ -240,6 +240,28 @@ impl Store {
             Tx::sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)))
     }
 
+    /// Begins a transaction ([`Store::begin`]) whose statements wait for
+    /// locks and run no longer than `limits` say: on PostgreSQL,
+    /// `lock_timeout` and `statement_timeout` set for this transaction only
+    /// (`set_config(.., true)`, i.e. `SET LOCAL`), before its first
+    /// statement. A statement past a limit fails with a transient error, so
+    /// the batch is given up and retried later. On SQLite the write lock
+    /// taken at BEGIN is the only lock, bounded by [`SQLITE_BUSY_TIMEOUT`].
+    pub async fn begin_limited(&self, limits: StatementLimits) -> Result<Tx, Error> {
+        let mut tx = self.begin().await?;
+        if let Backed::Postgres(conn) = tx.conn() {
+            sqlx::query(
+                "SELECT set_config('lock_timeout', $1, true), \
+                        set_config('statement_timeout', $2, true)",
+            )
+            .bind(format!("{}ms", limits.lock_timeout.as_millis()))
+            .bind(format!("{}ms", limits.statement_timeout.as_millis()))
+            .execute(conn)
+            .await?;
+        }
+        Ok(tx)
+    }
+
     /// Applies pending migrations, each in its own transaction.
     pub async fn migrate(&self) -> Result<(), Error> {
         on_backend!(&self.db, pool =>
@@ -276,6 +298,14 @@ impl Store {
     pub async fn wakeups(&self) -> Wakeups {
         Wakeups::new(self, self.submitted.subscribe()).await
     }
+}
+
+/// How long a transaction's statements may wait for a lock, and run; zero
+/// is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatementLimits {
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
 }
 
 /// The states an SQL filter should treat as active.

@@ -116,3 +116,82 @@ async fn duplicate_inserts_while_requests_finish_never_deadlock() {
         .count();
     assert_eq!(deadlocks, 0, "no request met a deadlock either");
 }
+
+/// Regression (issue 11): a masking statement waiting on a row the service
+/// holds waited for as long as the service held it, keeping the batch's own
+/// locks (and its worker) past a window's close or SIGTERM. Now the batch's
+/// transaction runs with `lock_timeout` (`worker.lock_timeout_ms`; 300 ms
+/// here) and `statement_timeout`: it gives up, the request backs off (it
+/// is not Failed), and it finishes once the service lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_masking_batch_gives_up_on_a_row_the_service_holds_and_finishes_later() {
+    let app = TestApp::start_with(|c| c.worker.lock_timeout_ms = 300).await;
+    let loaded = app.load("member", 2, 10).await;
+    let target = &loaded.members[0];
+    let rows = app.rows_of(&target.key).await;
+    let before = app.snapshot().await;
+    let id = app.submit(&target.key).await;
+
+    // A service transaction holds one of the member's rows.
+    let (table, row) = rows.iter().next().unwrap().clone();
+    let mut service = app.pool().begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM {table} WHERE id::text = $1 FOR UPDATE"
+    )))
+    .bind(&row)
+    .execute(&mut *service)
+    .await
+    .unwrap();
+
+    let worker = app.engine.worker(WorkerOptions::default()).await.unwrap();
+    let shutdown = worker.shutdown_token();
+    let running = tokio::spawn(worker.run());
+    let started = Instant::now();
+    let (batch_started, gave_up) = loop {
+        let events = app.events(id).await;
+        let gave_up = events.iter().find(|e| {
+            e.kind == "retry_scheduled"
+                && e.detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("lock timeout"))
+        });
+        if let Some(gave_up) = gave_up {
+            let batch_started = events
+                .iter()
+                .find(|e| e.kind == "batch_started" && e.phase.as_deref() == Some("masking_rows"))
+                .expect("the masking batch started")
+                .at;
+            break (batch_started, gave_up.at);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no masking batch gave up on the held row in 20 s: {:?}",
+            app.engine.status(id).await.unwrap().record
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let waited = (gave_up - batch_started).to_std().unwrap();
+    assert!(waited < Duration::from_secs(2), "gave up after {waited:?}");
+    let status = app.engine.status(id).await.unwrap().record;
+    assert_ne!(status.state, State::Failed, "{:?}", status.last_error);
+    assert_eq!(status.rows_masked, 0, "the batch rolled back as one");
+
+    service.rollback().await.unwrap();
+    app.wait_for_state(id, State::Done, Duration::from_secs(30))
+        .await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    app.assert_rows_masked(&rows).await;
+    app.assert_objects_gone(target).await;
+    app.assert_objects_present(&loaded.members[1]).await;
+    let after = app.snapshot().await;
+    for (row, text) in &before {
+        if !rows.contains(row) {
+            assert_eq!(
+                after.get(row),
+                Some(text),
+                "row {row:?} of another member changed"
+            );
+        }
+    }
+}
