@@ -8,6 +8,10 @@
 //! - tag: the objects (every version, in a versioned bucket) are tagged for
 //!   the bucket's lifecycle rule to expire.
 //!
+//! A catalogued bucket that no longer exists (NoSuchBucket) holds none of
+//! its objects: they count as erased, and the caller records the missing
+//! bucket as an anomaly, rather than failing every member for ever.
+//!
 //! The rule this module keeps: a permanent per-object refusal (object lock,
 //! legal hold, access denied) is returned as a [`Refusal`] for the caller to
 //! record as an anomaly, never retried forever; a transient one (S3's
@@ -22,8 +26,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::catalog::ErasureMode;
+use crate::objects::buckets::Freshness;
 use crate::objects::{
-    BucketView, KeyFailure, MAX_KEYS_PER_DELETE, ObjectError, ObjectErrorKind, TagState, Version,
+    BucketView, Buckets, KeyFailure, MAX_KEYS_PER_DELETE, ObjectError, ObjectErrorKind, TagState,
+    Version,
 };
 use crate::store::manifest::ManifestObject;
 
@@ -93,6 +99,39 @@ impl Refusal {
 pub struct BucketResult {
     pub erased: Vec<Erased>,
     pub refused: Vec<Refusal>,
+    /// S3 says the bucket does not exist: its objects are gone with it
+    /// (each counted as erased), which the caller records as an anomaly.
+    pub bucket_missing: bool,
+}
+
+/// Erases these keys of the named bucket, the way its settings say. A
+/// bucket that no longer exists (NoSuchBucket) holds nothing: its keys are
+/// erased, and the result says the bucket is missing.
+pub async fn erase_in(
+    buckets: &Buckets,
+    bucket: &str,
+    keys: &[String],
+    freshness: Freshness,
+) -> Result<BucketResult, ObjectError> {
+    let attempt = async {
+        let view = buckets.view(bucket, freshness).await?;
+        erase(&view, keys).await
+    };
+    match attempt.await {
+        Err(err) if err.is_no_such_bucket() => Ok(BucketResult {
+            erased: keys
+                .iter()
+                .map(|key| Erased {
+                    key: key.clone(),
+                    outcome: ObjectOutcome::Deleted,
+                    versions: None,
+                })
+                .collect(),
+            refused: Vec::new(),
+            bucket_missing: true,
+        }),
+        other => other,
+    }
 }
 
 /// Erases these keys of one bucket.
@@ -186,6 +225,7 @@ async fn delete_unversioned(
             })
             .collect(),
         refused: refused.into_values().collect(),
+        bucket_missing: false,
     })
 }
 
@@ -232,6 +272,7 @@ async fn delete_versions(
             })
             .collect(),
         refused: refused.into_values().collect(),
+        bucket_missing: false,
     })
 }
 
@@ -276,6 +317,7 @@ async fn tag(
             })
             .collect(),
         refused: Vec::new(),
+        bucket_missing: false,
     })
 }
 

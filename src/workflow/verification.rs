@@ -75,11 +75,24 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
     }
     let mut survivors_found = 0i64;
     let mut retained: Vec<(&PendingObject, Refusal)> = Vec::new();
+    let mut missing_buckets: Vec<String> = Vec::new();
     for (bucket, objects) in by_bucket {
-        // Asked afresh: the proof must not rest on a cached "unversioned".
-        let view = ctx.buckets.view(bucket, Freshness::Fresh).await?;
         let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
-        let survivors = s3_erasure::survivors(&view, &keys).await?;
+        // Asked afresh: the proof must not rest on a cached "unversioned".
+        // A bucket that no longer exists holds nothing.
+        let read_back = async {
+            let view = ctx.buckets.view(bucket, Freshness::Fresh).await?;
+            let survivors = s3_erasure::survivors(&view, &keys).await?;
+            Ok::<_, ObjectError>((view, survivors))
+        };
+        let (view, survivors) = match read_back.await {
+            Ok(found) => found,
+            Err(err) if err.is_no_such_bucket() => {
+                missing_buckets.push(bucket.to_owned());
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
         if survivors.is_empty() {
             continue;
         }
@@ -139,10 +152,12 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
         }
     }
 
-    let anomalies: Vec<Anomaly> = retained
+    let mut anomalies: Vec<Anomaly> = retained
         .iter()
         .map(|(object, refusal)| super::deletion::retained_anomaly(ctx, object, refusal))
         .collect();
+    anomalies
+        .extend(super::deletion::new_missing_bucket_anomalies(ctx, lease, &missing_buckets).await?);
     let ends: Vec<ObjectEnd> = retained
         .iter()
         .map(|(object, refusal)| ObjectEnd {

@@ -65,6 +65,7 @@ impl TestS3 {
 
         let mut builder = S3ServiceBuilder::new(CountingS3::new(
             fs,
+            data.path().to_owned(),
             Arc::clone(&counters),
             Arc::clone(&faults),
         ));

@@ -453,6 +453,8 @@ impl S3Access for FaultInjector {
 /// Forwards the operations lethe uses to s3s-fs, counting the interesting ones.
 pub(super) struct CountingS3 {
     inner: s3s_fs::FileSystem,
+    /// s3s-fs's data directory: a bucket is a directory in it.
+    root: std::path::PathBuf,
     counters: Arc<S3Counters>,
     faults: Arc<Faults>,
 }
@@ -460,11 +462,13 @@ pub(super) struct CountingS3 {
 impl CountingS3 {
     pub(super) fn new(
         inner: s3s_fs::FileSystem,
+        root: std::path::PathBuf,
         counters: Arc<S3Counters>,
         faults: Arc<Faults>,
     ) -> Self {
         Self {
             inner,
+            root,
             counters,
             faults,
         }
@@ -578,6 +582,11 @@ impl S3 for CountingS3 {
             .delete_objects_calls
             .fetch_add(1, Ordering::SeqCst);
         let bucket = req.input.bucket.clone();
+        // s3s-fs deletes from a missing bucket without a word; S3 answers
+        // NoSuchBucket.
+        if !self.root.join(&bucket).is_dir() {
+            return Err(s3_error!(NoSuchBucket));
+        }
         let sent_first = req.input.delete.objects.first().map(|o| o.key.clone());
         self.counters.lock_deletions().extend(
             req.input
