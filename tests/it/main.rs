@@ -58,5 +58,6 @@ mod shutdown;
 mod stuck;
 mod submission;
 mod throttling;
+mod versioned_listing;
 mod windows;
 mod workers;

@@ -19,6 +19,7 @@ mod pg_cluster;
 pub mod postgres;
 pub mod s3;
 mod s3_backend;
+pub mod versioned;
 
 pub use moto::{Moto, moto};
 pub use postgres::{TestDatabase, fresh_database, server_url, terminate_connections};

@@ -46,7 +46,7 @@ pub struct TestS3 {
 }
 
 /// The accept loop of a serving server; it owns every connection task.
-struct Serving {
+pub(super) struct Serving {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -290,7 +290,7 @@ impl Drop for TestS3 {
 
 /// Runs the accept loop on `runtime` until `Serving::shutdown` fires (or is dropped),
 /// then closes the listener and aborts every connection it accepted.
-fn serve(
+pub(super) fn serve(
     runtime: &Runtime,
     listener: TcpListener,
     service: S3Service,
