@@ -66,6 +66,19 @@ impl Buckets {
             .unwrap_or_default()
     }
 
+    /// A bucket's catalog settings (the defaults for a bucket without any).
+    pub fn settings_of(&self, bucket: &str) -> BucketSettings {
+        self.settings.get(bucket).cloned().unwrap_or_default()
+    }
+
+    /// The client for a bucket: in its own region, when the catalog says.
+    pub fn store_for(&self, bucket: &str) -> ObjectStore {
+        match self.settings.get(bucket).and_then(|s| s.region.as_deref()) {
+            Some(region) => self.regional_store(region),
+            None => self.objects.clone(),
+        }
+    }
+
     /// A bucket's settings, with versioning resolved.
     pub async fn view(
         &self,

@@ -12,6 +12,7 @@
 pub mod buckets;
 mod client;
 mod error;
+pub mod preflight;
 pub mod resend;
 pub mod tagging;
 pub mod versions;

@@ -52,6 +52,7 @@ mod locking;
 mod observability;
 mod overdue;
 mod polling;
+mod preflight;
 mod s3_completeness;
 mod shapes;
 mod shutdown;
