@@ -165,6 +165,32 @@ impl Store {
                         Error::Setup(format!("DATABASE_URL is not a valid PostgreSQL URL: {err}"))
                     })?
                     .application_name("lethe");
+                // One connection first, on its own: the pool would retry until
+                // its timeout and then say only "pool timed out", hiding the
+                // cause ("connection refused", a bad password, no such
+                // database).
+                let probe = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+                )
+                .await
+                .map_err(|_| {
+                    Error::Setup(format!(
+                        "connecting to the database at {}:{}: no answer within 10 s; check DATABASE_URL \
+                         and that the server is reachable",
+                        options.get_host(),
+                        options.get_port()
+                    ))
+                })?
+                .map_err(|err| {
+                    Error::Setup(format!(
+                        "connecting to the database at {}:{}: {err}; check DATABASE_URL and that the \
+                         server is up",
+                        options.get_host(),
+                        options.get_port()
+                    ))
+                })?;
+                let _ = sqlx::Connection::close(probe).await;
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
@@ -183,6 +209,11 @@ impl Store {
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT);
                 let file = options.get_filename().display().to_string();
+                create_private(options.get_filename()).map_err(|err| {
+                    Error::Setup(format!(
+                        "creating the SQLite database {file}: {err}; check that its directory exists and is writable"
+                    ))
+                })?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
@@ -306,6 +337,27 @@ impl Store {
 pub struct StatementLimits {
     pub lock_timeout: Duration,
     pub statement_timeout: Duration,
+}
+
+/// Creates a SQLite database file that does not exist yet readable by its
+/// owner only: it holds the service's personal data and lethe's. (SQLite
+/// gives its -wal and -shm files the database file's permissions.) An
+/// existing file is left as it is.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
 }
 
 /// The states an SQL filter should treat as active.
