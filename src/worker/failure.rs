@@ -68,7 +68,11 @@ impl Failure {
 }
 
 fn seconds(delay: Duration) -> String {
-    format!("{:.1} s", delay.as_secs_f64())
+    if delay < Duration::from_secs(1) {
+        format!("{} ms", delay.as_millis())
+    } else {
+        format!("{:.1} s", delay.as_secs_f64())
+    }
 }
 
 #[cfg(test)]

@@ -101,6 +101,9 @@ struct FaultState {
     pretend_deletes: std::collections::BTreeSet<String>,
     /// `op` requests fail where the cycle says `true`, in order, round and round.
     cycles: Vec<(String, S3ErrorCode, http::StatusCode, Vec<bool>, usize)>,
+    /// `(op, every)`: of the distinct keys `op` is asked about, every `every`-th
+    /// fails the first time it is asked, with 503 SlowDown.
+    once_per_key: Option<(String, u64, u64, std::collections::BTreeSet<String>)>,
     /// `(op, code, status)`: fail the SDK's first attempt of every such call.
     first_attempts: Vec<(String, S3ErrorCode, http::StatusCode)>,
     random: Option<RandomFaults>,
@@ -224,6 +227,13 @@ impl Faults {
             .push((op.to_owned(), code, status, pattern.to_vec(), 0));
     }
 
+    /// Of the distinct keys `op` requests name, fails every `every`-th the first time
+    /// (503 SlowDown); asked again, it succeeds. Deterministic whatever the
+    /// concurrency: a call sent again after its failure is not failed again.
+    pub fn fail_first_request_of_every_nth_key(&self, op: &str, every: u64) {
+        self.lock().once_per_key = Some((op.to_owned(), every, 0, Default::default()));
+    }
+
     /// Fails the first attempt (the SDK's `amz-sdk-request: attempt=1`) of every `op`
     /// call with `code` and `status`; retries of the call succeed.
     pub fn fail_first_attempts(&self, op: &str, code: &str, status: u16) {
@@ -333,9 +343,20 @@ impl Faults {
     }
 
     /// Decides whether this request fails, consuming one use of a counted rule.
-    fn on_request(&self, op: &str, first_attempt: bool) -> S3Result<()> {
+    fn on_request(&self, op: &str, first_attempt: bool, key: Option<&str>) -> S3Result<()> {
         let mut state = self.lock();
         state.seen += 1;
+        if let (Some((rule_op, every, distinct, seen_keys)), Some(key)) =
+            (state.once_per_key.as_mut(), key)
+            && rule_op == op
+            && seen_keys.insert(key.to_owned())
+        {
+            *distinct += 1;
+            if (*distinct).is_multiple_of(*every) {
+                self.injected.fetch_add(1, Ordering::SeqCst);
+                return Err(s3_error!(SlowDown, "injected by the lethe test harness"));
+            }
+        }
         if let Some((_, code, status, pattern, seen)) =
             state.cycles.iter_mut().find(|(o, ..)| o == op)
         {
@@ -446,7 +467,11 @@ impl S3Access for FaultInjector {
             .get("amz-sdk-request")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("attempt=1;"));
-        self.faults.on_request(op, first_attempt)
+        let key = match cx.s3_path() {
+            s3s::path::S3Path::Object { key, .. } => Some(key.to_string()),
+            _ => None,
+        };
+        self.faults.on_request(op, first_attempt, key.as_deref())
     }
 }
 
