@@ -19,6 +19,7 @@ mod pg_cluster;
 pub mod postgres;
 pub mod s3;
 mod s3_backend;
+mod s3_faults;
 pub mod versioned;
 
 pub use moto::{Moto, moto};
