@@ -3,9 +3,10 @@
 //! them with a [`ManualClock`] in milliseconds instead of waiting for real
 //! hours, and a daylight-saving night can be replayed at will.
 //!
-//! Not here, on purpose: lease expiry and the next attempt time of a retry
-//! use the database's clock, so that the hosts of many workers need not
-//! agree on the time.
+//! Not here, on purpose: lease expiry, the next attempt time of a retry and
+//! how long an idle worker waits for the next due request use the
+//! database's clock alone (computed in SQL, never compared with this
+//! one), so that the hosts of many workers need not agree on the time.
 
 use std::fmt;
 use std::future::Future;

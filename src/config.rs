@@ -52,8 +52,16 @@ pub struct S3Settings {
     /// Upper bound for one S3 call, retries included, in seconds.
     pub operation_timeout_secs: u64,
     /// Attempts per S3 call inside the SDK (its standard retry with
-    /// jittered backoff). lethe's own retry comes on top, per batch.
+    /// jittered backoff, without the SDK's retry quota).
     pub sdk_max_attempts: u32,
+    /// Times lethe sends a call again, within the batch, after the SDK gave
+    /// up on it with a transient error (only that call: the batch's other
+    /// calls are not repeated). lethe's durable retry of the request comes
+    /// after these.
+    pub call_retries: u32,
+    /// Backoff before lethe's first re-send of a failed call; it doubles
+    /// per re-send (with jitter).
+    pub call_retry_backoff_ms: u64,
     /// Static keys for an S3-compatible server with fixed credentials (the
     /// demo's own server, MinIO). Both set: used instead of the AWS
     /// credential chain. Prefer the chain (roles, profiles) for AWS.
@@ -88,6 +96,14 @@ pub struct WorkerSettings {
     /// Rest between one request's batches, so the service's own queries get
     /// the database in between.
     pub pause_between_batches_ms: u64,
+    /// How long a masking batch's statement waits for a row lock the service
+    /// holds before the batch gives up (and is retried later); 0: no limit.
+    /// PostgreSQL's `lock_timeout`, for the batch's transaction only.
+    pub lock_timeout_ms: u64,
+    /// How long one statement of a masking batch may run before it is
+    /// cancelled (and the batch retried later); 0: no limit. PostgreSQL's
+    /// `statement_timeout`, for the batch's transaction only.
+    pub statement_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +181,8 @@ impl Default for S3Settings {
             force_path_style: false,
             operation_timeout_secs: 60,
             sdk_max_attempts: 3,
+            call_retries: 4,
+            call_retry_backoff_ms: 1_000,
             access_key_id: None,
             secret_access_key: None,
         }
@@ -187,6 +205,11 @@ impl Default for WorkerSettings {
             max_objects_per_sec: 200,
             max_rows_per_sec: 1_000,
             pause_between_batches_ms: 200,
+            // A masking batch never waits long on the service: a row the
+            // service holds for more than 5 s is tried again later, rather
+            // than holding the batch's own locks past a window's close.
+            lock_timeout_ms: 5_000,
+            statement_timeout_ms: 60_000,
         }
     }
 }
@@ -328,6 +351,14 @@ impl WorkerSettings {
         Duration::from_secs(self.lease_secs)
     }
 
+    /// How long a masking batch's statements may wait and run.
+    pub fn masking_limits(&self) -> crate::store::StatementLimits {
+        crate::store::StatementLimits {
+            lock_timeout: Duration::from_millis(self.lock_timeout_ms),
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+        }
+    }
+
     /// The idle poll interval on this backend (see `poll_interval_ms`).
     pub fn poll_interval(&self, backend: Backend) -> Duration {
         let default = match backend {
@@ -366,6 +397,8 @@ impl fmt::Debug for S3Settings {
             .field("force_path_style", &self.force_path_style)
             .field("operation_timeout_secs", &self.operation_timeout_secs)
             .field("sdk_max_attempts", &self.sdk_max_attempts)
+            .field("call_retries", &self.call_retries)
+            .field("call_retry_backoff_ms", &self.call_retry_backoff_ms)
             .field("access_key_id", &self.access_key_id)
             .field(
                 "secret_access_key",

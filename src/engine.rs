@@ -18,6 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::Error;
 use crate::minimise::{Minimiser, SubjectHasher};
+use crate::objects::preflight::{self, Preflight};
 use crate::objects::{Buckets, ObjectStore};
 use crate::pace::Pace;
 use crate::references::Resolver;
@@ -283,6 +284,12 @@ impl Engine {
             .map(SubjectHasher::new)
     }
 
+    /// The preflight (`lethe check`): whether the S3 credentials can do
+    /// everything the catalog needs, bucket by bucket.
+    pub async fn check(&self) -> Result<Preflight, Error> {
+        run_preflight(&self.config, self.objects().await).await
+    }
+
     /// Loads the catalog, checks it against the database, and compiles it.
     pub async fn compile_catalog(&self) -> Result<Plan, Error> {
         let catalog = Catalog::load(&self.config.catalog)?;
@@ -380,4 +387,16 @@ impl Engine {
                 .with_windows(windows, wakeups),
         )
     }
+}
+
+/// The preflight for a configuration, without a database: the catalog's
+/// buckets checked with `objects` (`lethe check`).
+pub async fn preflight(config: &Config) -> Result<Preflight, Error> {
+    run_preflight(config, ObjectStore::connect(&config.s3).await).await
+}
+
+async fn run_preflight(config: &Config, objects: ObjectStore) -> Result<Preflight, Error> {
+    let catalog = Catalog::load(&config.catalog)?;
+    let buckets = Buckets::new(&catalog.storage, objects);
+    Ok(preflight::check(&catalog.storage, &buckets).await)
 }

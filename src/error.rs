@@ -67,6 +67,16 @@ impl Error {
             _ => false,
         }
     }
+
+    /// What an operator should do before `lethe retry`, when the message
+    /// does not say it already.
+    pub fn advice(&self) -> Option<&'static str> {
+        match self {
+            Error::Objects(err) => err.advice(),
+            Error::Permanent { message, .. } if message.contains("lethe retry") => None,
+            _ => Some("fix the cause"),
+        }
+    }
 }
 
 /// Connection trouble, pool exhaustion, serialization failures, deadlocks,

@@ -148,6 +148,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check that the S3 credentials can do everything the catalog needs,
+    /// bucket by bucket, and name any permission that is missing. Makes
+    /// only harmless calls on a key that cannot exist (under
+    /// lethe-preflight/): reads that must answer 404 (403 means no
+    /// s3:ListBucket), GetBucketVersioning, ListObjectVersions, a delete
+    /// (and of the delete marker it leaves, in a versioned bucket), tagging
+    /// in tag mode. `lethe worker` runs it at start and refuses to start
+    /// when a permission is missing. Needs no database. Exit code 1 when
+    /// anything is wrong.
+    Check,
     /// Resume a failed request from its last checkpoint.
     Retry { id: Uuid },
     /// Cancel a request that has not started deleting objects.
@@ -342,9 +352,12 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
     if let Command::ExplainRef { value, json } = &cli.command {
         return explain_ref(&config, value, *json);
     }
+    if let Command::Check = &cli.command {
+        return check(&config).await;
+    }
     let engine = Engine::connect(config).await?;
     match cli.command {
-        Command::ExplainRef { .. } | Command::Demo { .. } => {
+        Command::ExplainRef { .. } | Command::Demo { .. } | Command::Check => {
             unreachable!("handled before connecting")
         }
         Command::Plan { subject, json } => {
@@ -585,6 +598,26 @@ fn explain_ref(config: &Config, value: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `lethe check`: the preflight, bucket by bucket.
+async fn check(config: &Config) -> anyhow::Result<()> {
+    let report = lethe::engine::preflight(config)
+        .await
+        .context("running the preflight")?;
+    print!("{report}");
+    if report.passed() {
+        println!(
+            "all checks passed: the credentials can do what the catalog needs on {} bucket(s)",
+            report.buckets.len()
+        );
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "the preflight found {} problem(s), listed above",
+            report.problems().len()
+        )
+    }
+}
+
 /// Runs a worker until it is done (`--once`) or signalled. The first
 /// SIGINT/SIGTERM stops it gracefully; a second exits at once.
 async fn run_worker(
@@ -595,6 +628,18 @@ async fn run_worker(
 ) -> anyhow::Result<()> {
     // Installed first, so a signal during start-up is not fatal either.
     let mut signals = Signals::install()?;
+    // The preflight: a worker without a permission it needs would fail
+    // every member, or worse, fail to prove any erasure.
+    let preflight = engine.check().await.context("running the preflight")?;
+    if preflight.permission_missing() || preflight.no_bucket_exists() {
+        anyhow::bail!(
+            "not starting: {} (`lethe check` shows every check)",
+            preflight.problems().join("; ")
+        );
+    }
+    for problem in preflight.problems() {
+        tracing::warn!("preflight: {problem}");
+    }
     let progress = terminal.as_ref().map(|t| t.board());
     let worker = engine
         .worker(WorkerOptions {

@@ -3,7 +3,15 @@
 //! crate's, because lethe's retries are durable: the next attempt time is
 //! stored on the request in the database (any worker may make the attempt,
 //! after any restart), so an in-process retry loop would be the wrong shape.
-//! Inside one attempt, each S3 call also gets the AWS SDK's standard retry.
+//! Inside one attempt, each S3 call also gets the AWS SDK's standard retry,
+//! and lethe sends a call the SDK gave up on again
+//! ([`crate::objects::Resend`], the same backoff shape).
+//!
+//! The rule this module keeps: only attempts that made no progress count.
+//! An attempt (one lease) that committed a batch or advanced a phase and
+//! then failed on a transient error is retried after the first backoff and
+//! leaves the count at zero; `max_attempts` is a number of attempts *in a
+//! row* that achieved nothing.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
@@ -17,6 +25,14 @@ pub enum Decision {
     RetryAfter(Duration),
     /// Stop: park the request in Failed.
     GiveUp,
+}
+
+/// A decision, and the count of attempts in a row without progress to
+/// store with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub decision: Decision,
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +60,23 @@ impl RetryPolicy {
         } else {
             Decision::RetryAfter(self.backoff(attempt, random_unit()))
         }
+    }
+
+    /// Decides after a failed attempt. `failures` counts the attempts in a
+    /// row before this one that made no progress; `progressed` says whether
+    /// this one committed anything. Returns the decision and the new count.
+    pub fn after_failure(&self, failures: u32, progressed: bool, transient: bool) -> Verdict {
+        let attempts = if progressed && transient {
+            0
+        } else {
+            failures.saturating_add(1)
+        };
+        let decision = if progressed && transient {
+            Decision::RetryAfter(self.backoff(1, random_unit()))
+        } else {
+            self.decide(attempts, transient)
+        };
+        Verdict { decision, attempts }
     }
 
     /// "Equal jitter": half the exponential delay, plus up to the other half
@@ -98,6 +131,27 @@ mod tests {
         assert_eq!(p.decide(1, false), Decision::GiveUp);
         assert!(matches!(p.decide(4, true), Decision::RetryAfter(_)));
         assert_eq!(p.decide(5, true), Decision::GiveUp);
+    }
+
+    #[test]
+    fn only_attempts_without_progress_count() {
+        let p = policy();
+        // Progress then a transient failure: not counted, however many.
+        for _ in 0..20 {
+            let verdict = p.after_failure(0, true, true);
+            assert_eq!(verdict.attempts, 0);
+            assert!(matches!(verdict.decision, Decision::RetryAfter(d) if d <= p.initial));
+        }
+        // Without progress they add up to max_attempts.
+        assert_eq!(p.after_failure(3, false, true).attempts, 4);
+        assert!(matches!(
+            p.after_failure(3, false, true).decision,
+            Decision::RetryAfter(_)
+        ));
+        assert_eq!(p.after_failure(4, false, true).decision, Decision::GiveUp);
+        // A permanent error gives up whatever came before.
+        assert_eq!(p.after_failure(0, true, false).decision, Decision::GiveUp);
+        assert_eq!(p.after_failure(0, true, false).attempts, 1);
     }
 
     #[test]

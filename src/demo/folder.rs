@@ -133,7 +133,7 @@ subject_hash_secret = "{secret}"
             catalog = toml_string(&self.catalog().display().to_string()),
         );
         let path = self.config_file();
-        std::fs::write(&path, &text)
+        write_private(&path, &text)
             .map_err(|err| Error::Setup(format!("writing {}: {err}", path.display())))?;
         let config: Config = toml::from_str(&text)
             .map_err(|err| Error::Setup(format!("the demo's own lethe.toml: {err}")))?;
@@ -157,6 +157,21 @@ subject_hash_secret = "{secret}"
 }
 
 /// A TOML string literal (quoted and escaped: paths may hold anything).
+/// Writes a file only its owner can read: it holds a secret (the hash key,
+/// the S3 keys). An existing file (an earlier demo's) is made private too.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
+}
+
 fn toml_string(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
 }

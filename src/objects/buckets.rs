@@ -66,9 +66,14 @@ impl Buckets {
             .unwrap_or_default()
     }
 
+    /// A bucket's catalog settings (the defaults for a bucket without any).
+    pub fn settings_of(&self, bucket: &str) -> BucketSettings {
+        self.settings.get(bucket).cloned().unwrap_or_default()
+    }
+
     /// The client for a bucket: signing for its region when the catalog
     /// gives one, else the default client.
-    pub fn objects_for(&self, bucket: &str) -> ObjectStore {
+    pub fn store_for(&self, bucket: &str) -> ObjectStore {
         match self.settings.get(bucket).and_then(|s| s.region.as_deref()) {
             Some(region) => self.regional_store(region),
             None => self.objects.clone(),
@@ -82,7 +87,7 @@ impl Buckets {
         freshness: Freshness,
     ) -> Result<BucketView, ObjectError> {
         let settings = self.settings.get(bucket).cloned().unwrap_or_default();
-        let store = self.objects_for(bucket);
+        let store = self.store_for(bucket);
         let versioned = match settings.versioning {
             crate::catalog::Versioning::Enabled => true,
             crate::catalog::Versioning::Disabled => false,

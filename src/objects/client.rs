@@ -2,6 +2,23 @@
 //! credentials, lethe's settings for path-style addressing and timeouts, and
 //! one HTTPS stack (rustls with ring) passed explicitly, because the SDK is
 //! built without its default client to keep one TLS stack in the binary.
+//!
+//! The rule this module keeps: every call gets exactly `s3.sdk_max_attempts`
+//! attempts from the SDK's standard retry (jittered exponential backoff),
+//! however many other calls are failing. The SDK's standard mode also has a
+//! *retry quota*: a token bucket of 500 tokens, shared by every client of
+//! the process in the same retry partition, that each retry draws from (5
+//! tokens, 10 after a timeout or a dropped connection; a success gives
+//! back 1, or the retry's tokens when a retry succeeds — but a permit held
+//! by the client's one retry strategy is forgotten whenever a concurrent
+//! call takes its place). Under a sustained error rate the bucket empties
+//! and the SDK stops re-sending at all: a first-attempt 503 comes straight
+//! back as a failed call. The quota exists to stop a fleet of clients from
+//! retrying a struggling service into the ground; lethe bounds its own load
+//! instead (its objects/s limit and a fixed number of calls in flight), and
+//! backs off durably itself when calls keep failing. So lethe's client has
+//! a retry partition of its own with an unlimited bucket: no quota, and no
+//! sharing with other clients in the process.
 
 use std::time::Duration;
 
@@ -9,6 +26,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::{RetryPartition, TokenBucket};
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
@@ -47,8 +65,13 @@ pub async fn build_client(settings: &S3Settings, credentials: Option<Credentials
         )
         .load()
         .await;
-    let mut config =
-        aws_sdk_s3::config::Builder::from(&shared).force_path_style(settings.force_path_style);
+    let mut config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(settings.force_path_style)
+        .retry_partition(
+            RetryPartition::custom("lethe-s3")
+                .token_bucket(TokenBucket::unlimited())
+                .build(),
+        );
     if shared.region().is_none() {
         // A region is required to sign requests; S3-compatible servers
         // ignore it, so fall back to us-east-1 rather than fail.

@@ -12,6 +12,8 @@
 pub mod buckets;
 mod client;
 mod error;
+pub mod preflight;
+pub mod resend;
 pub mod tagging;
 pub mod versions;
 
@@ -26,6 +28,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 pub use buckets::{BucketView, Buckets};
 pub use client::build_client;
 pub use error::{ObjectError, ObjectErrorKind};
+pub use resend::Resend;
 pub use tagging::{Tag, TagState};
 pub use versions::{Version, Versioning};
 
@@ -40,6 +43,8 @@ pub struct ObjectStore {
     client: Client,
     /// HeadObject calls in flight at once during verification.
     verify_concurrency: usize,
+    /// How a call the SDK gave up on is sent again.
+    resend: Resend,
 }
 
 /// A key DeleteObjects refused.
@@ -69,6 +74,7 @@ impl ObjectStore {
             _ => None,
         };
         ObjectStore::from_client(build_client(settings, credentials).await)
+            .with_resend(Resend::from_settings(settings))
     }
 
     /// Like [`ObjectStore::connect`], with static credentials instead of
@@ -78,13 +84,27 @@ impl ObjectStore {
         credentials: Credentials,
     ) -> ObjectStore {
         ObjectStore::from_client(build_client(settings, Some(credentials)).await)
+            .with_resend(Resend::from_settings(settings))
     }
 
     pub fn from_client(client: Client) -> ObjectStore {
         ObjectStore {
             client,
             verify_concurrency: 16,
+            resend: Resend::default(),
         }
+    }
+
+    /// Sends failed calls again as `resend` says.
+    pub fn with_resend(mut self, resend: Resend) -> ObjectStore {
+        self.resend = resend;
+        self
+    }
+
+    /// How this store sends a failed call again (for callers that re-send
+    /// part of a call, such as the keys DeleteObjects refused for now).
+    pub fn resend(&self) -> &Resend {
+        &self.resend
     }
 
     pub fn client(&self) -> &Client {
@@ -103,6 +123,7 @@ impl ObjectStore {
         ObjectStore {
             client: Client::from_conf(config),
             verify_concurrency: self.verify_concurrency,
+            resend: self.resend.clone(),
         }
     }
 
@@ -119,8 +140,15 @@ impl ObjectStore {
     }
 
     /// Deletes up to 1,000 keys or key versions (`(key, Some(version))`,
-    /// delete markers included) of one bucket in one call. Returns what S3
-    /// refused, each classified; a call-level failure is an error.
+    /// delete markers included) of one bucket in one call (sent again if it
+    /// fails for now). Returns what S3 refused, each classified; a
+    /// call-level failure is an error.
+    ///
+    /// An error entry that names no key that was sent (none at all, or one
+    /// not byte-identical to a key sent: a server that normalises Unicode)
+    /// cannot be pinned on an object. It is logged and left out: the
+    /// objects it might be about are read back by verification, which
+    /// erases any survivor again.
     pub async fn delete_targets(
         &self,
         bucket: &str,
@@ -150,49 +178,73 @@ impl ObjectStore {
             .quiet(true)
             .build()
             .map_err(|err| ObjectError::construction("DeleteObjects", bucket, err))?;
+        let delete = &delete;
         let output = self
-            .client
-            .delete_objects()
-            .bucket(bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|err| ObjectError::from_sdk("DeleteObjects", bucket, err))?;
-        Ok(output
+            .resend
+            .run(move || async move {
+                self.client
+                    .delete_objects()
+                    .bucket(bucket)
+                    .delete(delete.clone())
+                    .send()
+                    .await
+                    .map_err(|err| ObjectError::from_sdk("DeleteObjects", bucket, err))
+            })
+            .await?;
+        let sent: std::collections::HashSet<&str> =
+            targets.iter().map(|(key, _)| key.as_str()).collect();
+        let mut unattributed = 0usize;
+        let failures = output
             .errors()
             .iter()
-            .map(|failure| {
+            .filter_map(|failure| {
+                let Some(key) = failure.key().filter(|key| sent.contains(key)) else {
+                    unattributed += 1;
+                    return None;
+                };
                 let code = failure.code().unwrap_or("Unknown").to_owned();
-                KeyFailure {
-                    key: failure.key().unwrap_or_default().to_owned(),
+                Some(KeyFailure {
+                    key: key.to_owned(),
                     version_id: failure.version_id().map(str::to_owned),
                     kind: ObjectErrorKind::of_code(&code, None),
                     message: failure.message().unwrap_or_default().to_owned(),
                     code,
-                }
+                })
             })
-            .collect())
+            .collect();
+        if unattributed > 0 {
+            tracing::warn!(
+                bucket,
+                entries = unattributed,
+                "DeleteObjects answered with error entries naming no key that was sent;                  ignored (verification reads every object back)"
+            );
+        }
+        Ok(failures)
     }
 
-    /// Whether an object exists (HeadObject).
+    /// Whether an object exists (HeadObject, sent again if it fails for now).
     pub async fn exists(&self, bucket: &str, key: &str) -> Result<bool, ObjectError> {
-        match self
-            .client
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                if err.as_service_error().is_some_and(|e| e.is_not_found()) {
-                    Ok(false)
-                } else {
-                    Err(ObjectError::from_sdk("HeadObject", bucket, err))
+        self.resend
+            .run(move || async move {
+                match self
+                    .client
+                    .head_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(err) => {
+                        if err.as_service_error().is_some_and(|e| e.is_not_found()) {
+                            Ok(false)
+                        } else {
+                            Err(ObjectError::from_sdk("HeadObject", bucket, err))
+                        }
+                    }
                 }
-            }
-        }
+            })
+            .await
     }
 
     /// Which of these keys of one bucket still exist, checked concurrently.
@@ -238,7 +290,18 @@ impl ObjectStore {
             let Some(joined) = running.join_next().await else {
                 break;
             };
-            results.push(joined.expect("an S3 call task panicked")?);
+            match joined {
+                Ok(result) => results.push(result?),
+                // A panic in a call is the worker's to catch and record.
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                Err(err) => {
+                    return Err(ObjectError::transient(
+                        "S3 call",
+                        "",
+                        format!("a call task ended early: {err}"),
+                    ));
+                }
+            }
         }
         Ok(results)
     }
@@ -246,6 +309,17 @@ impl ObjectStore {
     /// Reads a whole object of at most `max_bytes` (JSON manifests that list
     /// more objects). `None`: it does not exist; `Some(None)`: it is larger.
     pub async fn get_bounded(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Option<Vec<u8>>>, ObjectError> {
+        self.resend
+            .run(move || async move { self.get_bounded_once(bucket, key, max_bytes).await })
+            .await
+    }
+
+    async fn get_bounded_once(
         &self,
         bucket: &str,
         key: &str,

@@ -55,21 +55,26 @@ impl ObjectStore {
             .set_tag_set(Some(tag_set))
             .build()
             .map_err(|err| ObjectError::construction("PutObjectTagging", bucket, err))?;
-        match self
-            .client
-            .put_object_tagging()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version.map(str::to_owned))
-            .tagging(tagging)
-            .send()
+        let tagging = &tagging;
+        self.resend
+            .run(move || async move {
+                match self
+                    .client
+                    .put_object_tagging()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_version_id(version.map(str::to_owned))
+                    .tagging(tagging.clone())
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(TagState::Tagged),
+                    // Deleted between the read and the write: nothing to expire.
+                    Err(err) if is_missing(&err) => Ok(TagState::Missing),
+                    Err(err) => Err(ObjectError::from_sdk("PutObjectTagging", bucket, err)),
+                }
+            })
             .await
-        {
-            Ok(_) => Ok(TagState::Tagged),
-            // Deleted between the read and the write: nothing to expire.
-            Err(err) if is_missing(&err) => Ok(TagState::Missing),
-            Err(err) => Err(ObjectError::from_sdk("PutObjectTagging", bucket, err)),
-        }
     }
 
     /// Whether an object (or version) carries the tag.
@@ -89,6 +94,17 @@ impl ObjectStore {
 
     /// An object's tags, or `None` when it does not exist.
     async fn tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<Vec<(String, String)>>, ObjectError> {
+        self.resend
+            .run(move || async move { self.tags_once(bucket, key, version).await })
+            .await
+    }
+
+    async fn tags_once(
         &self,
         bucket: &str,
         key: &str,

@@ -1,9 +1,16 @@
 //! Versioned buckets. A plain delete there only adds a delete marker and
 //! the data stays as a noncurrent version, so erasure lists every version
 //! and marker of each key (ListObjectVersions) and deletes them by version
-//! id. Listing goes once per group of keys sharing a prefix, never once per
-//! key: one call covers a member's directory, and a listing is filtered to
-//! the exact keys asked for, so nothing outside them is ever touched.
+//! id. Listing goes once per group of keys sharing a prefix: one listing
+//! covers a member's directory, and a listing is filtered to the exact keys
+//! asked for, so nothing outside them is ever touched.
+//!
+//! The rule this module keeps: the work and the memory of a listing are
+//! bounded by the keys asked for, not by the bucket. Pages are filtered as
+//! they stream in (only the wanted keys' versions are kept), a listing stops
+//! once past the last wanted key, and a prefix that turns out to hold many
+//! other objects (keys at the bucket root, a directory everyone's files
+//! share) is abandoned for one small listing per key.
 
 use std::collections::BTreeSet;
 
@@ -35,6 +42,12 @@ impl ObjectStore {
     /// cannot hold versions: unversioned. An answer that cannot be read
     /// counts as versioned, the erasure that is right in both cases.
     pub async fn versioning(&self, bucket: &str) -> Result<Versioning, ObjectError> {
+        self.resend
+            .run(move || async move { self.versioning_once(bucket).await })
+            .await
+    }
+
+    async fn versioning_once(&self, bucket: &str) -> Result<Versioning, ObjectError> {
         match self
             .client
             .get_bucket_versioning()
@@ -70,62 +83,127 @@ impl ObjectStore {
         }
     }
 
-    /// Every version and delete marker under `prefix`, page by page.
-    pub async fn list_versions(
+    /// One page of ListObjectVersions under `prefix`, from `from` (a key
+    /// and version marker), sent again if it fails for now.
+    async fn versions_page(
         &self,
         bucket: &str,
         prefix: &str,
-    ) -> Result<Vec<Version>, ObjectError> {
-        let mut found = Vec::new();
-        let mut key_marker: Option<String> = None;
-        let mut version_marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_object_versions()
-                .bucket(bucket)
-                .prefix(prefix)
-                .set_key_marker(key_marker.take())
-                .set_version_id_marker(version_marker.take())
-                .send()
-                .await
-                .map_err(|err| ObjectError::from_sdk("ListObjectVersions", bucket, err))?;
-            for version in page.versions() {
-                if let (Some(key), Some(id)) = (version.key(), version.version_id()) {
-                    found.push(Version {
-                        key: key.to_owned(),
-                        version_id: id.to_owned(),
-                        delete_marker: false,
-                    });
-                }
+        from: &Option<(String, Option<String>)>,
+    ) -> Result<VersionsPage, ObjectError> {
+        let (key_marker, version_marker) = match from {
+            Some((key, version)) => (Some(key.clone()), version.clone()),
+            None => (None, None),
+        };
+        let (key_from, version_from) = (&key_marker, &version_marker);
+        let page = self
+            .resend
+            .run(move || async move {
+                self.client
+                    .list_object_versions()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_key_marker(key_from.clone())
+                    .set_version_id_marker(version_from.clone())
+                    .send()
+                    .await
+                    .map_err(|err| ObjectError::from_sdk("ListObjectVersions", bucket, err))
+            })
+            .await?;
+        let mut entries = Vec::new();
+        for version in page.versions() {
+            if let (Some(key), Some(id)) = (version.key(), version.version_id()) {
+                entries.push(Version {
+                    key: key.to_owned(),
+                    version_id: id.to_owned(),
+                    delete_marker: false,
+                });
             }
-            for marker in page.delete_markers() {
-                if let (Some(key), Some(id)) = (marker.key(), marker.version_id()) {
-                    found.push(Version {
-                        key: key.to_owned(),
-                        version_id: id.to_owned(),
-                        delete_marker: true,
-                    });
-                }
+        }
+        for marker in page.delete_markers() {
+            if let (Some(key), Some(id)) = (marker.key(), marker.version_id()) {
+                entries.push(Version {
+                    key: key.to_owned(),
+                    version_id: id.to_owned(),
+                    delete_marker: true,
+                });
             }
-            if page.is_truncated() != Some(true) {
-                return Ok(found);
-            }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            version_marker = page.next_version_id_marker().map(str::to_owned);
-            if key_marker.is_none() {
+        }
+        let next = if page.is_truncated() == Some(true) {
+            let Some(key) = page.next_key_marker() else {
                 // A truncated page without a marker would loop forever.
                 return Err(ObjectError::construction(
                     "ListObjectVersions",
                     bucket,
                     "the server said the listing is truncated but gave no marker to continue from",
                 ));
+            };
+            Some((
+                key.to_owned(),
+                page.next_version_id_marker().map(str::to_owned),
+            ))
+        } else {
+            None
+        };
+        Ok(VersionsPage { entries, next })
+    }
+
+    /// Every version and delete marker of the `wanted` keys under `prefix`,
+    /// streamed page by page and filtered as it goes: only the wanted keys'
+    /// entries are kept. Listing stops once it has passed the last wanted
+    /// key (S3 lists in key order), and gives up, returning what is
+    /// complete so far, once more than `budget` entries of other keys have
+    /// gone by.
+    async fn list_wanted(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        wanted: &BTreeSet<&str>,
+        budget: usize,
+    ) -> Result<Listing, ObjectError> {
+        let Some(last_wanted) = wanted.last() else {
+            return Ok(Listing::Complete(Vec::new()));
+        };
+        let mut found = Vec::new();
+        let mut others = 0usize;
+        let mut from = None;
+        loop {
+            let page = self.versions_page(bucket, prefix, &from).await?;
+            for entry in page.entries {
+                if wanted.contains(entry.key.as_str()) {
+                    found.push(entry);
+                } else {
+                    others += 1;
+                }
             }
+            let Some(next) = page.next else {
+                return Ok(Listing::Complete(found));
+            };
+            // Everything up to the last wanted key has been listed.
+            if next.0.as_str() > *last_wanted {
+                return Ok(Listing::Complete(found));
+            }
+            if others > budget {
+                // Keys before the marker are complete; the marker's own key
+                // may have more versions on the next page.
+                found.retain(|v| v.key < next.0);
+                return Ok(Listing::TooBroad {
+                    complete: found,
+                    resume_at: next.0,
+                });
+            }
+            from = Some(next);
         }
     }
 
-    /// Every version and delete marker of exactly these keys, listed once
-    /// per prefix group (see [`prefix_groups`]).
+    /// Every version and delete marker of exactly these keys. Keys are
+    /// listed together by the prefix their group shares ([`prefix_groups`]:
+    /// a member's directory is one listing); a group whose prefix turns out
+    /// to be shared with many other objects (keys at the bucket root, or in
+    /// a directory of everyone's files) is finished key by key instead, each
+    /// listed by its own key as prefix. So the work is bounded by the keys
+    /// asked for, never by the size of the bucket, and only their versions
+    /// are held in memory.
     pub async fn versions_of(
         &self,
         bucket: &str,
@@ -135,15 +213,69 @@ impl ObjectStore {
         let mut found = Vec::new();
         for group in prefix_groups(keys, depth) {
             let wanted: BTreeSet<&str> = group.keys.iter().map(String::as_str).collect();
-            let listed = self.list_versions(bucket, &group.prefix).await?;
-            found.extend(
-                listed
-                    .into_iter()
-                    .filter(|version| wanted.contains(version.key.as_str())),
+            let budget = OTHER_ENTRIES_PER_GROUP.max(wanted.len().saturating_mul(2));
+            let rest: Vec<&str> = match self
+                .list_wanted(bucket, &group.prefix, &wanted, budget)
+                .await?
+            {
+                Listing::Complete(versions) => {
+                    found.extend(versions);
+                    continue;
+                }
+                Listing::TooBroad {
+                    complete,
+                    resume_at,
+                } => {
+                    found.extend(complete);
+                    wanted
+                        .iter()
+                        .copied()
+                        .filter(|key| *key >= resume_at.as_str())
+                        .collect()
+                }
+            };
+            tracing::debug!(
+                bucket,
+                prefix_len = group.prefix.len(),
+                keys = rest.len(),
+                "a shared prefix holds many other objects; listing these keys one by one"
             );
+            for key in rest {
+                let one: BTreeSet<&str> = [key].into_iter().collect();
+                // A key's own listing starts at the key and stops right after
+                // it: no budget needed.
+                let (Listing::Complete(versions)
+                | Listing::TooBroad {
+                    complete: versions, ..
+                }) = self.list_wanted(bucket, key, &one, usize::MAX).await?;
+                found.extend(versions);
+            }
         }
         Ok(found)
     }
+}
+
+/// Entries of other keys a group's listing may pass before the group is
+/// listed key by key instead (one page's worth, or twice the keys wanted).
+const OTHER_ENTRIES_PER_GROUP: usize = 1000;
+
+/// One page of a versions listing.
+struct VersionsPage {
+    entries: Vec<Version>,
+    /// Where the next page starts (key marker, version marker), if any.
+    next: Option<(String, Option<String>)>,
+}
+
+/// What a filtered listing found.
+enum Listing {
+    /// Every version of every wanted key.
+    Complete(Vec<Version>),
+    /// Too many other objects under the prefix: the wanted keys before
+    /// `resume_at` are complete, the rest must be listed another way.
+    TooBroad {
+        complete: Vec<Version>,
+        resume_at: String,
+    },
 }
 
 /// Keys listed together, and the prefix that lists them.

@@ -7,6 +7,10 @@
 //! that paused past its lease (GC, a frozen VM, a partition) and wakes up
 //! after another took over finds a newer epoch and writes nothing. Lease
 //! expiry uses the database's clock only, so hosts' clocks need not agree.
+//!
+//! The fence locks the request row. A transaction that also needs the
+//! member's advisory lock takes that first
+//! ([`super::requests::lock_subject`]): one lock order everywhere.
 
 use std::time::Duration;
 

@@ -149,6 +149,32 @@ impl Store {
                         Error::Setup(format!("DATABASE_URL is not a valid PostgreSQL URL: {err}"))
                     })?
                     .application_name("lethe");
+                // One connection first, on its own: the pool would retry until
+                // its timeout and then say only "pool timed out", hiding the
+                // cause ("connection refused", a bad password, no such
+                // database).
+                let probe = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+                )
+                .await
+                .map_err(|_| {
+                    Error::Setup(format!(
+                        "connecting to the database at {}:{}: no answer within 10 s; check DATABASE_URL \
+                         and that the server is reachable",
+                        options.get_host(),
+                        options.get_port()
+                    ))
+                })?
+                .map_err(|err| {
+                    Error::Setup(format!(
+                        "connecting to the database at {}:{}: {err}; check DATABASE_URL and that the \
+                         server is up",
+                        options.get_host(),
+                        options.get_port()
+                    ))
+                })?;
+                let _ = sqlx::Connection::close(probe).await;
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
@@ -167,6 +193,11 @@ impl Store {
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT);
                 let file = options.get_filename().display().to_string();
+                create_private(options.get_filename()).map_err(|err| {
+                    Error::Setup(format!(
+                        "creating the SQLite database {file}: {err}; check that its directory exists and is writable"
+                    ))
+                })?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
@@ -224,6 +255,28 @@ impl Store {
             Tx::sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)))
     }
 
+    /// Begins a transaction ([`Store::begin`]) whose statements wait for
+    /// locks and run no longer than `limits` say: on PostgreSQL,
+    /// `lock_timeout` and `statement_timeout` set for this transaction only
+    /// (`set_config(.., true)`, i.e. `SET LOCAL`), before its first
+    /// statement. A statement past a limit fails with a transient error, so
+    /// the batch is given up and retried later. On SQLite the write lock
+    /// taken at BEGIN is the only lock, bounded by [`SQLITE_BUSY_TIMEOUT`].
+    pub async fn begin_limited(&self, limits: StatementLimits) -> Result<Tx, Error> {
+        let mut tx = self.begin().await?;
+        if let Backed::Postgres(conn) = tx.conn() {
+            sqlx::query(
+                "SELECT set_config('lock_timeout', $1, true), \
+                        set_config('statement_timeout', $2, true)",
+            )
+            .bind(format!("{}ms", limits.lock_timeout.as_millis()))
+            .bind(format!("{}ms", limits.statement_timeout.as_millis()))
+            .execute(conn)
+            .await?;
+        }
+        Ok(tx)
+    }
+
     /// Applies pending migrations, each in its own transaction.
     pub async fn migrate(&self) -> Result<(), Error> {
         on_backend!(&self.db, pool =>
@@ -259,6 +312,35 @@ impl Store {
     /// through this store on either backend.
     pub async fn wakeups(&self) -> Wakeups {
         Wakeups::new(self, self.submitted.subscribe()).await
+    }
+}
+
+/// How long a transaction's statements may wait for a lock, and run; zero
+/// is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatementLimits {
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+/// Creates a SQLite database file that does not exist yet readable by its
+/// owner only: it holds the service's personal data and lethe's. (SQLite
+/// gives its -wal and -shm files the database file's permissions.) An
+/// existing file is left as it is.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
     }
 }
 
@@ -327,6 +409,12 @@ mod tests {
             (
                 20261203000001,
                 "86f3992217fd644d1804fcf120c6d63de4c097bd7e8617e0626068be8128a94898fe357c62dd2ddb5f79806d9aabdc7b",
+            ),
+            // Added after the move; pinned all the same (applied migrations
+            // are never edited: a change is a new file).
+            (
+                20261211000001,
+                "fbc2f667d23fd2d7993d3a39f08b6ce12fd9bce8e07df0cd8f1fcbd2753f4c5794fc85b9b0d3874a7bc6b2978328f038",
             ),
         ];
         let found: Vec<(i64, String)> = POSTGRES_MIGRATOR

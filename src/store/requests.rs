@@ -15,7 +15,7 @@ use super::{
     Store, Tx, active_state_names, events, on_backend, on_either_backend, postgres, sqlite,
 };
 use crate::error::Error;
-use crate::retry::{Decision, RetryPolicy};
+use crate::retry::{Decision, RetryPolicy, Verdict};
 use crate::workflow::state::State;
 
 /// What a submission produced.
@@ -284,26 +284,33 @@ impl Store {
         }))
     }
 
-    /// When the earliest waiting request becomes due, for an idle worker's sleep.
-    pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        Ok(on_backend!(self.db(), pool =>
-            postgres::requests::next_due_at(pool).await?,
-            sqlite::requests::next_due_at(pool).await?))
+    /// How long until the earliest waiting request becomes due (zero when
+    /// one is due now), for an idle worker's sleep; `None` when none waits.
+    /// Measured by the database's clock alone, the clock that stamps due
+    /// times and leases: never compared with the host's.
+    pub async fn next_due_in(&self) -> Result<Option<Duration>, Error> {
+        let seconds = on_backend!(self.db(), pool =>
+            postgres::requests::next_due_in(pool).await?,
+            sqlite::requests::next_due_in(pool).await?);
+        Ok(seconds.map(|s| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)))
     }
 
     /// Records a failed attempt and decides, under the request's row lock
     /// (the write lock on SQLite), whether to back off (still active, lease
     /// released, next attempt time stored) or park it in Failed, remembering
-    /// where to resume. Returns the decision; `Ok(None)` when the lease was
-    /// already lost, so there is nothing to record.
+    /// where to resume. Only attempts without progress count: the attempt
+    /// made progress when a batch committed (or a phase advanced) under this
+    /// lease. `describe` turns the verdict into the stored `last_error`.
+    /// Returns the verdict; `Ok(None)` when the lease was already lost, so
+    /// there is nothing to record.
     pub async fn record_failure(
         &self,
         lease: &Lease,
         state: State,
-        message: &str,
         transient: bool,
         policy: &RetryPolicy,
-    ) -> Result<Option<Decision>, Error> {
+        describe: impl FnOnce(&Verdict) -> String,
+    ) -> Result<Option<Verdict>, Error> {
         let mut tx = self.begin().await?;
         match lease.fence(&mut tx, state).await {
             Ok(()) => {}
@@ -312,39 +319,52 @@ impl Store {
             Err(err) => return Err(err),
         }
         let id = lease.request_id;
-        let attempts: i32 = on_either_backend!(tx.conn(), id, |conn, stored_id| {
-            sqlx::query_scalar("SELECT attempts FROM erasure_requests WHERE id = $1")
+        let (attempts, progress_epoch): (i32, Option<i64>) =
+            on_either_backend!(tx.conn(), id, |conn, stored_id| {
+                sqlx::query_as(
+                    "SELECT attempts, progress_epoch FROM erasure_requests WHERE id = $1",
+                )
                 .bind(stored_id)
                 .fetch_one(conn)
                 .await?
-        });
-        let decision = policy.decide(attempts.max(0) as u32 + 1, transient);
-        match decision {
+            });
+        let progressed = progress_epoch == Some(lease.epoch);
+        let verdict = policy.after_failure(attempts.max(0) as u32, progressed, transient);
+        let message = describe(&verdict);
+        let count = i32::try_from(verdict.attempts).unwrap_or(i32::MAX);
+        match verdict.decision {
             Decision::RetryAfter(delay) => {
                 on_backend!(tx.conn(), conn =>
-                    postgres::requests::schedule_retry(conn, id, message, delay).await?,
-                    sqlite::requests::schedule_retry(conn, id, message, delay).await?);
+                    postgres::requests::schedule_retry(conn, id, &message, delay, count).await?,
+                    sqlite::requests::schedule_retry(conn, id, &message, delay, count).await?);
                 events::record(
                     &mut tx,
                     lease,
                     "retry_scheduled",
                     state.phase(),
                     None,
-                    Some(message),
+                    Some(&message),
                 )
                 .await?;
             }
             Decision::GiveUp => {
                 state.check_transition(State::Failed)?;
                 on_backend!(tx.conn(), conn =>
-                    postgres::requests::park_failed(conn, id, message, state).await?,
-                    sqlite::requests::park_failed(conn, id, message, state).await?);
-                events::record(&mut tx, lease, "failed", state.phase(), None, Some(message))
-                    .await?;
+                    postgres::requests::park_failed(conn, id, &message, state, count).await?,
+                    sqlite::requests::park_failed(conn, id, &message, state, count).await?);
+                events::record(
+                    &mut tx,
+                    lease,
+                    "failed",
+                    state.phase(),
+                    None,
+                    Some(&message),
+                )
+                .await?;
             }
         }
         tx.commit().await?;
-        Ok(Some(decision))
+        Ok(Some(verdict))
     }
 
     /// Resumes a failed request from its checkpoint.
@@ -398,6 +418,24 @@ impl Store {
         events::record_operator(&mut tx, id, "cancelled", Some(state.as_str())).await?;
         tx.commit().await?;
         self.get(id).await
+    }
+}
+
+/// Takes the member's lock (PostgreSQL: the advisory lock of the coalescing
+/// trigger; SQLite: the write lock, already held) for the rest of the
+/// transaction.
+///
+/// The lock order, everywhere: a member's advisory lock first, then request
+/// rows. The insert trigger takes the advisory lock and then, through the
+/// foreign key of `coalesced_into`, a share lock on the active request's
+/// row; so a transaction that locks a request row (a fence) and will also
+/// want the member's lock (Done, which minimises the member's rows) must
+/// take the member's lock first, or the two wait for each other until
+/// PostgreSQL aborts one — usually the service's INSERT.
+pub async fn lock_subject(tx: &mut Tx, subject: &str) -> Result<(), Error> {
+    match tx.conn() {
+        super::Backed::Postgres(conn) => postgres::requests::lock_subject(conn, subject).await,
+        super::Backed::Sqlite(_) => Ok(()),
     }
 }
 

@@ -24,6 +24,7 @@
 //! ([`crate::pace`]) are paid at the start of each batch, and the pause
 //! between batches is taken here.
 
+mod failure;
 mod heartbeat;
 pub mod progress;
 mod report;
@@ -41,6 +42,7 @@ use crate::schedule::{Gate, Wakeups, Windows};
 use crate::store::requests::Claimed;
 use crate::workflow::state::State;
 use crate::workflow::{self, Context, Step};
+use failure::Failure;
 use progress::Board;
 use report::BatchReport;
 
@@ -199,18 +201,24 @@ impl Worker {
                 }
                 break;
             }
-            // While closed, the gate's alarm is what wakes this loop.
-            let wait = if open {
-                self.idle_wait(poll).await
+            // With every slot busy, nothing can be claimed until a request in
+            // hand ends, so there is no timer: only that (or a signal, or a
+            // window's edge) wakes the loop. With a slot free and the window
+            // open, sleep until the next request falls due (by the database's
+            // clock), at most the poll interval; closed, the gate's alarm is
+            // what wakes it.
+            let free = running.len() < concurrency;
+            let wait = if free && open {
+                Some(self.idle_wait(poll).await)
             } else {
-                Duration::from_secs(3600)
+                None
             };
             tokio::select! {
                 Some(joined) = running.join_next(), if !running.is_empty() => {
                     tally(&mut summary, joined);
                 }
-                _ = wakeups.next(), if running.len() < concurrency => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = wakeups.next(), if free => {}
+                _ = sleep_for(wait) => {}
                 _ = gate.edge() => {}
                 _ = self.shutdown.cancelled() => {}
             }
@@ -226,18 +234,21 @@ impl Worker {
         Ok(summary)
     }
 
-    /// How long to sleep when idle: the poll interval, or less if a waiting
-    /// request falls due sooner.
+    /// How long to sleep with a slot free: the poll interval, or less if a
+    /// waiting request falls due sooner (by the database's clock).
     async fn idle_wait(&self, poll: Duration) -> Duration {
-        match self.ctx.store.next_due_at().await {
-            Ok(Some(due)) => {
-                let until = (due - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO);
-                until.clamp(Duration::from_millis(10), poll)
-            }
+        match self.ctx.store.next_due_in().await {
+            Ok(Some(until)) => until.clamp(Duration::from_millis(10), poll),
             _ => poll,
         }
+    }
+}
+
+/// Sleeps for `wait`, or for ever when there is nothing to wait for.
+async fn sleep_for(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -277,31 +288,60 @@ async fn process(
     if claimed.attempts as u32 >= policy.max_attempts {
         // Its workers keep dying mid-request (the attempt count rises on each
         // takeover): stop the loop and let an operator look.
-        let message = format!(
-            "{} attempts in a row ended with the worker lost mid-batch (crash or kill); \
-             check the worker logs, then `lethe retry {request_id}`",
-            claimed.attempts
+        let failure = Failure::permanent(
+            format!(
+                "{} attempts in a row ended with the worker lost mid-batch (crash or kill) before \
+                 any progress",
+                claimed.attempts
+            ),
+            Some("check the worker logs"),
         );
-        return fail(&ctx, &policy, &claimed, claimed.state, &message, false).await;
+        return fail(&ctx, &policy, &claimed, claimed.state, failure).await;
     }
 
     let lost = CancellationToken::new();
-    let heartbeat = tokio::spawn(heartbeat::run(
-        ctx.store.clone(),
-        lease.clone(),
-        lost.clone(),
-    ));
-    let outcome = drive(
-        &ctx,
-        &policy,
-        &claimed,
-        &shutdown,
-        &lost,
-        &gate,
-        progress.as_deref(),
-    )
-    .await;
-    heartbeat.abort();
+    // The heartbeat lives exactly as long as this function: stopped when the
+    // work ends, however it ends.
+    let heartbeat = heartbeat::Beating::start(ctx.store.clone(), lease.clone(), lost.clone());
+    // The work runs in a task of its own, so that a panic in it (a bug) is
+    // caught here, recorded on the request, and its lease released, instead
+    // of leaving the request held by a heartbeat with no work behind it.
+    let work = AbortOnDrop(tokio::spawn({
+        let (ctx, policy, claimed, progress) = (
+            ctx.clone(),
+            policy.clone(),
+            claimed.clone(),
+            progress.clone(),
+        );
+        async move {
+            drive(
+                &ctx,
+                &policy,
+                &claimed,
+                &shutdown,
+                &lost,
+                &gate,
+                progress.as_deref(),
+            )
+            .await
+        }
+    }));
+    let outcome = match work.await {
+        Ok(outcome) => {
+            heartbeat.stop();
+            outcome
+        }
+        Err(err) if err.is_panic() => {
+            heartbeat.stop();
+            let message = panic_message(err.into_panic());
+            tracing::error!(%request_id, "the request's work panicked: {message}");
+            fail_after_panic(&ctx, &policy, &claimed, &message).await
+        }
+        Err(_) => {
+            heartbeat.stop();
+            Outcome::Interrupted
+        }
+    };
     if let Some(board) = &progress {
         board.finish(request_id);
     }
@@ -313,6 +353,62 @@ async fn process(
         tracing::warn!(%request_id, "releasing lease: {err}; it expires on its own");
     }
     outcome
+}
+
+/// A task handle that aborts its task when dropped (this function's
+/// future dropped mid-way must not leave the work running unwatched).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The text a panic carried, when it is text.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(text) => *text,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(text) => (*text).to_owned(),
+            Err(_) => "a panic without a message".to_owned(),
+        },
+    }
+}
+
+/// Parks a request whose work panicked in Failed (a panic is a bug: it
+/// would panic again), releasing its lease. The state is read afresh: the
+/// work may have advanced it before panicking.
+async fn fail_after_panic(
+    ctx: &Context,
+    policy: &RetryPolicy,
+    claimed: &Claimed,
+    message: &str,
+) -> Outcome {
+    let request_id = claimed.lease.request_id;
+    let state = match ctx.store.get(request_id).await {
+        Ok(record) => record.state,
+        Err(err) => {
+            tracing::error!(%request_id, "reading the request after a panic: {err}; its lease expires on its own");
+            return Outcome::Failed;
+        }
+    };
+    let failure = Failure::permanent(
+        format!("lethe panicked while the request was {state}: {message}"),
+        Some("this is a bug in lethe: report it with the worker's log, and upgrade"),
+    );
+    fail(ctx, policy, claimed, state, failure).await
 }
 
 async fn drive(
@@ -329,17 +425,7 @@ async fn drive(
     let mut state = claimed.state;
     let subject = match ctx.store.subject_of(request_id).await {
         Ok(subject) => subject,
-        Err(err) => {
-            return fail(
-                ctx,
-                policy,
-                claimed,
-                state,
-                &err.to_string(),
-                err.is_transient(),
-            )
-            .await;
-        }
+        Err(err) => return fail(ctx, policy, claimed, state, Failure::of(&err)).await,
     };
     let mut counters = ctx.store.counters(request_id).await.unwrap_or_default();
     loop {
@@ -405,8 +491,8 @@ async fn drive(
                 return Outcome::LostLease;
             }
             Err(err) => {
-                let transient = err.is_transient();
-                return fail(ctx, policy, claimed, state, &err.to_string(), transient).await;
+                tracing::debug!(%request_id, "attempt failed: {err:?}");
+                return fail(ctx, policy, claimed, state, Failure::of(&err)).await;
             }
         }
     }
@@ -417,28 +503,38 @@ async fn fail(
     policy: &RetryPolicy,
     claimed: &Claimed,
     state: State,
-    message: &str,
-    transient: bool,
+    failure: Failure,
 ) -> Outcome {
     let request_id = claimed.lease.request_id;
-    match ctx
+    let recorded = ctx
         .store
-        .record_failure(&claimed.lease, state, message, transient, policy)
-        .await
-    {
-        Ok(Some(Decision::RetryAfter(delay))) => {
-            tracing::warn!(%request_id, %state, retry_in_ms = delay.as_millis() as u64, "attempt failed: {message}");
-            Outcome::RetryScheduled
-        }
-        Ok(Some(Decision::GiveUp)) => {
-            tracing::error!(%request_id, %state, "request failed: {message}");
-            Outcome::Failed
+        .record_failure(
+            &claimed.lease,
+            state,
+            failure.transient,
+            policy,
+            |verdict| failure.describe(request_id, verdict),
+        )
+        .await;
+    match recorded {
+        Ok(Some(verdict)) => {
+            let message = failure.describe(request_id, &verdict);
+            match verdict.decision {
+                Decision::RetryAfter(_) => {
+                    tracing::warn!(%request_id, %state, attempts = verdict.attempts, "attempt failed: {message}");
+                    Outcome::RetryScheduled
+                }
+                Decision::GiveUp => {
+                    tracing::error!(%request_id, %state, "request failed: {message}");
+                    Outcome::Failed
+                }
+            }
         }
         Ok(None) => Outcome::LostLease,
         Err(err) => {
             // Could not even record it (database down): the lease expires and
             // the takeover counts the attempt.
-            tracing::error!(%request_id, "recording a failure ({message}): {err}");
+            tracing::error!(%request_id, "recording a failure ({}): {err}", failure.what);
             Outcome::RetryScheduled
         }
     }

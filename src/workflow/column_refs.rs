@@ -253,7 +253,7 @@ async fn settle(
         Resolution::Object { object, .. } => Some((object, false)),
         Resolution::Protected { object, .. } => Some((object, true)),
         Resolution::Ambiguous { plus, space, .. } => {
-            let objects = ctx.buckets.objects_for(&plus.bucket);
+            let objects = ctx.buckets.store_for(&plus.bucket);
             let plus_exists = objects.exists(&plus.bucket, &plus.key).await?;
             let space_exists = objects.exists(&space.bucket, &space.key).await?;
             match (plus_exists, space_exists) {
@@ -314,7 +314,7 @@ async fn expand(
     let bucket = &manifest.bucket;
     let Some(bytes) = ctx
         .buckets
-        .objects_for(bucket)
+        .store_for(bucket)
         .get_bounded(bucket, &manifest.key, expansion.max_bytes)
         .await?
     else {

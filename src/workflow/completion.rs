@@ -10,7 +10,7 @@
 use super::state::{Phase, State};
 use super::{Context, Step};
 use crate::error::Error;
-use crate::store::requests::checkpoint;
+use crate::store::requests::{self, checkpoint};
 use crate::store::{Lease, events, record};
 
 pub async fn finish(
@@ -24,6 +24,10 @@ pub async fn finish(
         Error::Setup("finishing a request needs minimisation.subject_hash_secret".into())
     })?;
     let mut tx = ctx.store.begin().await?;
+    // The member's lock before the request row's (the fence): the order the
+    // insert trigger takes them in. The other order deadlocks with a
+    // duplicate submission arriving now.
+    requests::lock_subject(&mut tx, subject).await?;
     lease.fence(&mut tx, State::DbMasked).await?;
     record::add_verified(&mut tx, lease.request_id, 0, 0, rows_verified).await?;
     let (checked, unchecked): (Vec<_>, Vec<_>) = ctx

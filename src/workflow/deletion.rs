@@ -13,8 +13,10 @@
 //!
 //! An object S3 refuses for good (object lock, legal hold, access denied)
 //! is retained: recorded with its outcome and as an anomaly naming the
-//! bucket and reason, not retried, and the erasure goes on. A transient
-//! refusal retries the batch.
+//! bucket and reason, not retried, and the erasure goes on. A call or key
+//! refused for now is sent again alone ([`crate::objects::Resend`]); only
+//! one that outlasts the re-sends fails the batch, which the request's
+//! durable retry repeats (every object in it is safe to delete again).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -75,6 +77,7 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     let mut ends: Vec<ObjectEnd> = Vec::with_capacity(pending.len());
     let mut retained: Vec<(&PendingObject, Refusal)> = Vec::new();
     let mut transient: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut missing_buckets: Vec<String> = Vec::new();
     let mut calls = 0;
     for containers in [false, true] {
         let mut by_bucket: Vec<(String, Vec<String>)> = Vec::new();
@@ -89,16 +92,23 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
         }
         for (bucket, keys) in &by_bucket {
             calls += 1;
-            let view = ctx.buckets.view(bucket, Freshness::Cached).await?;
-            let result = s3_erasure::erase(&view, keys).await?;
-            let seq_of = |key: &str| -> &PendingObject {
-                by_key
-                    .get(&(bucket.as_str(), key))
-                    .expect("S3 answers only for keys it was given")
+            let result =
+                s3_erasure::erase_in(&ctx.buckets, bucket, keys, Freshness::Cached).await?;
+            if result.bucket_missing && !missing_buckets.contains(bucket) {
+                missing_buckets.push(bucket.clone());
+            }
+            // Answers are matched to the keys sent byte for byte; one for a
+            // key this batch did not send is not ours to record (the store
+            // already drops those, so this only guards the invariant).
+            let object_of = |key: &str| -> Option<&PendingObject> {
+                by_key.get(&(bucket.as_str(), key)).copied()
             };
             for erased in result.erased {
+                let Some(object) = object_of(&erased.key) else {
+                    continue;
+                };
                 ends.push(ObjectEnd {
-                    seq: seq_of(&erased.key).seq,
+                    seq: object.seq,
                     outcome: erased.outcome.as_str(),
                     versions: erased.versions,
                 });
@@ -108,8 +118,8 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
                     *transient
                         .entry((bucket.clone(), refusal.code.clone()))
                         .or_default() += 1;
-                } else {
-                    retained.push((seq_of(&refusal.key), refusal));
+                } else if let Some(object) = object_of(&refusal.key) {
+                    retained.push((object, refusal));
                 }
             }
         }
@@ -123,10 +133,11 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     }
     failpoint::pause_if_armed(Phase::DeletingObjects, batch).await;
 
-    let anomalies: Vec<Anomaly> = retained
+    let mut anomalies: Vec<Anomaly> = retained
         .iter()
         .map(|(object, refusal)| retained_anomaly(ctx, object, refusal))
         .collect();
+    anomalies.extend(new_missing_bucket_anomalies(ctx, lease, &missing_buckets).await?);
     for (object, refusal) in &retained {
         ends.push(ObjectEnd {
             seq: object.seq,
@@ -209,6 +220,44 @@ pub fn retained_anomaly(ctx: &Context, object: &PendingObject, refusal: &Refusal
             object.bucket, refusal.reason
         ),
     }
+}
+
+/// The anomaly for a catalogued bucket S3 says does not exist: its objects
+/// are gone with it, which is recorded once per request, never as an error
+/// that would fail every member for ever.
+pub fn missing_bucket_anomaly(bucket: &str) -> Anomaly {
+    Anomaly {
+        kind: "bucket_missing".to_owned(),
+        table_name: None,
+        row_id: None,
+        detail: format!(
+            "bucket {bucket:?} does not exist (S3 answered NoSuchBucket): the objects the manifest \
+             lists in it are gone with it and count as deleted; if the bucket was renamed, moved \
+             or is reached through another endpoint or region, fix the catalog and submit the \
+             member again"
+        ),
+    }
+}
+
+/// The missing-bucket anomalies this request does not have yet.
+pub async fn new_missing_bucket_anomalies(
+    ctx: &Context,
+    lease: &Lease,
+    buckets: &[String],
+) -> Result<Vec<Anomaly>, Error> {
+    if buckets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let recorded = manifest::anomalies(&ctx.store, lease.request_id).await?;
+    Ok(buckets
+        .iter()
+        .map(|bucket| missing_bucket_anomaly(bucket))
+        .filter(|anomaly| {
+            !recorded
+                .iter()
+                .any(|r| r.kind == anomaly.kind && r.detail == anomaly.detail)
+        })
+        .collect())
 }
 
 /// A transient per-key refusal retries the whole batch. Names buckets and

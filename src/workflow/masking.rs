@@ -78,7 +78,12 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
             .push(row.row_id.clone());
     }
 
-    let mut tx = ctx.store.begin().await?;
+    // Bounded waits: a row the service holds makes the batch give up and
+    // retry later, not hold its own locks past a window's close.
+    let mut tx = ctx
+        .store
+        .begin_limited(ctx.settings.masking_limits())
+        .await?;
     lease.fence(&mut tx, State::S3Cleared).await?;
     let mut masked = 0u64;
     for table in ctx.plan.erase_order() {

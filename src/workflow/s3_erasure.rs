@@ -8,17 +8,28 @@
 //! - tag: the objects (every version, in a versioned bucket) are tagged for
 //!   the bucket's lifecycle rule to expire.
 //!
+//! A catalogued bucket that no longer exists (NoSuchBucket) holds none of
+//! its objects: they count as erased, and the caller records the missing
+//! bucket as an anomaly, rather than failing every member for ever.
+//!
 //! The rule this module keeps: a permanent per-object refusal (object lock,
 //! legal hold, access denied) is returned as a [`Refusal`] for the caller to
-//! record as an anomaly, never retried forever; a transient one makes the
-//! caller retry the batch. Refusal reasons name no object key.
+//! record as an anomaly, never retried forever; a transient one (S3's
+//! per-key `InternalError` or `SlowDown` inside a DeleteObjects answer) is
+//! sent again for those keys alone, as the store's [`Resend`] says, and only
+//! if it persists makes the caller retry the batch. Refusal reasons name no
+//! object key.
+//!
+//! [`Resend`]: crate::objects::Resend
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::catalog::ErasureMode;
+use crate::objects::buckets::Freshness;
 use crate::objects::{
-    BucketView, KeyFailure, MAX_KEYS_PER_DELETE, ObjectError, ObjectErrorKind, TagState, Version,
+    BucketView, Buckets, KeyFailure, MAX_KEYS_PER_DELETE, ObjectError, ObjectErrorKind, TagState,
+    Version,
 };
 use crate::store::manifest::ManifestObject;
 
@@ -88,6 +99,39 @@ impl Refusal {
 pub struct BucketResult {
     pub erased: Vec<Erased>,
     pub refused: Vec<Refusal>,
+    /// S3 says the bucket does not exist: its objects are gone with it
+    /// (each counted as erased), which the caller records as an anomaly.
+    pub bucket_missing: bool,
+}
+
+/// Erases these keys of the named bucket, the way its settings say. A
+/// bucket that no longer exists (NoSuchBucket) holds nothing: its keys are
+/// erased, and the result says the bucket is missing.
+pub async fn erase_in(
+    buckets: &Buckets,
+    bucket: &str,
+    keys: &[String],
+    freshness: Freshness,
+) -> Result<BucketResult, ObjectError> {
+    let attempt = async {
+        let view = buckets.view(bucket, freshness).await?;
+        erase(&view, keys).await
+    };
+    match attempt.await {
+        Err(err) if err.is_no_such_bucket() => Ok(BucketResult {
+            erased: keys
+                .iter()
+                .map(|key| Erased {
+                    key: key.clone(),
+                    outcome: ObjectOutcome::Deleted,
+                    versions: None,
+                })
+                .collect(),
+            refused: Vec::new(),
+            bucket_missing: true,
+        }),
+        other => other,
+    }
 }
 
 /// Erases these keys of one bucket.
@@ -162,7 +206,9 @@ async fn delete_unversioned(
 ) -> Result<BucketResult, ObjectError> {
     let mut refused = BTreeMap::new();
     for chunk in keys.chunks(MAX_KEYS_PER_DELETE) {
-        for failure in bucket.store.delete_keys(&bucket.name, chunk).await? {
+        let targets: Vec<(String, Option<String>)> =
+            chunk.iter().map(|key| (key.clone(), None)).collect();
+        for failure in delete_resending(bucket, targets).await? {
             refused
                 .entry(failure.key.clone())
                 .or_insert_with(|| refusal(failure));
@@ -179,6 +225,7 @@ async fn delete_unversioned(
             })
             .collect(),
         refused: refused.into_values().collect(),
+        bucket_missing: false,
     })
 }
 
@@ -194,7 +241,7 @@ async fn delete_versions(
     let mut removed: BTreeMap<&str, i32> = keys.iter().map(|k| (k.as_str(), 0)).collect();
     let mut refused: BTreeMap<String, Refusal> = BTreeMap::new();
     for chunk in targets.chunks(MAX_KEYS_PER_DELETE) {
-        let failures = bucket.store.delete_targets(&bucket.name, chunk).await?;
+        let failures = delete_resending(bucket, chunk.to_vec()).await?;
         let failed: BTreeSet<(String, Option<String>)> = failures
             .iter()
             .map(|f| (f.key.clone(), f.version_id.clone()))
@@ -225,6 +272,7 @@ async fn delete_versions(
             })
             .collect(),
         refused: refused.into_values().collect(),
+        bucket_missing: false,
     })
 }
 
@@ -269,6 +317,7 @@ async fn tag(
             })
             .collect(),
         refused: Vec::new(),
+        bucket_missing: false,
     })
 }
 
@@ -288,6 +337,42 @@ async fn tag_targets(
         .filter(|v| !v.delete_marker)
         .map(|v| (v.key, Some(v.version_id)))
         .collect())
+}
+
+/// Deletes up to 1,000 targets, sending the ones S3 refused for now (a
+/// per-key transient error) again, alone, while re-sends are left. Returns
+/// the refusals that remain: the permanent ones, and transient ones that
+/// outlasted the re-sends.
+async fn delete_resending(
+    bucket: &BucketView,
+    mut targets: Vec<(String, Option<String>)>,
+) -> Result<Vec<KeyFailure>, ObjectError> {
+    let resend = bucket.store.resend().clone();
+    let mut settled = Vec::new();
+    let mut round = 0;
+    loop {
+        let failures = bucket.store.delete_targets(&bucket.name, &targets).await?;
+        let (transient, permanent): (Vec<KeyFailure>, Vec<KeyFailure>) = failures
+            .into_iter()
+            .partition(|failure| failure.kind == ObjectErrorKind::Transient);
+        settled.extend(permanent);
+        round += 1;
+        if transient.is_empty() || round > resend.retries() {
+            settled.extend(transient);
+            return Ok(settled);
+        }
+        tracing::debug!(
+            bucket = %bucket.name, keys = transient.len(), resend = round,
+            "DeleteObjects refused some keys for now; sending those again"
+        );
+        tokio::time::sleep(resend.backoff(round)).await;
+        // A refusal without a version id names the whole key.
+        targets.retain(|(key, version)| {
+            transient
+                .iter()
+                .any(|f| f.key == *key && (f.version_id.is_none() || f.version_id == *version))
+        });
+    }
 }
 
 async fn list(bucket: &BucketView, keys: &[String]) -> Result<Vec<Version>, ObjectError> {

@@ -1,6 +1,8 @@
 //! DbMasked -> Done: reading back what the erasure claims. A DeleteObjects
 //! response is not proof (S3 reports keys that never existed as deleted), so
-//! every manifest object is read back a page at a time, each bucket the way
+//! every manifest object is read back a checkpointed page at a time (a call
+//! that fails for now is sent again alone, see [`crate::objects::Resend`]:
+//! one error never restarts the page), each bucket the way
 //! it was erased: HeadObject in an unversioned bucket, ListObjectVersions
 //! (once per prefix group, not per key) in a versioned one, and the tag in a
 //! tag-and-expire one. A survivor is erased once more and read back again;
@@ -23,8 +25,10 @@ use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
 use crate::store::requests::checkpoint::{self, Progress};
 use crate::store::{Lease, events, record, service};
 
-/// Objects are verified in pages of this many HeadObject calls.
-const OBJECTS_PER_BATCH: i64 = 1000;
+/// Objects are verified in pages of this many HeadObject calls, each page
+/// checkpointed: a page that fails (a call that outlasted its re-sends)
+/// repeats at most this many read-backs, and the pages before it stand.
+const OBJECTS_PER_BATCH: i64 = 200;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cursor {
@@ -70,11 +74,24 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
     }
     let mut survivors_found = 0i64;
     let mut retained: Vec<(&PendingObject, Refusal)> = Vec::new();
+    let mut missing_buckets: Vec<String> = Vec::new();
     for (bucket, objects) in by_bucket {
-        // Asked afresh: the proof must not rest on a cached "unversioned".
-        let view = ctx.buckets.view(bucket, Freshness::Fresh).await?;
         let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
-        let survivors = s3_erasure::survivors(&view, &keys).await?;
+        // Asked afresh: the proof must not rest on a cached "unversioned".
+        // A bucket that no longer exists holds nothing.
+        let read_back = async {
+            let view = ctx.buckets.view(bucket, Freshness::Fresh).await?;
+            let survivors = s3_erasure::survivors(&view, &keys).await?;
+            Ok::<_, ObjectError>((view, survivors))
+        };
+        let (view, survivors) = match read_back.await {
+            Ok(found) => found,
+            Err(err) if err.is_no_such_bucket() => {
+                missing_buckets.push(bucket.to_owned());
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
         if survivors.is_empty() {
             continue;
         }
@@ -107,10 +124,12 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
                     format!("S3 refused to erase a survivor for now: {}", refusal.code),
                 )));
             }
-            let object = objects
-                .iter()
-                .find(|o| o.key == refusal.key)
-                .expect("S3 answers only for keys it was given");
+            // Matched byte for byte to a key sent; an answer for any other
+            // key is not ours to record (the read-back below still sees
+            // whatever is left).
+            let Some(object) = objects.iter().find(|o| o.key == refusal.key) else {
+                continue;
+            };
             refused_keys.push(refusal.key.clone());
             retained.push((object, refusal));
         }
@@ -132,10 +151,12 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
         }
     }
 
-    let anomalies: Vec<Anomaly> = retained
+    let mut anomalies: Vec<Anomaly> = retained
         .iter()
         .map(|(object, refusal)| super::deletion::retained_anomaly(ctx, object, refusal))
         .collect();
+    anomalies
+        .extend(super::deletion::new_missing_bucket_anomalies(ctx, lease, &missing_buckets).await?);
     let ends: Vec<ObjectEnd> = retained
         .iter()
         .map(|(object, refusal)| ObjectEnd {

@@ -76,6 +76,8 @@ pub fn test_config_for(db_url: &str, endpoint: &str, region: &str) -> Config {
     config.s3.force_path_style = true;
     config.s3.operation_timeout_secs = 10;
     config.s3.sdk_max_attempts = 2;
+    config.s3.call_retries = 2;
+    config.s3.call_retry_backoff_ms = 20;
     config.worker.batch_size = 10;
     config.worker.delete_batch_size = 25;
     config.worker.lease_secs = 3;
@@ -276,9 +278,10 @@ impl TestApp {
         let mut text = format!(
             "catalog = {catalog:?}\noverdue_after = {overdue:?}\n\
              [s3]\nforce_path_style = true\noperation_timeout_secs = {timeout}\nsdk_max_attempts = {sdk}\n\
+             call_retries = {call_retries}\ncall_retry_backoff_ms = {call_backoff}\n\
              [worker]\nbatch_size = {batch}\ndelete_batch_size = {delete}\nlease_secs = {lease}\n{poll}\
              concurrency = {concurrency}\nmax_objects_per_sec = {objects_per_sec}\nmax_rows_per_sec = {rows_per_sec}\n\
-             pause_between_batches_ms = {pause}\n\
+             pause_between_batches_ms = {pause}\nlock_timeout_ms = {lock_timeout}\nstatement_timeout_ms = {statement_timeout}\n\
              [retry]\nmax_attempts = {max}\ninitial_backoff_ms = {initial}\nmax_backoff_ms = {max_backoff}\n\
              [minimisation]\nsubject_hash_secret = {secret:?}\nmanifest_retention_days = {retention}\n",
             catalog = c.catalog.display().to_string(),
@@ -287,8 +290,12 @@ impl TestApp {
             objects_per_sec = c.worker.max_objects_per_sec,
             rows_per_sec = c.worker.max_rows_per_sec,
             pause = c.worker.pause_between_batches_ms,
+            lock_timeout = c.worker.lock_timeout_ms,
+            statement_timeout = c.worker.statement_timeout_ms,
             timeout = c.s3.operation_timeout_secs,
             sdk = c.s3.sdk_max_attempts,
+            call_retries = c.s3.call_retries,
+            call_backoff = c.s3.call_retry_backoff_ms,
             batch = c.worker.batch_size,
             delete = c.worker.delete_batch_size,
             lease = c.worker.lease_secs,

@@ -99,3 +99,54 @@ async fn commands_on_an_unmigrated_database_say_to_migrate() {
     let out = app.run_lethe(&["migrate"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// Regression (issue 11): a DATABASE_URL lethe cannot reach made every
+/// command wait ten seconds and then say "pool timed out while waiting for
+/// an open connection". Now it says what the server said, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_database_url_says_why_at_once() {
+    let app = TestApp::start().await;
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = std::time::Instant::now();
+    let out = app
+        .lethe_command()
+        .env(
+            "DATABASE_URL",
+            format!("postgres://lethe@127.0.0.1:{port}/service"),
+        )
+        .args(["list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(!stderr.contains("pool timed out"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // A database that does not exist, on a server that does.
+    let url = app.database_url.rsplit_once('/').unwrap().0.to_owned() + "/no_such_database";
+    let out = app
+        .lethe_command()
+        .env("DATABASE_URL", url)
+        .args(["list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"no_such_database\" does not exist"),
+        "{stderr}"
+    );
+}

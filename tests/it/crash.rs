@@ -153,8 +153,51 @@ async fn sigkill_while_masking_rows_repeats_one_batch(backend: Backend) {
     );
 }
 
+/// Regression (issue 11): taking over the lease of a killed worker counted
+/// an attempt even when that worker had committed batches, so with
+/// `retry.max_attempts = 1` the rescuer parked the request in Failed. An
+/// attempt that made progress does not count, killed or not.
+async fn a_killed_attempt_that_made_progress_does_not_count(backend: Backend) {
+    let app = TestApp::start_on_with(backend, |c| c.retry.max_attempts = 1).await;
+    let loaded = app.load("member", 2, 40).await;
+    let target = &loaded.members[0];
+    let target_rows = app.rows_of(&target.key).await;
+    let id = app.submit(&target.key).await;
+
+    let mut doomed = app.spawn_worker(Some("deleting_objects:2"), &[]);
+    wait_for_line(
+        &mut doomed,
+        "failpoint deleting_objects:2 reached",
+        Duration::from_secs(60),
+    )
+    .await;
+    doomed.start_kill().expect("SIGKILL");
+    doomed.wait().await.expect("reaping the killed worker");
+    assert_eq!(app.engine.status(id).await.unwrap().record.batch_done, 1);
+
+    let mut rescuer = app.spawn_worker(None, &[]);
+    let started = std::time::Instant::now();
+    let status = loop {
+        let status = app.engine.status(id).await.unwrap().record;
+        if matches!(status.state, State::Done | State::Failed) {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    rescuer.start_kill().ok();
+    rescuer.wait().await.ok();
+    assert_eq!(status.state, State::Done, "{:?}", status.last_error);
+    let events = app.events(id).await;
+    assert!(events.iter().any(|e| e.kind == "taken_over"));
+    app.assert_objects_gone(target).await;
+    app.assert_rows_masked(&target_rows).await;
+    app.assert_objects_present(&loaded.members[1]).await;
+}
+
 on_both_backends!(
     sigkill_while_finding_targets_repeats_one_batch,
     sigkill_while_deleting_objects_repeats_one_batch,
     sigkill_while_masking_rows_repeats_one_batch,
+    a_killed_attempt_that_made_progress_does_not_count,
 );

@@ -65,6 +65,23 @@ async fn the_demo_erases_three_members_survives_a_kill_and_leaves_its_files() {
     for file in ["lethe.sqlite3", "lethe.toml", "catalog/catalog.toml", "s3"] {
         assert!(dir.join(file).exists(), "{file}");
     }
+    // Regression (issue 11): the config (the hash secret, S3 keys) and the
+    // database (personal data) were readable by every user of the machine.
+    for file in [
+        "lethe.toml",
+        "lethe.sqlite3",
+        "lethe.sqlite3-wal",
+        "lethe.sqlite3-shm",
+    ] {
+        let path = dir.join(file);
+        if file.contains('-') && !path.exists() {
+            continue;
+        }
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{file} has mode {:o}", mode & 0o777);
+    }
     let list = run(&["--config", "lethe-demo/lethe.toml", "list", "--json"])
         .output()
         .await

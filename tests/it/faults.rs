@@ -50,7 +50,7 @@ async fn s3_unreachable_for_a_while_is_retried_and_finished() {
     // The first S3 call of deletion asks whether the bucket keeps versions.
     assert!(
         (error.contains("S3 GetBucketVersioning") || error.contains("S3 DeleteObjects"))
-            && error.contains("transient"),
+            && error.contains("retrying in"),
         "{error}"
     );
     assert!(status.next_attempt_at > status.updated_at - chrono::Duration::seconds(1));
@@ -176,4 +176,57 @@ async fn database_connections_killed_mid_run_are_survived() {
     app.assert_objects_gone(target).await;
     app.assert_rows_masked(&target_rows).await;
     app.assert_objects_present(&loaded.members[1]).await;
+}
+
+/// Regression (issue 11): a catalogued bucket that no longer exists made
+/// every erasure fail for good (NoSuchBucket is permanent), although the
+/// objects in it are gone. Now they count as deleted, the missing bucket is
+/// one anomaly on the request, and the rest of the erasure goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalogued_bucket_that_no_longer_exists_is_an_anomaly_not_a_failure() {
+    let app = TestApp::start_with(|c| c.worker.delete_batch_size = 5).await;
+    let loaded = app.load("member", 2, 15).await;
+    let target = &loaded.members[0];
+    let rows = app.rows_of(&target.key).await;
+    // The inputs bucket is gone, objects and all (s3s-fs keeps a bucket as a
+    // directory).
+    std::fs::remove_dir_all(app.s3.data_dir().join("lethe-example-inputs")).unwrap();
+    let id = app.submit(&target.key).await;
+
+    app.run_worker_once().await;
+    let status = app.engine.status(id).await.unwrap();
+    assert_eq!(
+        status.record.state,
+        State::Done,
+        "{:?}",
+        status.record.last_error
+    );
+    let missing: Vec<_> = status
+        .anomalies
+        .iter()
+        .filter(|a| a.kind == "bucket_missing")
+        .collect();
+    assert_eq!(
+        missing.len(),
+        1,
+        "one anomaly, however many batches: {missing:?}"
+    );
+    assert!(
+        missing[0]
+            .detail
+            .contains("\"lethe-example-inputs\" does not exist"),
+        "{}",
+        missing[0].detail
+    );
+    assert!(status.record.anomaly_count >= 1);
+    app.assert_objects_gone(target).await;
+    app.assert_rows_masked(&rows).await;
+    for object in &loaded.members[1].objects {
+        if object.bucket == "lethe-example-results" {
+            assert!(app.s3.exists(&object.bucket, &object.key).await);
+        }
+    }
+    let report = app.engine.report(id).await.unwrap();
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(text.contains("bucket_missing"), "the record lists it");
 }

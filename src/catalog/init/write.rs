@@ -673,3 +673,81 @@ fn write_mask(
         let _ = writeln!(out, "{} = {policy}", column.name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+    use crate::catalog::Catalog;
+    use crate::catalog::init::{self, LinkEvidence};
+    use crate::catalog::live::{LiveColumn, LiveTable};
+
+    fn column(name: &str, sql_type: &str, nullable: bool) -> LiveColumn {
+        LiveColumn {
+            name: name.into(),
+            sql_type: sql_type.into(),
+            nullable,
+        }
+    }
+
+    /// A bare key no bucket holds as written: the draft says TODO, and the
+    /// catalog loader refuses it until the bucket is set.
+    #[test]
+    fn what_only_the_team_knows_is_a_todo_the_loader_refuses() {
+        let mut tables = BTreeMap::new();
+        tables.insert(
+            "requests".to_owned(),
+            LiveTable {
+                columns: vec![
+                    column("id", "bigint", false),
+                    column("member_key", "text", true),
+                    column("kind", "text", false),
+                ],
+                primary_key: vec!["id".into()],
+                ..LiveTable::default()
+            },
+        );
+        tables.insert(
+            "uploads".to_owned(),
+            LiveTable {
+                columns: vec![
+                    column("id", "bigint", false),
+                    column("request_id", "bigint", true),
+                    column("file_key", "text", true),
+                ],
+                primary_key: vec!["id".into()],
+                ..LiveTable::default()
+            },
+        );
+        let live = LiveSchema {
+            backend: Backend::Postgres,
+            tables,
+        };
+        let survey = init::survey(&live);
+        assert_eq!(survey.clients.len(), 1);
+        let evidence = Evidence {
+            links: survey
+                .links
+                .iter()
+                .map(|_| LinkEvidence {
+                    matched: 3,
+                    types: ["UPLOAD".to_owned()].into(),
+                })
+                .collect(),
+            samples: [(
+                ("uploads".to_owned(), "file_key".to_owned()),
+                vec!["u/1/photo.jpg".to_owned()],
+            )]
+            .into(),
+            ..Evidence::default()
+        };
+        let draft = init::draft(&live, &survey, &evidence);
+        assert_eq!(draft.todos, 2, "{:#?}", draft.files);
+        let dir = tempfile::tempdir().unwrap();
+        draft.write(dir.path(), true).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("features/uploads.toml")).unwrap();
+        assert!(text.contains("TODO(lethe): $ holds bare keys"), "{text}");
+        let err = Catalog::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("TODO(lethe)"), "{err}");
+    }
+}

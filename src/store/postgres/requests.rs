@@ -124,7 +124,8 @@ pub async fn checkpoint(pool: &PgPool, id: Uuid) -> Result<StoredCheckpoint, Err
 }
 
 /// Leases the next due request whose lease is free or expired, skipping
-/// rows another worker is claiming this instant (SKIP LOCKED).
+/// rows another worker is claiming this instant (SKIP LOCKED). Taking over
+/// an expired lease counts an attempt, unless that lease made progress.
 pub async fn lease_next(
     conn: &mut PgConnection,
     owner: &str,
@@ -142,7 +143,8 @@ pub async fn lease_next(
                 lease_expires_at = now() + make_interval(secs => $2), \
                 lease_epoch = r.lease_epoch + 1, \
                 started_at = coalesce(r.started_at, now()), \
-                attempts = r.attempts + CASE WHEN candidate.previous_owner IS NULL THEN 0 ELSE 1 END, \
+                attempts = r.attempts + CASE WHEN candidate.previous_owner IS NULL \
+                                              OR r.progress_epoch = r.lease_epoch THEN 0 ELSE 1 END, \
                 updated_at = now() \
            FROM candidate WHERE r.id = candidate.id \
          RETURNING r.id, r.lease_epoch, r.state, r.attempts, candidate.previous_owner",
@@ -163,9 +165,13 @@ pub async fn lease_next(
     )
 }
 
-pub async fn next_due_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Error> {
+/// Seconds until the earliest waiting request falls due, by the database's
+/// clock (negative when one is already due); `None` when none waits.
+pub async fn next_due_in(pool: &PgPool) -> Result<Option<f64>, Error> {
     Ok(sqlx::query_scalar(
-        "SELECT min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) \
+        "SELECT extract(epoch FROM \
+                min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) - now() \
+               )::float8 \
            FROM erasure_requests WHERE state = ANY($1)",
     )
     .bind(active_state_names())
@@ -178,9 +184,10 @@ pub async fn schedule_retry(
     id: Uuid,
     message: &str,
     delay: Duration,
+    attempts: i32,
 ) -> Result<(), Error> {
     sqlx::query(
-        "UPDATE erasure_requests SET attempts = attempts + 1, last_error = $2, \
+        "UPDATE erasure_requests SET attempts = $4, last_error = $2, \
                 next_attempt_at = now() + make_interval(secs => $3), \
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
           WHERE id = $1",
@@ -188,6 +195,7 @@ pub async fn schedule_retry(
     .bind(id)
     .bind(message)
     .bind(delay.as_secs_f64())
+    .bind(attempts)
     .execute(conn)
     .await?;
     Ok(())
@@ -198,9 +206,10 @@ pub async fn park_failed(
     id: Uuid,
     message: &str,
     resume: State,
+    attempts: i32,
 ) -> Result<(), Error> {
     sqlx::query(
-        "UPDATE erasure_requests SET attempts = attempts + 1, last_error = $2, \
+        "UPDATE erasure_requests SET attempts = $4, last_error = $2, \
                 state = 'failed', resume_state = $3, \
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
           WHERE id = $1",
@@ -208,8 +217,19 @@ pub async fn park_failed(
     .bind(id)
     .bind(message)
     .bind(resume.as_str())
+    .bind(attempts)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Takes the member's advisory lock for the rest of the transaction: the
+/// lock the insert trigger takes before it looks for an active request.
+pub async fn lock_subject(conn: &mut PgConnection, subject: &str) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('lethe/subject/' || $1, 0))")
+        .bind(subject)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -269,7 +289,7 @@ pub async fn batch_done(
                 objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
                 rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
                 objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
-                attempts = 0, updated_at = now() \
+                attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
           WHERE id = $1",
     )
     .bind(id)
@@ -315,7 +335,7 @@ pub async fn advance(
 ) -> Result<(), Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE erasure_requests SET state = $2, {stamp} = now(), batch_done = 0, batch_total = NULL, \
-                phase_cursor = NULL, attempts = 0, updated_at = now() \
+                phase_cursor = NULL, attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
           WHERE id = $1"
     )))
     .bind(id)

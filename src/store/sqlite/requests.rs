@@ -274,7 +274,8 @@ pub async fn lease_next(
         now_plus_secs!("$3"),
         ", lease_epoch = lease_epoch + 1, started_at = coalesce(started_at, ",
         now!(),
-        "), attempts = attempts + CASE WHEN $4 IS NULL THEN 0 ELSE 1 END, updated_at = ",
+        "), attempts = attempts + CASE WHEN $4 IS NULL OR progress_epoch = lease_epoch \
+                                       THEN 0 ELSE 1 END, updated_at = ",
         now!(),
         " WHERE id = $1 RETURNING lease_epoch, state, attempts"
     ))
@@ -293,11 +294,15 @@ pub async fn lease_next(
     }))
 }
 
-pub async fn next_due_at(pool: &SqlitePool) -> Result<Option<DateTime<Utc>>, Error> {
+/// Seconds until the earliest waiting request falls due, by the database's
+/// clock (negative when one is already due); `None` when none waits.
+pub async fn next_due_in(pool: &SqlitePool) -> Result<Option<f64>, Error> {
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT min(max(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) \
-           FROM erasure_requests WHERE state IN ({})",
-        constant_list(&active_state_names())
+        "SELECT (julianday(min(max(next_attempt_at, coalesce(lease_expires_at, next_attempt_at)))) \
+                 - julianday({now})) * 86400.0 \
+           FROM erasure_requests WHERE state IN ({active})",
+        now = now!(),
+        active = constant_list(&active_state_names())
     )))
     .fetch_one(pool)
     .await?)
@@ -308,9 +313,10 @@ pub async fn schedule_retry(
     request: Uuid,
     message: &str,
     delay: Duration,
+    attempts: i32,
 ) -> Result<(), Error> {
     sqlx::query(concat!(
-        "UPDATE erasure_requests SET attempts = attempts + 1, last_error = $2, next_attempt_at = ",
+        "UPDATE erasure_requests SET attempts = $4, last_error = $2, next_attempt_at = ",
         now_plus_secs!("$3"),
         ", lease_owner = NULL, lease_expires_at = NULL, updated_at = ",
         now!(),
@@ -319,6 +325,7 @@ pub async fn schedule_retry(
     .bind(id(request))
     .bind(message)
     .bind(delay.as_secs_f64())
+    .bind(attempts)
     .execute(conn)
     .await?;
     Ok(())
@@ -329,9 +336,10 @@ pub async fn park_failed(
     request: Uuid,
     message: &str,
     resume: State,
+    attempts: i32,
 ) -> Result<(), Error> {
     sqlx::query(concat!(
-        "UPDATE erasure_requests SET attempts = attempts + 1, last_error = $2, \
+        "UPDATE erasure_requests SET attempts = $4, last_error = $2, \
                 state = 'failed', resume_state = $3, \
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = ",
         now!(),
@@ -340,6 +348,7 @@ pub async fn park_failed(
     .bind(id(request))
     .bind(message)
     .bind(resume.as_str())
+    .bind(attempts)
     .execute(conn)
     .await?;
     Ok(())
@@ -410,7 +419,7 @@ pub async fn batch_done(
                 objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
                 rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
                 objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
-                attempts = 0, updated_at = ",
+                attempts = 0, progress_epoch = lease_epoch, updated_at = ",
         now!(),
         " WHERE id = $1"
     ))
@@ -460,7 +469,7 @@ pub async fn advance(
 ) -> Result<(), Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE erasure_requests SET state = $2, {stamp} = {now}, batch_done = 0, batch_total = NULL, \
-                phase_cursor = NULL, attempts = 0, updated_at = {now} \
+                phase_cursor = NULL, attempts = 0, progress_epoch = lease_epoch, updated_at = {now} \
           WHERE id = $1",
         now = now!()
     )))

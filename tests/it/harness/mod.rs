@@ -19,7 +19,9 @@ mod pg_cluster;
 pub mod postgres;
 pub mod s3;
 mod s3_backend;
+mod s3_faults;
+pub mod versioned;
 
 pub use moto::{Moto, moto};
 pub use postgres::{TestDatabase, fresh_database, server_url, terminate_connections};
-pub use s3::{Faults, S3Counters, TestS3};
+pub use s3::{Faults, RandomCounts, S3Counters, StrayDeleteError, TestS3};

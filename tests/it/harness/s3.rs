@@ -25,8 +25,8 @@ use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::s3_backend::{CountingS3, FaultInjector};
-pub use super::s3_backend::{Faults, S3Counters};
+use super::s3_backend::{CountingS3, FaultInjector, Injected};
+pub use super::s3_backend::{Faults, RandomCounts, S3Counters, StrayDeleteError};
 
 const ACCESS_KEY: &str = "lethe-test-access-key";
 const SECRET_KEY: &str = "lethe-test-secret-key";
@@ -46,7 +46,7 @@ pub struct TestS3 {
 }
 
 /// The accept loop of a serving server; it owns every connection task.
-struct Serving {
+pub(super) struct Serving {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -65,6 +65,7 @@ impl TestS3 {
 
         let mut builder = S3ServiceBuilder::new(CountingS3::new(
             fs,
+            data.path().to_owned(),
             Arc::clone(&counters),
             Arc::clone(&faults),
         ));
@@ -88,7 +89,7 @@ impl TestS3 {
             .local_addr()
             .expect("a bound listener has an address")
             .port();
-        let serving = serve(&runtime, listener, service.clone());
+        let serving = serve(&runtime, listener, service.clone(), Arc::clone(&faults));
 
         TestS3 {
             port,
@@ -208,7 +209,12 @@ impl TestS3 {
             .runtime
             .as_ref()
             .expect("the runtime exists until drop");
-        let serving = serve(runtime, listener, self.service.clone());
+        let serving = serve(
+            runtime,
+            listener,
+            self.service.clone(),
+            Arc::clone(&self.faults),
+        );
         *self.serving.lock().expect("serving lock is never poisoned") = Some(serving);
     }
 
@@ -284,7 +290,16 @@ impl Drop for TestS3 {
 
 /// Runs the accept loop on `runtime` until `Serving::shutdown` fires (or is dropped),
 /// then closes the listener and aborts every connection it accepted.
-fn serve(runtime: &Runtime, listener: TcpListener, service: S3Service) -> Serving {
+pub(super) fn serve(
+    runtime: &Runtime,
+    listener: TcpListener,
+    service: S3Service,
+    faults: Arc<Faults>,
+) -> Serving {
+    let service = FaultyHttp {
+        inner: service,
+        faults,
+    };
     listener
         .set_nonblocking(true)
         .expect("a listener can be made non-blocking");
@@ -314,6 +329,60 @@ fn serve(runtime: &Runtime, listener: TcpListener, service: S3Service) -> Servin
         connections.shutdown().await;
     });
     Serving { shutdown, task }
+}
+
+/// The HTTP side of fault injection: decides once per request whether it fails
+/// (random injection), closes the connection for the faults that are a dropped
+/// connection, and hands the others to `S3Access::check` in the request's
+/// extensions, where they become S3 error answers.
+#[derive(Clone)]
+struct FaultyHttp {
+    inner: S3Service,
+    faults: Arc<Faults>,
+}
+
+/// Why a connection was closed without an answer.
+#[derive(Debug)]
+struct DroppedByHarness;
+
+impl std::fmt::Display for DroppedByHarness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the lethe test harness")
+    }
+}
+
+impl std::error::Error for DroppedByHarness {}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultyHttp {
+    type Response = s3s::HttpResponse;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn call(&self, mut req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let injected = self.faults.draw();
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            match injected {
+                // A service error makes hyper close the connection unanswered.
+                Some(Injected::DropBefore) => Err(Box::new(DroppedByHarness) as Self::Error),
+                Some(Injected::DropAfter) => {
+                    let _ = hyper::service::Service::call(&inner, req).await;
+                    Err(Box::new(DroppedByHarness) as Self::Error)
+                }
+                Some(kind) => {
+                    req.extensions_mut().insert(kind);
+                    hyper::service::Service::call(&inner, req)
+                        .await
+                        .map_err(Self::Error::from)
+                }
+                None => hyper::service::Service::call(&inner, req)
+                    .await
+                    .map_err(Self::Error::from),
+            }
+        })
+    }
 }
 
 /// A client of a loopback S3 server for test setup and assertions:

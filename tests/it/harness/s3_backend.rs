@@ -1,6 +1,6 @@
-//! The request-handling side of the test S3 server: request counters, fault switches,
-//! the `S3Access` hook that injects faults, and the `s3s::S3` wrapper that forwards the
-//! operations lethe uses to s3s-fs while counting them.
+//! The request-handling side of the test S3 server: request counters, the `S3Access`
+//! hook that injects faults (the switches are in `s3_faults`), and the `s3s::S3`
+//! wrapper that forwards the operations lethe uses to s3s-fs while counting them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::dto::{self, *};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+pub use super::s3_faults::{Faults, Injected, RandomCounts, StrayDeleteError};
 
 /// What the server has been asked to do. Getters are snapshots; `reset` starts over.
 #[derive(Default)]
@@ -19,9 +21,22 @@ pub struct S3Counters {
     get_object_calls: AtomicU64,
     deletion_requests: Mutex<Vec<(String, String)>>,
     requests: Mutex<BTreeMap<String, u64>>,
+    /// (bucket, region of the request's signature), for every request.
+    signed_regions: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 impl S3Counters {
+    /// The regions requests about `bucket` were signed for.
+    pub fn regions_signed_for(&self, bucket: &str) -> Vec<String> {
+        self.signed_regions
+            .lock()
+            .expect("region lock is never poisoned")
+            .iter()
+            .filter(|(b, _)| b == bucket)
+            .map(|(_, region)| region.clone())
+            .collect()
+    }
+
     /// DeleteObjects calls that got past fault injection and reached storage.
     pub fn delete_objects_calls(&self) -> u64 {
         self.delete_objects_calls.load(Ordering::SeqCst)
@@ -70,6 +85,10 @@ impl S3Counters {
         }
         self.lock_deletions().clear();
         self.lock_requests().clear();
+        self.signed_regions
+            .lock()
+            .expect("region lock is never poisoned")
+            .clear();
     }
 
     fn lock_deletions(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
@@ -82,131 +101,6 @@ impl S3Counters {
         self.requests
             .lock()
             .expect("counter lock is never poisoned")
-    }
-}
-
-/// Fault switches shared with the running server; they take effect on the next request.
-#[derive(Default)]
-pub struct Faults {
-    state: Mutex<FaultState>,
-    injected: AtomicU64,
-}
-
-#[derive(Default)]
-struct FaultState {
-    rules: Vec<OpRule>,
-    slow_down_every: u64,
-    seen: u64,
-    delete_key_errors: BTreeMap<String, String>,
-    pretend_deletes: std::collections::BTreeSet<String>,
-}
-
-struct OpRule {
-    op: String,
-    code: S3ErrorCode,
-    status: http::StatusCode,
-    /// `None`: until cleared.
-    remaining: Option<u64>,
-}
-
-impl Faults {
-    /// Fails every `op` request (operation name as in the S3 API, e.g. "DeleteObjects")
-    /// with error `code` (e.g. "AccessDenied") and HTTP `status` until [`Faults::clear`].
-    pub fn fail_op(&self, op: &str, code: &str, status: u16) {
-        self.add_rule(op, code, status, None);
-    }
-
-    /// Like [`Faults::fail_op`] but only for the next `times` matching requests.
-    pub fn fail_op_times(&self, op: &str, code: &str, status: u16, times: u64) {
-        self.add_rule(op, code, status, Some(times));
-    }
-
-    /// Answers every `n`-th request (of any kind) with 503 SlowDown; 0 turns it off.
-    pub fn slow_down_every(&self, n: u64) {
-        let mut state = self.lock();
-        state.slow_down_every = n;
-        state.seen = 0;
-    }
-
-    /// Makes DeleteObjects report a per-key error `code` for exactly `key` (HTTP 200
-    /// with an `<Error>` entry, the object left in place), as S3 does on partial failure.
-    pub fn fail_delete_of_key(&self, key: &str, code: &str) {
-        self.lock()
-            .delete_key_errors
-            .insert(key.to_owned(), code.to_owned());
-    }
-
-    /// Makes DeleteObjects report `key` as deleted while leaving the object in place:
-    /// a server whose delete response is not proof.
-    pub fn pretend_delete_of_key(&self, key: &str) {
-        self.lock().pretend_deletes.insert(key.to_owned());
-    }
-
-    /// Removes every fault.
-    pub fn clear(&self) {
-        *self.lock() = FaultState::default();
-    }
-
-    /// How many faults have been injected so far (requests failed plus per-key errors).
-    pub fn injected(&self) -> u64 {
-        self.injected.load(Ordering::SeqCst)
-    }
-
-    fn add_rule(&self, op: &str, code: &str, status: u16, remaining: Option<u64>) {
-        let status = http::StatusCode::from_u16(status)
-            .unwrap_or_else(|e| panic!("bad HTTP status {status}: {e}"));
-        let code = code
-            .parse::<S3ErrorCode>()
-            .unwrap_or_else(|never| match never {});
-        self.lock().rules.push(OpRule {
-            op: op.to_owned(),
-            code,
-            status,
-            remaining,
-        });
-    }
-
-    /// Decides whether this request fails, consuming one use of a counted rule.
-    fn on_request(&self, op: &str) -> S3Result<()> {
-        let mut state = self.lock();
-        state.seen += 1;
-        if state.slow_down_every > 0 && state.seen.is_multiple_of(state.slow_down_every) {
-            self.injected.fetch_add(1, Ordering::SeqCst);
-            return Err(s3_error!(SlowDown, "injected by the lethe test harness"));
-        }
-        let rule = state
-            .rules
-            .iter_mut()
-            .find(|rule| rule.op == op && rule.remaining != Some(0));
-        let Some(rule) = rule else { return Ok(()) };
-        if let Some(remaining) = rule.remaining.as_mut() {
-            *remaining -= 1;
-        }
-        self.injected.fetch_add(1, Ordering::SeqCst);
-        let mut err =
-            S3Error::with_message(rule.code.clone(), "injected by the lethe test harness");
-        err.set_status_code(rule.status);
-        Err(err)
-    }
-
-    fn pretends_to_delete(&self, key: &str) -> bool {
-        let pretend = self.lock().pretend_deletes.contains(key);
-        if pretend {
-            self.injected.fetch_add(1, Ordering::SeqCst);
-        }
-        pretend
-    }
-
-    fn delete_key_error(&self, key: &str) -> Option<String> {
-        let code = self.lock().delete_key_errors.get(key).cloned();
-        if code.is_some() {
-            self.injected.fetch_add(1, Ordering::SeqCst);
-        }
-        code
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FaultState> {
-        self.state.lock().expect("fault lock is never poisoned")
     }
 }
 
@@ -230,19 +124,69 @@ impl S3Access for FaultInjector {
         if cx.credentials().is_none() {
             return Err(s3_error!(AccessDenied, "Signature is required"));
         }
-        let op = cx.s3_op().name();
+        let op = cx.s3_op().name().to_owned();
+        let op = op.as_str();
+        // `Credential=AKID/20261129/eu-central-1/s3/aws4_request`.
+        let region = cx
+            .headers()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|auth| auth.split("Credential=").nth(1))
+            .and_then(|scope| scope.split('/').nth(2))
+            .map(str::to_owned);
+        let bucket = match cx.s3_path() {
+            s3s::path::S3Path::Bucket { bucket } | s3s::path::S3Path::Object { bucket, .. } => {
+                Some(bucket.to_string())
+            }
+            s3s::path::S3Path::Root => None,
+        };
+        if let (Some(bucket), Some(region)) = (bucket, region) {
+            self.counters
+                .signed_regions
+                .lock()
+                .expect("region lock is never poisoned")
+                .insert((bucket, region));
+        }
         *self
             .counters
             .lock_requests()
             .entry(op.to_owned())
             .or_insert(0) += 1;
-        self.faults.on_request(op)
+        // Decided by the HTTP layer (s3.rs), which also drops connections.
+        match cx.extensions_mut().get::<Injected>() {
+            Some(Injected::SlowDown) => {
+                return Err(s3_error!(
+                    SlowDown,
+                    "injected at random by the lethe test harness"
+                ));
+            }
+            Some(Injected::InternalError) => {
+                return Err(s3_error!(
+                    InternalError,
+                    "injected at random by the lethe test harness"
+                ));
+            }
+            _ => {}
+        }
+        // The AWS SDK numbers its attempts of one call: `attempt=1; max=3`.
+        let first_attempt = cx
+            .headers()
+            .get("amz-sdk-request")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("attempt=1;"));
+        let key = match cx.s3_path() {
+            s3s::path::S3Path::Object { key, .. } => Some(key.to_string()),
+            _ => None,
+        };
+        self.faults.on_request(op, first_attempt, key.as_deref())
     }
 }
 
 /// Forwards the operations lethe uses to s3s-fs, counting the interesting ones.
 pub(super) struct CountingS3 {
     inner: s3s_fs::FileSystem,
+    /// s3s-fs's data directory: a bucket is a directory in it.
+    root: std::path::PathBuf,
     counters: Arc<S3Counters>,
     faults: Arc<Faults>,
 }
@@ -250,11 +194,13 @@ pub(super) struct CountingS3 {
 impl CountingS3 {
     pub(super) fn new(
         inner: s3s_fs::FileSystem,
+        root: std::path::PathBuf,
         counters: Arc<S3Counters>,
         faults: Arc<Faults>,
     ) -> Self {
         Self {
             inner,
+            root,
             counters,
             faults,
         }
@@ -319,7 +265,8 @@ impl S3 for CountingS3 {
         self.counters
             .get_object_calls
             .fetch_add(1, Ordering::SeqCst);
-        self.inner.get_object(req).await
+        let result = self.inner.get_object(req).await;
+        self.deny_if_missing(result)
     }
 
     async fn head_object(
@@ -329,7 +276,8 @@ impl S3 for CountingS3 {
         self.counters
             .head_object_calls
             .fetch_add(1, Ordering::SeqCst);
-        self.inner.head_object(req).await
+        let result = self.inner.head_object(req).await;
+        self.deny_if_missing(result)
     }
 
     async fn list_objects(
@@ -366,11 +314,20 @@ impl S3 for CountingS3 {
             .delete_objects_calls
             .fetch_add(1, Ordering::SeqCst);
         let bucket = req.input.bucket.clone();
+        // s3s-fs deletes from a missing bucket without a word; S3 answers
+        // NoSuchBucket.
+        if !self.root.join(&bucket).is_dir() {
+            return Err(s3_error!(NoSuchBucket));
+        }
+        let sent_first = req.input.delete.objects.first().map(|o| o.key.clone());
+        // The preflight's probe keys (`lethe check`, a worker's start) are
+        // not the erasure's: tests count what the erasure asked for.
         self.counters.lock_deletions().extend(
             req.input
                 .delete
                 .objects
                 .iter()
+                .filter(|object| !object.key.starts_with("lethe-preflight/"))
                 .map(|object| (bucket.clone(), object.key.clone())),
         );
 
@@ -402,6 +359,21 @@ impl S3 for CountingS3 {
         } else {
             self.inner.delete_objects(req).await?
         };
+        for stray in self.faults.stray_delete_errors() {
+            self.faults.count_injected();
+            let (key, code) = match stray {
+                StrayDeleteError::WithoutKey(code) => (None, code),
+                StrayDeleteError::AlteredKey(code) => {
+                    (sent_first.as_ref().map(|k| format!("{k}\u{301}")), code)
+                }
+            };
+            errors.push(dto::Error {
+                code: Some(code.to_owned()),
+                key,
+                message: Some("injected by the lethe test harness".to_owned()),
+                ..Default::default()
+            });
+        }
         if !errors.is_empty() {
             response
                 .output
@@ -410,5 +382,23 @@ impl S3 for CountingS3 {
                 .extend(errors);
         }
         Ok(response)
+    }
+}
+
+impl CountingS3 {
+    /// AWS answers a missing key with 403 when the caller may not list the bucket.
+    fn deny_if_missing<T>(&self, result: S3Result<T>) -> S3Result<T> {
+        match result {
+            Err(err)
+                if self.faults.denies_missing_keys()
+                    && (matches!(err.code(), S3ErrorCode::NoSuchKey)
+                        || err.status_code() == Some(http::StatusCode::NOT_FOUND)) =>
+            {
+                let mut denied = S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied");
+                denied.set_status_code(http::StatusCode::FORBIDDEN);
+                Err(denied)
+            }
+            other => other,
+        }
     }
 }
