@@ -309,6 +309,22 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CatalogEr
         path: path.to_owned(),
         source,
     })?;
+    // A draft's TODO(lethe) is a value only the service's team knows:
+    // refused until settled, so a draft is never used by accident.
+    if let Some((number, _)) = text
+        .lines()
+        .enumerate()
+        .find(|(_, line)| !line.trim_start().starts_with('#') && line.contains(init::TODO_MARKER))
+    {
+        return Err(CatalogError::Parse {
+            file: path.to_owned(),
+            message: format!(
+                "line {}: {} is still to be settled (see the comment above it, left by `lethe catalog init`)",
+                number + 1,
+                init::TODO_MARKER
+            ),
+        });
+    }
     toml::from_str(&text).map_err(|err| CatalogError::Parse {
         file: path.to_owned(),
         message: err.to_string(),

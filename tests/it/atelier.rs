@@ -262,6 +262,18 @@ async fn a_member_is_erased_exactly(backend: Backend) {
     app.s3.counters().reset();
     let status = app.erase_to_done(&member.key).await;
     assert_eq!(status.record.anomaly_count, 0, "{:#?}", status.anomalies);
+    // The exports bucket is in another region: every call the erasure made
+    // about it (the manifests read, the deletions, the read-back) was
+    // signed for that region; the other buckets' for the default one.
+    let counters = app.s3.counters();
+    assert_eq!(
+        counters.regions_signed_for(atelier::EXPORTS_BUCKET),
+        ["eu-central-1"]
+    );
+    assert_eq!(
+        counters.regions_signed_for(atelier::RENDERS_BUCKET),
+        [app.s3.region()]
+    );
 
     let expected: BTreeSet<ObjectRef> = member.objects.iter().cloned().collect();
     assert_eq!(
@@ -310,21 +322,6 @@ async fn a_member_is_erased_exactly(backend: Backend) {
         "the member has a request copied between the logs"
     );
     assert_exact_changes(&before, &snapshot(&app).await, &changes);
-
-    // The exports bucket is in another region: every call about it (the
-    // manifests read, the deletions, the read-back) was signed for it.
-    assert_eq!(
-        app.s3
-            .counters()
-            .regions_signed_for(atelier::EXPORTS_BUCKET),
-        ["eu-central-1"]
-    );
-    assert_eq!(
-        app.s3
-            .counters()
-            .regions_signed_for(atelier::RENDERS_BUCKET),
-        [app.s3.region()]
-    );
 }
 
 /// A job another member's request also points at cannot be proven to be

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::live::{LiveSchema, LiveTable};
 use super::model::LinkKind;
 
-pub use write::Draft;
+pub use write::{Draft, TODO as TODO_MARKER};
 
 /// A table that looks like a client (request-log) table.
 #[derive(Debug, Clone)]

@@ -742,7 +742,7 @@ mod tests {
             ..Evidence::default()
         };
         let draft = init::draft(&live, &survey, &evidence);
-        assert_eq!(draft.todos, 2, "{:#?}", draft.files);
+        assert_eq!(draft.todos, 4, "{:#?}", draft.files);
         let dir = tempfile::tempdir().unwrap();
         draft.write(dir.path(), true).unwrap();
         let text = std::fs::read_to_string(dir.path().join("features/uploads.toml")).unwrap();
