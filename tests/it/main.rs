@@ -35,6 +35,7 @@ macro_rules! on_both_backends {
 mod anomalies;
 mod app;
 mod atelier;
+mod atelier_checklist;
 mod harness;
 mod harness_selftest;
 mod moto_app;
