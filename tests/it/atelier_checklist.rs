@@ -43,14 +43,18 @@ fn cdn_url(o: &ObjectRef) -> String {
     format!("https://{UPLOADS_CDN}/{}", encode_key(&o.key))
 }
 
+/// A render output: its `files`, `preview` and `meta`, and the objects
+/// they name.
+type Output = (Value, Option<String>, Option<String>, Vec<ObjectRef>);
+
 /// One render request: what its params and its output say, given whose
 /// files they are; and those files.
 struct Render {
     params: fn(&str) -> (Value, Vec<ObjectRef>),
-    output: fn(&str) -> (Value, Option<String>, Option<String>, Vec<ObjectRef>),
+    output: fn(&str) -> Output,
 }
 
-fn no_output(_: &str) -> (Value, Option<String>, Option<String>, Vec<ObjectRef>) {
+fn no_output(_: &str) -> Output {
     (json!([]), None, None, Vec::new())
 }
 
