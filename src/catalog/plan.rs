@@ -157,6 +157,9 @@ pub struct FeatureRows {
     pub namespaces: Vec<Namespace>,
     pub references: Vec<ReferenceSource>,
     pub tasks: Vec<ChildPlan>,
+    /// The keys ([`RowKey::match_args`]) -> the same columns as a link's
+    /// `select_sql`: rows read again by key (the second sweep).
+    pub by_key_sql: String,
 }
 
 /// How one client table's rows reach a feature's rows.
@@ -241,6 +244,8 @@ pub struct ChildPlan {
     /// `$1` parent values -> key texts..., reference column texts...
     pub select_sql: String,
     pub references: Vec<ReferenceSource>,
+    /// The keys -> the same columns: rows read again by key.
+    pub by_key_sql: String,
 }
 
 impl Plan {

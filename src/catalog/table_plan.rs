@@ -20,6 +20,9 @@ pub struct TablePlan {
     /// Fixed values bound first, then the keys ([`RowKey::match_args`]).
     pub erase_sql: String,
     pub erase_params: Vec<String>,
+    /// The keys of the rows among the keys that are NOT erased (same
+    /// parameters as `verify_sql`); None with it.
+    pub unerased_sql: Option<String>,
     /// Counts rows among the keys that are NOT erased; None when no column's
     /// outcome can be read back (all `keep` or `random`).
     pub verify_sql: Option<String>,
@@ -84,8 +87,17 @@ pub(super) fn compile_table(
             (erase_sql, params, verify_sql, verify_params)
         }
     };
+    // The same predicate, returning the keys of the rows it counts.
+    let unerased_sql = verify_sql.as_ref().map(|sql| {
+        sql.replacen(
+            "SELECT count(*)",
+            &format!("SELECT {}", key.select_text(&quoted, dialect).join(", ")),
+            1,
+        )
+    });
     TablePlan {
         name: table.clone(),
+        unerased_sql,
         key,
         dialect,
         erase,

@@ -31,6 +31,7 @@ pub mod record;
 pub mod requests;
 pub mod service;
 mod sqlite;
+pub mod sweep;
 mod tx;
 pub mod wake;
 

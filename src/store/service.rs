@@ -11,6 +11,7 @@ use super::dynamic::{self, Arg};
 use super::{Store, Tx};
 use crate::catalog::TablePlan;
 use crate::catalog::dialect::Dialect;
+use crate::catalog::keys::RowKey;
 use crate::catalog::plan::{ChildPlan, ClientPlan, LinkPlan, Namespace};
 use crate::error::Error;
 
@@ -113,6 +114,36 @@ pub async fn count_unerased(
         return Ok(0);
     };
     dynamic::fetch_count(store, sql, &table.verify_args(keys)).await
+}
+
+/// The keys of these rows that still hold unerased values.
+pub async fn unerased_keys(
+    store: &Store,
+    table: &TablePlan,
+    keys: &[String],
+) -> Result<Vec<String>, Error> {
+    let Some(sql) = &table.unerased_sql else {
+        return Ok(Vec::new());
+    };
+    let rows = dynamic::fetch_rows(store, sql, &table.verify_args(keys)).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let values: Option<Vec<String>> = row.into_iter().collect();
+            values.map(|values| table.key.encode(values))
+        })
+        .collect())
+}
+
+/// Rows read again by key with a plan's `by_key_sql`.
+pub async fn rows_by_key(
+    store: &Store,
+    sql: &str,
+    key: &RowKey,
+    dialect: Dialect,
+    keys: &[String],
+) -> Result<Vec<TextRow>, Error> {
+    dynamic::fetch_rows(store, sql, &key.match_args(keys, dialect)).await
 }
 
 async fn rows_or_missing(

@@ -19,6 +19,7 @@ pub mod dry_run;
 pub mod masking;
 pub mod s3_erasure;
 pub mod state;
+mod sweep;
 pub mod targets;
 pub mod verification;
 

@@ -58,6 +58,20 @@ pub struct Findings {
 }
 
 impl Findings {
+    /// Adds another page's findings, each row and object once.
+    pub fn absorb(&mut self, other: Findings) {
+        for row in other.rows {
+            self.push_row(&row.table, &row.row_id);
+        }
+        for object in other.objects {
+            if self.seen_objects.insert(object.object.clone()) || object.replica_of.is_some() {
+                self.objects.push(object);
+            }
+        }
+        self.anomalies.extend(other.anomalies);
+        self.expanded.extend(other.expanded);
+    }
+
     fn push_row(&mut self, table: &str, key: &str) {
         if self.seen_rows.insert((table.to_owned(), key.to_owned())) {
             self.rows.push(ManifestRow {

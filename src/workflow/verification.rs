@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::s3_erasure::{self, Refusal};
 use super::state::{Phase, State};
-use super::{Checkpoint, Context, Step, batch_started, completion, cursor_value, start_phase};
+use super::{
+    Checkpoint, Context, Step, batch_started, completion, cursor_value, start_phase, sweep,
+};
 use crate::error::Error;
 use crate::objects::ObjectError;
 use crate::objects::buckets::Freshness;
@@ -57,8 +59,22 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
     let batch = checkpoint.next_batch();
     batch_started(ctx, lease, Phase::Verifying, batch).await?;
     let Some(last) = page.last() else {
-        let rows = verify_rows(ctx, lease).await?;
-        verify_nothing_left(ctx, lease, subject).await?;
+        let (left, rows) = sweep::leftovers(ctx, lease, subject).await?;
+        if !left.is_empty() {
+            // Written after discovery: swept, then read back again (the
+            // objects it added come after the cursor).
+            let cursor = checkpoint
+                .cursor
+                .clone()
+                .unwrap_or_else(|| cursor_value(&Cursor::default()));
+            sweep::run(ctx, lease, subject, &left, &cursor).await?;
+            return Ok(Step::Batch {
+                phase: Phase::Verifying,
+                batch,
+                total,
+            });
+        }
+        refuse_unnamed_rows(ctx, lease, subject).await?;
         return completion::finish(ctx, lease, subject, rows).await;
     };
     let next_cursor = Cursor {
@@ -210,61 +226,17 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
     })
 }
 
-/// Checks every manifest row's catalogued columns, batch by batch (but the
-/// rows policy kept unmasked); returns how many rows were read back.
-async fn verify_rows(ctx: &Context, lease: &Lease) -> Result<i64, Error> {
-    let mut after_batch = i32::MIN;
-    let mut checked = 0i64;
-    loop {
-        let next = manifest::rows_to_verify(&ctx.store, lease.request_id, after_batch).await?;
-        let Some((batch_no, rows)) = next else {
-            return Ok(checked);
-        };
-        after_batch = batch_no;
-        checked += rows.len() as i64;
-        let mut ids_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for row in &rows {
-            ids_by_table
-                .entry(row.table.as_str())
-                .or_default()
-                .push(row.row_id.clone());
-        }
-        for (table, ids) in ids_by_table {
-            let Some(plan) = ctx.plan.tables.get(table) else {
-                return Err(Error::Permanent {
-                    id: lease.request_id,
-                    message: format!(
-                        "cannot verify table {table}: the catalog no longer describes it"
-                    ),
-                });
-            };
-            let unerased = service::count_unerased(&ctx.store, plan, &ids).await?;
-            if unerased > 0 {
-                return Err(Error::Permanent {
-                    id: lease.request_id,
-                    message: format!(
-                        "verification: {unerased} row(s) of table {table} still hold unmasked values after masking \
-                         (something wrote to them afterwards); stop that writer, then `lethe retry` to verify again"
-                    ),
-                });
-            }
-        }
-    }
-}
-
-/// Checks that no client row still carries the subject key: every row
-/// discovery found is masked by now, so one that still matches was missed
-/// (or added after discovery). Either way the erasure is not complete.
-async fn verify_nothing_left(ctx: &Context, lease: &Lease, subject: &str) -> Result<(), Error> {
+/// The member's rows that cannot be named (a NULL key column, reported at
+/// discovery) still carry their key: the erasure cannot be proven complete.
+async fn refuse_unnamed_rows(ctx: &Context, lease: &Lease, subject: &str) -> Result<(), Error> {
     for client in ctx.plan.clients.iter().filter(|c| c.erases_subject) {
-        let left = service::count_client_rows(&ctx.store, client, subject).await?;
-        if left > 0 {
+        let unnamed = service::count_null_keys(&ctx.store, client, subject).await?;
+        if unnamed > 0 {
             return Err(Error::Permanent {
                 id: lease.request_id,
                 message: format!(
-                    "verification: {left} row(s) of table {} still carry the member's key after masking; \
-                     they were not in the manifest (written after discovery?). Stop whatever writes them; \
-                     the request stays failed so that this is looked at",
+                    "verification: {unnamed} row(s) of table {} still carry the member's key and have a NULL key, \
+                     so lethe cannot erase them (see the unaddressable_row anomaly); give them a key, then `lethe retry`",
                     client.table
                 ),
             });

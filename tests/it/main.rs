@@ -59,6 +59,7 @@ mod polling;
 mod preflight;
 mod random_schemas;
 mod s3_completeness;
+mod second_sweep;
 mod shapes;
 mod shutdown;
 mod stuck;

@@ -369,6 +369,7 @@ impl Compiler<'_> {
         self.check_references(&place, &table.references, &types[value_columns.len()..]);
 
         let select = self.select_list(&table.table, &key, &value_columns, &table.references);
+        let quoted = table.table.quoted();
         let mut link_plans = Vec::new();
         for (index, link) in links.iter().enumerate() {
             let plan = match link {
@@ -422,6 +423,11 @@ impl Compiler<'_> {
                 tasks.push(child);
             }
         }
+        let by_key_sql = format!(
+            "SELECT {} FROM {quoted} WHERE {}",
+            select.join(", "),
+            key.match_sql(&quoted, self.dialect, 1)
+        );
         Some(FeaturePlan {
             types: spec.types.clone(),
             file: file.clone(),
@@ -433,6 +439,7 @@ impl Compiler<'_> {
                 namespaces,
                 references: table.references.clone(),
                 tasks,
+                by_key_sql,
             })),
         })
     }

@@ -87,6 +87,11 @@ impl Compiler<'_> {
                 ),
                 key.order_by(&quoted)
             ),
+            by_key_sql: format!(
+                "SELECT {} FROM {quoted} WHERE {}",
+                select.join(", "),
+                key.match_sql(&quoted, self.dialect, 1)
+            ),
             key,
             parent_column,
             value_kind,
