@@ -17,7 +17,7 @@ use super::folder::Folder;
 use super::progress::{Printer, describe, run_worker_watching, short};
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::store::events;
+use crate::store::events::{self, EventKind};
 use crate::workflow::state::State;
 
 const FAILPOINT: &str = "deleting_objects:2";
@@ -126,7 +126,7 @@ pub async fn crash_and_resume(
     let starts = |batch: i32| {
         log.iter()
             .filter(|e| {
-                e.kind == "batch_started"
+                e.kind == EventKind::BatchStarted
                     && e.phase.as_deref() == Some("deleting_objects")
                     && e.batch_no == Some(batch)
             })
@@ -138,7 +138,7 @@ pub async fn crash_and_resume(
         .filter_map(|e| e.batch_no)
         .max()
         .unwrap_or(0);
-    let took_over = log.iter().any(|e| e.kind == "taken_over");
+    let took_over = log.iter().any(|e| e.kind == EventKind::TakenOver);
     println!(
         "\n      the event log of {member} ({}): deleting objects, batch by batch, times started:",
         short(id)

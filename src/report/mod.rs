@@ -16,7 +16,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::store::manifest::{self, Anomaly};
+use crate::store::manifest::{self, Anomaly, AnomalyKind};
 use crate::store::record::{self, Count};
 use crate::store::{RequestRecord, Store};
 use crate::workflow::state::{Phase, State};
@@ -107,24 +107,6 @@ pub struct Verification {
     /// read-back proves the manifest gone, not what was never in it.
     pub anomalies_that_could_hide_data: i64,
 }
-
-/// Anomaly kinds after which some of the member's data may not be in the
-/// manifest at all (as opposed to retained objects, which are listed).
-const HIDING_KINDS: [&str; 13] = [
-    "unknown_feature_type",
-    "missing_table",
-    "no_link",
-    "unlinkable_value",
-    "shared_row",
-    "malformed_json",
-    "unrecognised_shape",
-    "undeclared_reference",
-    "foreign_reference",
-    "ambiguous_plus",
-    "manifest_missing",
-    "manifest_malformed",
-    "manifest_too_large",
-];
 
 /// What lethe still holds about the member.
 #[derive(Debug, Clone, Serialize)]
@@ -235,11 +217,12 @@ fn assemble(
         .collect();
     let foreign_references = anomalies
         .iter()
-        .filter(|a| a.kind == "foreign_reference")
+        .filter(|a| a.kind() == Some(AnomalyKind::ForeignReference))
         .count() as i64;
+    // A kind this version does not know could hide data, for all it knows.
     let hiding = anomalies
         .iter()
-        .filter(|a| HIDING_KINDS.contains(&a.kind.as_str()))
+        .filter(|a| a.kind().is_none_or(AnomalyKind::could_hide_data))
         .count() as i64;
     let scheduled: i64 = buckets
         .iter()

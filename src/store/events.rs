@@ -13,13 +13,71 @@ use super::{Backed, Store, Tx, on_either_backend};
 use crate::error::Error;
 use crate::workflow::state::Phase;
 
+/// What happened. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A worker leased the request.
+    Claimed,
+    /// A worker took over a lease that had expired (its holder died).
+    TakenOver,
+    /// The worker gave the lease back.
+    Released,
+    /// A batch is starting (committed before its work).
+    BatchStarted,
+    /// A batch's work and checkpoint committed.
+    BatchCommitted,
+    /// The request reached its next milestone.
+    Advanced,
+    /// A failed attempt, to be retried after a backoff.
+    RetryScheduled,
+    /// The request stopped in Failed.
+    Failed,
+    /// An operator resumed a failed request.
+    Retried,
+    /// An operator cancelled the request.
+    Cancelled,
+    /// Verification found objects still there, and erased them again.
+    SurvivorsFound,
+    /// What was written after discovery was swept.
+    SecondSweep,
+    /// At Done: the member's raw key replaced by its keyed hash.
+    SubjectMinimised,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Claimed => "claimed",
+            EventKind::TakenOver => "taken_over",
+            EventKind::Released => "released",
+            EventKind::BatchStarted => "batch_started",
+            EventKind::BatchCommitted => "batch_committed",
+            EventKind::Advanced => "advanced",
+            EventKind::RetryScheduled => "retry_scheduled",
+            EventKind::Failed => "failed",
+            EventKind::Retried => "retried",
+            EventKind::Cancelled => "cancelled",
+            EventKind::SurvivorsFound => "survivors_found",
+            EventKind::SecondSweep => "second_sweep",
+            EventKind::SubjectMinimised => "subject_minimised",
+        }
+    }
+}
+
+impl PartialEq<EventKind> for String {
+    fn eq(&self, other: &EventKind) -> bool {
+        self == other.as_str()
+    }
+}
+
 /// One event, as appended.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct NewEvent<'a> {
     pub request_id: Uuid,
     pub worker: Option<&'a str>,
     pub lease_epoch: Option<i64>,
-    pub kind: &'a str,
+    pub kind: EventKind,
     pub phase: Option<&'static str>,
     pub batch_no: Option<i32>,
     pub detail: Option<&'a str>,
@@ -39,7 +97,7 @@ pub struct Event {
 
 fn leased<'a>(
     lease: &'a Lease,
-    kind: &'a str,
+    kind: EventKind,
     phase: Option<Phase>,
     batch_no: Option<i32>,
     detail: Option<&'a str>,
@@ -65,7 +123,7 @@ async fn append(conn: Conn<'_>, event: NewEvent<'_>) -> Result<(), Error> {
         .bind(id)
         .bind(event.worker)
         .bind(event.lease_epoch)
-        .bind(event.kind)
+        .bind(event.kind.as_str())
         .bind(event.phase)
         .bind(event.batch_no)
         .bind(event.detail)
@@ -79,7 +137,7 @@ async fn append(conn: Conn<'_>, event: NewEvent<'_>) -> Result<(), Error> {
 pub async fn record(
     tx: &mut Tx,
     lease: &Lease,
-    kind: &str,
+    kind: EventKind,
     phase: Option<Phase>,
     batch_no: Option<i32>,
     detail: Option<&str>,
@@ -92,7 +150,7 @@ pub async fn record(
 pub async fn record_now(
     store: &Store,
     lease: &Lease,
-    kind: &str,
+    kind: EventKind,
     phase: Option<Phase>,
     batch_no: Option<i32>,
     detail: Option<&str>,
@@ -110,7 +168,7 @@ pub async fn record_now(
 pub async fn record_operator(
     tx: &mut Tx,
     request_id: Uuid,
-    kind: &str,
+    kind: EventKind,
     detail: Option<&str>,
 ) -> Result<(), Error> {
     let event = NewEvent {

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::{Store, Tx, on_backend, postgres, sqlite};
 use crate::error::Error;
+use crate::store::events::EventKind;
 use crate::workflow::state::State;
 
 /// A worker's hold on one request.
@@ -76,7 +77,7 @@ impl Lease {
             postgres::lease::release(conn, self).await?,
             sqlite::lease::release(conn, self).await?);
         if released {
-            super::events::record(&mut tx, self, "released", None, None, None).await?;
+            super::events::record(&mut tx, self, EventKind::Released, None, None, None).await?;
         }
         tx.commit().await?;
         Ok(())

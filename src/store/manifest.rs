@@ -39,10 +39,133 @@ pub struct ManifestObject {
 /// Something that could not be resolved or erased.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Anomaly {
+    /// An [`AnomalyKind`]'s name (stored as text, so that a record written
+    /// by another version of lethe still reads).
     pub kind: String,
     pub table_name: Option<String>,
     pub row_id: Option<String>,
     pub detail: String,
+}
+
+/// The kinds of anomaly: what could not be resolved, followed or erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    /// A client row whose type no feature file names.
+    UnknownFeatureType,
+    /// A feature's table does not exist (an optional feature, or dropped).
+    MissingTable,
+    /// The catalog gives no link from this client table to the feature.
+    NoLink,
+    /// A link value not of the declared type in canonical spelling.
+    UnlinkableValue,
+    /// A feature row another member's request also claims.
+    SharedRow,
+    /// A row with a NULL in its key: it cannot be named.
+    UnaddressableRow,
+    /// A reference column that is not JSON.
+    MalformedJson,
+    /// A value of another shape than its catalog path expects.
+    UnrecognisedShape,
+    /// A file of the service's buckets at a path the catalog does not list.
+    UndeclaredReference,
+    /// A host or bucket that is not the service's.
+    ForeignReference,
+    /// Both readings of a `+` in a URL exist.
+    AmbiguousPlus,
+    /// A JSON manifest that does not exist...
+    ManifestMissing,
+    /// ...is not JSON or has no list where the catalog says...
+    ManifestMalformed,
+    /// ...or is larger than `expand.max_bytes`.
+    ManifestTooLarge,
+    /// An object under object lock or legal hold: retained.
+    RetainedByLock,
+    /// An object S3 refused to erase for good otherwise: retained.
+    ErasureRefused,
+    /// A catalogued bucket S3 says does not exist.
+    BucketMissing,
+}
+
+impl AnomalyKind {
+    const ALL: [AnomalyKind; 17] = [
+        AnomalyKind::UnknownFeatureType,
+        AnomalyKind::MissingTable,
+        AnomalyKind::NoLink,
+        AnomalyKind::UnlinkableValue,
+        AnomalyKind::SharedRow,
+        AnomalyKind::UnaddressableRow,
+        AnomalyKind::MalformedJson,
+        AnomalyKind::UnrecognisedShape,
+        AnomalyKind::UndeclaredReference,
+        AnomalyKind::ForeignReference,
+        AnomalyKind::AmbiguousPlus,
+        AnomalyKind::ManifestMissing,
+        AnomalyKind::ManifestMalformed,
+        AnomalyKind::ManifestTooLarge,
+        AnomalyKind::RetainedByLock,
+        AnomalyKind::ErasureRefused,
+        AnomalyKind::BucketMissing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::UnknownFeatureType => "unknown_feature_type",
+            AnomalyKind::MissingTable => "missing_table",
+            AnomalyKind::NoLink => "no_link",
+            AnomalyKind::UnlinkableValue => "unlinkable_value",
+            AnomalyKind::SharedRow => "shared_row",
+            AnomalyKind::UnaddressableRow => "unaddressable_row",
+            AnomalyKind::MalformedJson => "malformed_json",
+            AnomalyKind::UnrecognisedShape => "unrecognised_shape",
+            AnomalyKind::UndeclaredReference => "undeclared_reference",
+            AnomalyKind::ForeignReference => "foreign_reference",
+            AnomalyKind::AmbiguousPlus => "ambiguous_plus",
+            AnomalyKind::ManifestMissing => "manifest_missing",
+            AnomalyKind::ManifestMalformed => "manifest_malformed",
+            AnomalyKind::ManifestTooLarge => "manifest_too_large",
+            AnomalyKind::RetainedByLock => "retained_by_lock",
+            AnomalyKind::ErasureRefused => "erasure_refused",
+            AnomalyKind::BucketMissing => "bucket_missing",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<AnomalyKind> {
+        AnomalyKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
+    /// Whether some of the member's data may be missing from the manifest
+    /// because of it (a reference not followed, a row not proven theirs),
+    /// as opposed to a retained object, which the manifest lists.
+    pub fn could_hide_data(self) -> bool {
+        !matches!(
+            self,
+            AnomalyKind::RetainedByLock | AnomalyKind::ErasureRefused | AnomalyKind::BucketMissing
+        )
+    }
+}
+
+impl Anomaly {
+    pub fn new(
+        kind: AnomalyKind,
+        table_name: Option<String>,
+        row_id: Option<String>,
+        detail: String,
+    ) -> Anomaly {
+        Anomaly {
+            kind: kind.as_str().to_owned(),
+            table_name,
+            row_id,
+            detail,
+        }
+    }
+
+    /// Its kind, if this version of lethe knows it.
+    pub fn kind(&self) -> Option<AnomalyKind> {
+        AnomalyKind::parse(&self.kind)
+    }
 }
 
 /// What one batch's manifest insert added (duplicates of earlier batches

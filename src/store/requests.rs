@@ -16,6 +16,7 @@ use super::{
 };
 use crate::error::Error;
 use crate::retry::{Decision, RetryPolicy, Verdict};
+use crate::store::events::EventKind;
 use crate::workflow::state::State;
 
 /// What a submission produced.
@@ -262,9 +263,9 @@ impl Store {
             ttl,
         };
         let kind = if leased.previous_owner.is_some() {
-            "taken_over"
+            EventKind::TakenOver
         } else {
-            "claimed"
+            EventKind::Claimed
         };
         events::record(
             &mut tx,
@@ -340,7 +341,7 @@ impl Store {
                 events::record(
                     &mut tx,
                     lease,
-                    "retry_scheduled",
+                    EventKind::RetryScheduled,
                     state.phase(),
                     None,
                     Some(&message),
@@ -355,7 +356,7 @@ impl Store {
                 events::record(
                     &mut tx,
                     lease,
-                    "failed",
+                    EventKind::Failed,
                     state.phase(),
                     None,
                     Some(&message),
@@ -385,7 +386,7 @@ impl Store {
         on_backend!(tx.conn(), conn =>
             postgres::requests::resume(conn, id, resume).await?,
             sqlite::requests::resume(conn, id, resume).await?);
-        events::record_operator(&mut tx, id, "retried", Some(resume.as_str())).await?;
+        events::record_operator(&mut tx, id, EventKind::Retried, Some(resume.as_str())).await?;
         tx.commit().await?;
         self.wake_workers();
         self.get(id).await
@@ -415,7 +416,7 @@ impl Store {
         on_backend!(tx.conn(), conn =>
             postgres::requests::cancel(conn, id).await?,
             sqlite::requests::cancel(conn, id).await?);
-        events::record_operator(&mut tx, id, "cancelled", Some(state.as_str())).await?;
+        events::record_operator(&mut tx, id, EventKind::Cancelled, Some(state.as_str())).await?;
         tx.commit().await?;
         self.get(id).await
     }
@@ -558,7 +559,15 @@ pub mod checkpoint {
         on_backend!(tx.conn(), conn =>
             postgres::requests::advance(conn, id, to, stamp).await?,
             sqlite::requests::advance(conn, id, to, stamp).await?);
-        events::record(tx, lease, "advanced", from.phase(), None, Some(to.as_str())).await?;
+        events::record(
+            tx,
+            lease,
+            EventKind::Advanced,
+            from.phase(),
+            None,
+            Some(to.as_str()),
+        )
+        .await?;
         Ok(())
     }
 

@@ -20,7 +20,7 @@ use crate::catalog::RefForm;
 use crate::catalog::model::{Expansion, ReferenceSource};
 use crate::error::Error;
 use crate::references::{Found, ObjectRef, Resolution};
-use crate::store::manifest::{Anomaly, ManifestObject};
+use crate::store::manifest::{Anomaly, AnomalyKind, ManifestObject};
 
 /// Where a reference was found, for anomalies: the table and the row's key.
 #[derive(Clone, Copy)]
@@ -30,9 +30,9 @@ pub struct Place<'a> {
 }
 
 impl Place<'_> {
-    fn anomaly(&self, kind: &str, detail: String) -> Anomaly {
+    fn anomaly(&self, kind: AnomalyKind, detail: String) -> Anomaly {
         Anomaly {
-            kind: kind.into(),
+            kind: kind.as_str().to_owned(),
             table_name: Some(self.table.to_owned()),
             row_id: Some(self.row_id.to_owned()),
             detail,
@@ -52,7 +52,7 @@ pub async fn read_column(
         Ok(None) => return Ok(()),
         Err(err) => {
             findings.anomalies.push(place.anomaly(
-                "malformed_json",
+                AnomalyKind::MalformedJson,
                 format!(
                     "column {}: {err}; its file references could not be read",
                     source.column
@@ -109,7 +109,7 @@ pub async fn read_column(
                 Found::Reference(resolution) => resolution,
                 Found::Unrecognised(why) => {
                     findings.anomalies.push(place.anomaly(
-                        "unrecognised_shape",
+                AnomalyKind::UnrecognisedShape,
                         format!("{context}: {why}; the catalog's paths do not say how to read it, so any file it names was not found"),
                     ));
                     continue;
@@ -134,7 +134,7 @@ pub async fn read_column(
     for (location, value) in mismatches {
         if covered.insert(address(value)) {
             findings.anomalies.push(place.anomaly(
-                "unrecognised_shape",
+                AnomalyKind::UnrecognisedShape,
                 format!(
                     "column {} at {location}: a JSON {} where the catalog's paths expect another shape; any file it names was not found",
                     source.column,
@@ -176,7 +176,7 @@ fn sweep(
     match value {
         Value::String(text) if ctx.resolver.names_our_object(text) => {
             findings.anomalies.push(place.anomaly(
-                "undeclared_reference",
+                AnomalyKind::UndeclaredReference,
                 format!(
                     "column {} at {location}: a reference to one of the service's buckets that no catalog path lists; add the path to the catalog (or to `exclude` if it is not the member's file), then `lethe retry`",
                     source.column
@@ -259,7 +259,7 @@ async fn settle(
             match (plus_exists, space_exists) {
                 (true, true) => {
                     findings.anomalies.push(place.anomaly(
-                        "ambiguous_plus",
+                AnomalyKind::AmbiguousPlus,
                         format!(
                             "{context}: a '+' in the URL may be a plus or a space, and both objects exist in bucket {}; neither was deleted",
                             plus.bucket
@@ -282,7 +282,7 @@ async fn settle(
         }
         Resolution::Foreign { reason } => {
             findings.anomalies.push(place.anomaly(
-                "foreign_reference",
+                AnomalyKind::ForeignReference,
                 format!("{context}: {}", without_host(&reason)),
             ));
             None
@@ -319,7 +319,7 @@ async fn expand(
         .await?
     else {
         findings.anomalies.push(place.anomaly(
-            "manifest_missing",
+                AnomalyKind::ManifestMissing,
             format!(
                 "{context}: the JSON document it points to in bucket {bucket} does not exist, so the objects it listed cannot be found"
             ),
@@ -328,7 +328,7 @@ async fn expand(
     };
     let Some(bytes) = bytes else {
         findings.anomalies.push(place.anomaly(
-            "manifest_too_large",
+                AnomalyKind::ManifestTooLarge,
             format!(
                 "{context}: the JSON document in bucket {bucket} is larger than {} bytes (expand.max_bytes); its objects were not listed",
                 expansion.max_bytes
@@ -340,7 +340,7 @@ async fn expand(
         Ok(document) => document,
         Err(err) => {
             findings.anomalies.push(place.anomaly(
-                "manifest_malformed",
+                AnomalyKind::ManifestMalformed,
                 format!("{context}: the JSON document in bucket {bucket} is not valid JSON ({err}); its objects were not listed"),
             ));
             return Ok(());
@@ -351,7 +351,7 @@ async fn expand(
     let listed = expansion.list.select(&document);
     if listed.is_empty() {
         findings.anomalies.push(place.anomaly(
-            "manifest_malformed",
+                AnomalyKind::ManifestMalformed,
             format!(
                 "{context}: the JSON document in bucket {bucket} has nothing at {}; expected its list of objects",
                 expansion.list
@@ -374,7 +374,7 @@ async fn expand(
                 Found::Reference(resolution) => resolution,
                 Found::Unrecognised(why) => {
                     findings.anomalies.push(place.anomaly(
-                        "unrecognised_shape",
+                        AnomalyKind::UnrecognisedShape,
                         format!("{inner}: {why}; any file it names was not found"),
                     ));
                     continue;

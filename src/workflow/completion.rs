@@ -10,6 +10,7 @@
 use super::state::{Phase, State};
 use super::{Context, Step};
 use crate::error::Error;
+use crate::store::events::EventKind;
 use crate::store::requests::{self, checkpoint};
 use crate::store::{Lease, events, record};
 
@@ -54,7 +55,7 @@ pub async fn finish(
     events::record(
         &mut tx,
         lease,
-        "subject_minimised",
+        EventKind::SubjectMinimised,
         Some(Phase::Verifying),
         None,
         Some(&detail),

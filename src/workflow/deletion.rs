@@ -22,17 +22,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::batch::{Committed, PhaseRun};
 use super::s3_erasure::{self, ObjectOutcome, Refusal};
 use super::state::{Phase, State};
-use super::{Checkpoint, Context, Step, advance, batch_started, cursor_value, start_phase};
+use super::{Context, Step};
 use crate::catalog::LockedObjectRows;
 use crate::error::Error;
-use crate::failpoint;
 use crate::objects::ObjectError;
 use crate::objects::buckets::Freshness;
-use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
-use crate::store::requests::checkpoint::{self, Progress};
-use crate::store::{Lease, events};
+use crate::store::manifest::{self, Anomaly, AnomalyKind, ObjectEnd, PendingObject};
+use crate::store::requests::checkpoint::Progress;
+use crate::store::{Lease, Tx};
 
 /// The last manifest sequence number deleted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -40,36 +40,116 @@ pub struct Cursor {
     pub after_seq: i64,
 }
 
-pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
-    let checkpoint = Checkpoint::load(&ctx.store, lease.request_id).await?;
-    let size = i64::from(ctx.settings.delete_batch_size);
-    let mut total = checkpoint.batch_total;
-    if total.is_none() {
-        let objects = manifest::count_objects_to_delete(&ctx.store, lease.request_id).await?;
-        let batches = ((objects + size - 1) / size) as i32;
-        // Also stamps s3_started_at: from here on the request cannot be cancelled.
-        start_phase(ctx, lease, State::TargetsFound, batches).await?;
-        total = Some(batches);
-    }
-    let cursor: Cursor = checkpoint.cursor()?;
-    let pending =
-        manifest::objects_after(&ctx.store, lease.request_id, cursor.after_seq, size).await?;
-    let Some(last) = pending.last() else {
-        return advance(ctx, lease, State::TargetsFound).await;
-    };
-    let next_cursor = Cursor {
-        after_seq: last.seq,
-    };
-    // The rate limit is paid before the batch starts, so a shutdown during
-    // the wait gives the batch up before any object is touched.
-    ctx.pace.objects(pending.len()).await?;
-    let batch = checkpoint.next_batch();
-    batch_started(ctx, lease, Phase::DeletingObjects, batch).await?;
+/// Erasing one request's objects, a manifest page at a time.
+pub struct Deletion;
 
-    // Two rounds: plain objects first, then containers (JSON documents that
-    // list other objects), so a container never goes before what it names.
-    // Within a round, bucket by bucket, each the way it wants (delete,
-    // delete every version, or tag).
+/// What a batch's S3 calls came to.
+pub struct Erasure {
+    ends: Vec<ObjectEnd>,
+    anomalies: Vec<Anomaly>,
+    retained: usize,
+    calls: usize,
+}
+
+impl PhaseRun for Deletion {
+    type Cursor = Cursor;
+    type Work = Vec<PendingObject>;
+    type Effects = Erasure;
+    const FROM: State = State::TargetsFound;
+    const PHASE: Phase = Phase::DeletingObjects;
+
+    async fn total(&self, ctx: &Context, lease: &Lease) -> Result<i32, Error> {
+        // Starting the phase also stamps s3_started_at: from here on the
+        // request cannot be cancelled.
+        let size = i64::from(ctx.settings.delete_batch_size);
+        let objects = manifest::count_objects_to_delete(&ctx.store, lease.request_id).await?;
+        Ok(((objects + size - 1) / size) as i32)
+    }
+
+    async fn read(
+        &self,
+        ctx: &Context,
+        lease: &Lease,
+        cursor: &Cursor,
+    ) -> Result<Option<Vec<PendingObject>>, Error> {
+        let size = i64::from(ctx.settings.delete_batch_size);
+        let pending =
+            manifest::objects_after(&ctx.store, lease.request_id, cursor.after_seq, size).await?;
+        Ok((!pending.is_empty()).then_some(pending))
+    }
+
+    async fn pace(&self, ctx: &Context, pending: &Vec<PendingObject>) -> Result<(), Error> {
+        ctx.pace.objects(pending.len()).await
+    }
+
+    async fn act(
+        &self,
+        ctx: &Context,
+        lease: &Lease,
+        _batch: i32,
+        pending: &Vec<PendingObject>,
+    ) -> Result<Erasure, Error> {
+        erase_batch(ctx, lease, pending).await
+    }
+
+    async fn write(
+        &self,
+        tx: &mut Tx,
+        _ctx: &Context,
+        lease: &Lease,
+        _batch: i32,
+        pending: Vec<PendingObject>,
+        erasure: Erasure,
+    ) -> Result<Committed<Cursor>, Error> {
+        let Erasure {
+            ends,
+            anomalies,
+            retained,
+            calls,
+        } = erasure;
+        let count = |outcome: ObjectOutcome| {
+            ends.iter()
+                .filter(|end| end.outcome == outcome.as_str())
+                .count() as i64
+        };
+        let progress = Progress {
+            objects_deleted: count(ObjectOutcome::Deleted),
+            objects_scheduled: count(ObjectOutcome::Scheduled),
+            objects_locked: retained as i64,
+            anomalies: anomalies.len() as i32,
+            ..Progress::default()
+        };
+        manifest::record_outcomes(tx, lease.request_id, &ends).await?;
+        manifest::record_anomalies(tx, lease.request_id, &anomalies).await?;
+        let last = pending.last().map(|o| o.seq).unwrap_or_default();
+        tracing::debug!(calls, "DeleteObjects and tagging calls of the batch");
+        Ok(Committed {
+            cursor: Cursor { after_seq: last },
+            detail: format!(
+                "objects {} deleted {} scheduled {} retained {}",
+                ends.len(),
+                progress.objects_deleted,
+                progress.objects_scheduled,
+                progress.objects_locked
+            ),
+            progress,
+        })
+    }
+}
+
+pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
+    super::batch::run_batch(ctx, lease, &Deletion).await
+}
+
+/// Erases a page of manifest objects: two rounds, plain objects first, then
+/// containers (JSON documents that list other objects), so a container
+/// never goes before what it names; within a round, bucket by bucket, each
+/// the way it wants (delete, delete every version, or tag).
+async fn erase_batch(
+    ctx: &Context,
+    lease: &Lease,
+    pending: &[PendingObject],
+) -> Result<Erasure, Error> {
     let by_key: HashMap<(&str, &str), &PendingObject> = pending
         .iter()
         .map(|o| ((o.bucket.as_str(), o.key.as_str()), o))
@@ -131,8 +211,6 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     if !transient.is_empty() {
         return Err(transient_refusal(&transient));
     }
-    failpoint::pause_if_armed(Phase::DeletingObjects, batch).await;
-
     let mut anomalies: Vec<Anomaly> = retained
         .iter()
         .map(|(object, refusal)| retained_anomaly(ctx, object, refusal))
@@ -145,53 +223,15 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
             versions: None,
         });
         tracing::warn!(
-            request_id = %lease.request_id, bucket = %object.bucket, reason = %refusal.reason,
+            bucket = %object.bucket, reason = %refusal.reason,
             "S3 refused to erase an object for good; it is retained and recorded as an anomaly"
         );
     }
-    let count = |outcome: ObjectOutcome| {
-        ends.iter()
-            .filter(|end| end.outcome == outcome.as_str())
-            .count() as i64
-    };
-    let progress = Progress {
-        objects_deleted: count(ObjectOutcome::Deleted),
-        objects_scheduled: count(ObjectOutcome::Scheduled),
-        objects_locked: retained.len() as i64,
-        anomalies: anomalies.len() as i32,
-        ..Progress::default()
-    };
-
-    let mut tx = ctx.store.begin().await?;
-    lease.fence(&mut tx, State::TargetsFound).await?;
-    manifest::record_outcomes(&mut tx, lease.request_id, &ends).await?;
-    manifest::record_anomalies(&mut tx, lease.request_id, &anomalies).await?;
-    checkpoint::batch_done(&mut tx, lease, &cursor_value(&next_cursor), progress).await?;
-    let detail = format!(
-        "objects {} deleted {} scheduled {} retained {}",
-        ends.len(),
-        progress.objects_deleted,
-        progress.objects_scheduled,
-        progress.objects_locked
-    );
-    events::record(
-        &mut tx,
-        lease,
-        "batch_committed",
-        Some(Phase::DeletingObjects),
-        Some(batch),
-        Some(&detail),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::debug!(
-        request_id = %lease.request_id, phase = %Phase::DeletingObjects, batch, total = ?total,
-        objects = ends.len(), retained = retained.len(), calls, "batch committed"
-    );
-    Ok(Step::Batch {
-        phase: Phase::DeletingObjects,
-        batch,
-        total,
+    Ok(Erasure {
+        ends,
+        anomalies,
+        retained: retained.len(),
+        calls,
     })
 }
 
@@ -199,8 +239,8 @@ pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
 /// reason and what became of the rows, never the key.
 pub fn retained_anomaly(ctx: &Context, object: &PendingObject, refusal: &Refusal) -> Anomaly {
     let (kind, what) = match refusal.outcome() {
-        ObjectOutcome::Locked => ("retained_by_lock", "object lock or legal hold"),
-        _ => ("erasure_refused", "a permanent refusal"),
+        ObjectOutcome::Locked => (AnomalyKind::RetainedByLock, "object lock or legal hold"),
+        _ => (AnomalyKind::ErasureRefused, "a permanent refusal"),
     };
     let rows = match ctx.plan.catalog.storage.locked_object_rows {
         LockedObjectRows::Mask => {
@@ -211,7 +251,7 @@ pub fn retained_anomaly(ctx: &Context, object: &PendingObject, refusal: &Refusal
         }
     };
     Anomaly {
-        kind: kind.to_owned(),
+        kind: kind.as_str().to_owned(),
         table_name: Some(object.source_table.clone()),
         row_id: object.source_row.clone(),
         detail: format!(
@@ -227,7 +267,7 @@ pub fn retained_anomaly(ctx: &Context, object: &PendingObject, refusal: &Refusal
 /// that would fail every member for ever.
 pub fn missing_bucket_anomaly(bucket: &str) -> Anomaly {
     Anomaly {
-        kind: "bucket_missing".to_owned(),
+        kind: AnomalyKind::BucketMissing.as_str().to_owned(),
         table_name: None,
         row_id: None,
         detail: format!(

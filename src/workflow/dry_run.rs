@@ -12,7 +12,7 @@ use super::Context;
 use super::targets::{self, Cursor};
 use crate::error::Error;
 use crate::references::ObjectRef;
-use crate::store::manifest::Anomaly;
+use crate::store::manifest::{Anomaly, AnomalyKind};
 
 /// At most this many anomalies are listed one by one (all are counted).
 const LISTED_ANOMALIES: usize = 100;
@@ -97,7 +97,7 @@ pub async fn run(ctx: &Context, subject: &str) -> Result<DryRun, Error> {
             }
         }
         for anomaly in findings.anomalies {
-            if anomaly.kind == "foreign_reference" {
+            if anomaly.kind() == Some(AnomalyKind::ForeignReference) {
                 report.foreign += 1;
             }
             *report

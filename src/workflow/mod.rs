@@ -11,6 +11,7 @@
 //! succeeds; masking a masked row changes nothing; discovery commits
 //! atomically).
 
+mod batch;
 mod column_refs;
 pub mod completion;
 pub mod deletion;
@@ -35,6 +36,7 @@ use crate::minimise::Minimiser;
 use crate::objects::{Buckets, ObjectStore};
 use crate::pace::Pace;
 use crate::references::Resolver;
+use crate::store::events::EventKind;
 use crate::store::{Lease, Store, events};
 use state::{Phase, State};
 
@@ -137,7 +139,7 @@ pub async fn batch_started(
     events::record_now(
         &ctx.store,
         lease,
-        "batch_started",
+        EventKind::BatchStarted,
         Some(phase),
         Some(batch),
         None,

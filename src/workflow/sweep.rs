@@ -26,7 +26,8 @@ use crate::catalog::plan::FeatureTables;
 use crate::error::Error;
 use crate::objects::ObjectError;
 use crate::objects::buckets::Freshness;
-use crate::store::manifest::{self, Anomaly, ManifestRow};
+use crate::store::events::EventKind;
+use crate::store::manifest::{self, Anomaly, AnomalyKind, ManifestRow};
 use crate::store::requests::checkpoint::{self, Progress};
 use crate::store::{Lease, events, service, sweep};
 
@@ -193,7 +194,7 @@ pub async fn run(
                     refusal.outcome().as_str(),
                 ));
                 anomalies.push(Anomaly {
-                    kind: "erasure_refused".into(),
+                    kind: AnomalyKind::ErasureRefused.as_str().to_owned(),
                     table_name: None,
                     row_id: None,
                     detail: format!(
@@ -264,7 +265,7 @@ pub async fn run(
     events::record(
         &mut tx,
         lease,
-        "second_sweep",
+        EventKind::SecondSweep,
         Some(Phase::Verifying),
         None,
         Some(&detail),
@@ -372,11 +373,11 @@ async fn sweeps_since_retry(ctx: &Context, lease: &Lease) -> Result<usize, Error
     let events = events::of_request(&ctx.store, lease.request_id).await?;
     let since = events
         .iter()
-        .rposition(|e| e.kind == "retried")
+        .rposition(|e| e.kind == EventKind::Retried)
         .map(|at| at + 1)
         .unwrap_or(0);
     Ok(events[since..]
         .iter()
-        .filter(|e| e.kind == "second_sweep")
+        .filter(|e| e.kind == EventKind::SecondSweep)
         .count())
 }

@@ -22,7 +22,7 @@ use super::{Context, s3_erasure};
 use crate::catalog::plan::{ClientPlan, FeatureRows, FeatureTables};
 use crate::error::Error;
 use crate::references::ObjectRef;
-use crate::store::manifest::{Anomaly, ManifestObject, ManifestRow};
+use crate::store::manifest::{Anomaly, AnomalyKind, ManifestObject, ManifestRow};
 use crate::store::service::{self, TextRow};
 
 /// Where paging stands: the client table being read and the last key seen.
@@ -115,7 +115,7 @@ pub async fn next_client_page(
             let unnamed = service::count_null_keys(&ctx.store, client, subject).await?;
             if unnamed > 0 {
                 anomalies.push(Anomaly {
-                    kind: "unaddressable_row".into(),
+                    kind: AnomalyKind::UnaddressableRow.as_str().to_owned(),
                     table_name: Some(client.table.clone()),
                     row_id: None,
                     detail: format!(
@@ -199,7 +199,7 @@ pub async fn find(ctx: &Context, subject: &str, clients: &[ClientRow]) -> Result
         {
             Some(index) => by_feature.entry(index).or_default().push(client),
             None => findings.anomalies.push(Anomaly {
-                kind: "unknown_feature_type".into(),
+                kind: AnomalyKind::UnknownFeatureType.as_str().to_owned(),
                 table_name: Some(client.table.clone()),
                 row_id: Some(client.key.clone()),
                 detail: match &client.feature_type {
@@ -251,7 +251,7 @@ async fn find_feature(
             for row in rows {
                 findings.anomalies.push(client_anomaly(
                     row,
-                    "no_link",
+                    AnomalyKind::NoLink,
                     format!(
                         "the catalog gives no link from {} to {}, so this request's rows and files could not be followed; add one to the feature's file",
                         row.table, plan.table
@@ -270,7 +270,7 @@ async fn find_feature(
                 }
                 Some(_) => findings.anomalies.push(client_anomaly(
                     row,
-                    "unlinkable_value",
+                    AnomalyKind::UnlinkableValue,
                     format!(
                         "its link value to {} is not {} in canonical spelling, so the feature row it means cannot be proven; it was not followed",
                         plan.table,
@@ -325,7 +325,7 @@ async fn find_feature(
     for (key, how) in &shared {
         candidates.remove(key);
         findings.anomalies.push(Anomaly {
-            kind: "shared_row".into(),
+            kind: AnomalyKind::SharedRow.as_str().to_owned(),
             table_name: Some(plan.table.clone()),
             row_id: Some(key.clone()),
             detail: format!(
@@ -357,7 +357,7 @@ async fn find_feature(
                     values.insert(value.clone());
                 }
                 Some(_) => findings.anomalies.push(Anomaly {
-                    kind: "unlinkable_value".into(),
+                    kind: AnomalyKind::UnlinkableValue.as_str().to_owned(),
                     table_name: Some(plan.table.clone()),
                     row_id: Some(key.clone()),
                     detail: format!(
@@ -409,7 +409,7 @@ fn row_key(key: &crate::catalog::keys::RowKey, row: &TextRow) -> Option<String> 
 /// A row reached but not nameable (a NULL key column): reported, not erased.
 fn unaddressable(table: &str, key: &crate::catalog::keys::RowKey) -> Anomaly {
     Anomaly {
-        kind: "unaddressable_row".into(),
+        kind: AnomalyKind::UnaddressableRow.as_str().to_owned(),
         table_name: Some(table.to_owned()),
         row_id: None,
         detail: format!(
@@ -419,9 +419,9 @@ fn unaddressable(table: &str, key: &crate::catalog::keys::RowKey) -> Anomaly {
     }
 }
 
-fn client_anomaly(row: &ClientRow, kind: &str, detail: String) -> Anomaly {
+fn client_anomaly(row: &ClientRow, kind: AnomalyKind, detail: String) -> Anomaly {
     Anomaly {
-        kind: kind.into(),
+        kind: kind.as_str().to_owned(),
         table_name: Some(row.table.clone()),
         row_id: Some(row.key.clone()),
         detail,
@@ -432,8 +432,8 @@ fn client_anomaly(row: &ClientRow, kind: &str, detail: String) -> Anomaly {
 fn missing_table(findings: &mut Findings, clients: &[&ClientRow], table: &str) {
     for client in clients {
         findings.anomalies.push(client_anomaly(
-            client,
-            "missing_table",
+                    client,
+                    AnomalyKind::MissingTable,
             format!(
                 "feature type {:?}: table {table} does not exist in this database, so this request's rows and files could not be followed",
                 client.feature_type.as_deref().unwrap_or_default()

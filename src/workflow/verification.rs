@@ -15,17 +15,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::batch::{Committed, PhaseRun};
 use super::s3_erasure::{self, Refusal};
 use super::state::{Phase, State};
-use super::{
-    Checkpoint, Context, Step, batch_started, completion, cursor_value, start_phase, sweep,
-};
+use super::{Checkpoint, Context, Step, batch_started, completion, cursor_value, sweep};
 use crate::error::Error;
 use crate::objects::ObjectError;
 use crate::objects::buckets::Freshness;
+use crate::store::events::EventKind;
 use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
-use crate::store::requests::checkpoint::{self, Progress};
-use crate::store::{Lease, events, record, service};
+use crate::store::requests::checkpoint::Progress;
+use crate::store::{Lease, Tx, events, record, service};
 
 /// Objects are verified in pages of this many HeadObject calls, each page
 /// checkpointed: a page that fails (a call that outlasted its re-sends)
@@ -38,28 +38,106 @@ pub struct Cursor {
     pub after_seq: i64,
 }
 
-pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, Error> {
-    let checkpoint = Checkpoint::load(&ctx.store, lease.request_id).await?;
-    let mut total = checkpoint.batch_total;
-    if total.is_none() {
+/// Reading one request's erasure back.
+pub struct Verification<'a> {
+    pub subject: &'a str,
+}
+
+/// What a page's read-back found.
+pub struct ReadBack {
+    ends: Vec<ObjectEnd>,
+    anomalies: Vec<Anomaly>,
+    survivors_found: i64,
+}
+
+impl PhaseRun for Verification<'_> {
+    type Cursor = Cursor;
+    type Work = Vec<PendingObject>;
+    type Effects = ReadBack;
+    const FROM: State = State::DbMasked;
+    const PHASE: Phase = Phase::Verifying;
+
+    async fn total(&self, ctx: &Context, lease: &Lease) -> Result<i32, Error> {
         let objects = manifest::count_objects_to_delete(&ctx.store, lease.request_id).await?;
         // Object pages, plus one batch for the rows.
-        let batches = ((objects + OBJECTS_PER_BATCH - 1) / OBJECTS_PER_BATCH) as i32 + 1;
-        start_phase(ctx, lease, State::DbMasked, batches).await?;
-        total = Some(batches);
+        Ok(((objects + OBJECTS_PER_BATCH - 1) / OBJECTS_PER_BATCH) as i32 + 1)
     }
-    let cursor: Cursor = checkpoint.cursor()?;
-    let page = manifest::objects_after(
-        &ctx.store,
-        lease.request_id,
-        cursor.after_seq,
-        OBJECTS_PER_BATCH,
-    )
-    .await?;
-    let batch = checkpoint.next_batch();
-    batch_started(ctx, lease, Phase::Verifying, batch).await?;
-    let Some(last) = page.last() else {
-        let (left, rows) = sweep::leftovers(ctx, lease, subject).await?;
+
+    async fn read(
+        &self,
+        ctx: &Context,
+        lease: &Lease,
+        cursor: &Cursor,
+    ) -> Result<Option<Vec<PendingObject>>, Error> {
+        let page = manifest::objects_after(
+            &ctx.store,
+            lease.request_id,
+            cursor.after_seq,
+            OBJECTS_PER_BATCH,
+        )
+        .await?;
+        Ok((!page.is_empty()).then_some(page))
+    }
+
+    async fn act(
+        &self,
+        ctx: &Context,
+        lease: &Lease,
+        batch: i32,
+        page: &Vec<PendingObject>,
+    ) -> Result<ReadBack, Error> {
+        read_back(ctx, lease, batch, page).await
+    }
+
+    async fn write(
+        &self,
+        tx: &mut Tx,
+        _ctx: &Context,
+        lease: &Lease,
+        _batch: i32,
+        page: Vec<PendingObject>,
+        found: ReadBack,
+    ) -> Result<Committed<Cursor>, Error> {
+        manifest::record_outcomes(tx, lease.request_id, &found.ends).await?;
+        manifest::record_anomalies(tx, lease.request_id, &found.anomalies).await?;
+        record::add_verified(
+            tx,
+            lease.request_id,
+            page.len() as i64,
+            found.survivors_found,
+            0,
+        )
+        .await?;
+        Ok(Committed {
+            cursor: Cursor {
+                after_seq: page.last().map(|o| o.seq).unwrap_or_default(),
+            },
+            progress: Progress {
+                objects_locked: found.ends.len() as i64,
+                anomalies: found.anomalies.len() as i32,
+                ..Progress::default()
+            },
+            detail: format!(
+                "objects checked {} survivors {} retained {}",
+                page.len(),
+                found.survivors_found,
+                found.ends.len()
+            ),
+        })
+    }
+
+    /// Every object is read back: the rows next, what was written after
+    /// discovery swept, and only a clean read-back reaches Done.
+    async fn finish(
+        &self,
+        ctx: &Context,
+        lease: &Lease,
+        checkpoint: &Checkpoint,
+        total: Option<i32>,
+    ) -> Result<Step, Error> {
+        let batch = checkpoint.next_batch();
+        batch_started(ctx, lease, Phase::Verifying, batch).await?;
+        let (left, rows) = sweep::leftovers(ctx, lease, self.subject).await?;
         if !left.is_empty() {
             // Written after discovery: swept, then read back again (the
             // objects it added come after the cursor).
@@ -67,22 +145,32 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
                 .cursor
                 .clone()
                 .unwrap_or_else(|| cursor_value(&Cursor::default()));
-            sweep::run(ctx, lease, subject, &left, &cursor).await?;
+            sweep::run(ctx, lease, self.subject, &left, &cursor).await?;
             return Ok(Step::Batch {
                 phase: Phase::Verifying,
                 batch,
                 total,
             });
         }
-        refuse_unnamed_rows(ctx, lease, subject).await?;
-        return completion::finish(ctx, lease, subject, rows).await;
-    };
-    let next_cursor = Cursor {
-        after_seq: last.seq,
-    };
+        refuse_unnamed_rows(ctx, lease, self.subject).await?;
+        completion::finish(ctx, lease, self.subject, rows).await
+    }
+}
 
+pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, Error> {
+    super::batch::run_batch(ctx, lease, &Verification { subject }).await
+}
+
+/// Reads a page back, bucket by bucket; a survivor is erased once more and
+/// read back again.
+async fn read_back(
+    ctx: &Context,
+    lease: &Lease,
+    batch: i32,
+    page: &[PendingObject],
+) -> Result<ReadBack, Error> {
     let mut by_bucket: BTreeMap<&str, Vec<&PendingObject>> = BTreeMap::new();
-    for object in &page {
+    for object in page {
         by_bucket
             .entry(object.bucket.as_str())
             .or_default()
@@ -124,7 +212,7 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
         events::record_now(
             &ctx.store,
             lease,
-            "survivors_found",
+            EventKind::SurvivorsFound,
             Some(Phase::Verifying),
             Some(batch),
             Some(&detail),
@@ -181,48 +269,10 @@ pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, E
             versions: None,
         })
         .collect();
-    let mut tx = ctx.store.begin().await?;
-    lease.fence(&mut tx, State::DbMasked).await?;
-    manifest::record_outcomes(&mut tx, lease.request_id, &ends).await?;
-    manifest::record_anomalies(&mut tx, lease.request_id, &anomalies).await?;
-    record::add_verified(
-        &mut tx,
-        lease.request_id,
-        page.len() as i64,
+    Ok(ReadBack {
+        ends,
+        anomalies,
         survivors_found,
-        0,
-    )
-    .await?;
-    checkpoint::batch_done(
-        &mut tx,
-        lease,
-        &cursor_value(&next_cursor),
-        Progress {
-            objects_locked: ends.len() as i64,
-            anomalies: anomalies.len() as i32,
-            ..Progress::default()
-        },
-    )
-    .await?;
-    let detail = format!(
-        "objects checked {} survivors {survivors_found} retained {}",
-        page.len(),
-        ends.len()
-    );
-    events::record(
-        &mut tx,
-        lease,
-        "batch_committed",
-        Some(Phase::Verifying),
-        Some(batch),
-        Some(&detail),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Step::Batch {
-        phase: Phase::Verifying,
-        batch,
-        total,
     })
 }
 
