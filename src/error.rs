@@ -44,14 +44,6 @@ pub enum Error {
         expected: State,
         found: String,
     },
-    /// The worker is shutting down and gave up a batch before any of its
-    /// side effects (while waiting for its rate-limit allowance).
-    #[error("stopped before the batch started, for shutdown")]
-    Interrupted,
-    /// The off-peak window closed while a batch waited for its rate-limit
-    /// allowance; it was given up before any of its side effects.
-    #[error("the off-peak window closed before the batch started")]
-    WindowClosed,
     /// Something in the data or the service stops the erasure until an
     /// operator acts; the message says what.
     #[error("request {id}: {message}")]

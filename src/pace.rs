@@ -20,8 +20,24 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock, sleep_until};
 use crate::config::WorkerSettings;
-use crate::error::Error;
 use crate::schedule::Gate;
+
+/// Whether a batch may start after its wait: control flow, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Go,
+    /// Given up before any of its side effects.
+    Stop(StopReason),
+}
+
+/// Why a worker stops before a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The worker is shutting down (SIGINT/SIGTERM).
+    Shutdown,
+    /// The off-peak window closed while the batch waited.
+    WindowClosed,
+}
 
 /// One rate limit, shared by the tasks of a worker process.
 #[derive(Debug)]
@@ -115,12 +131,12 @@ impl Pace {
     }
 
     /// Waits until `n` more objects may be deleted.
-    pub async fn objects(&self, n: usize) -> Result<(), Error> {
+    pub async fn objects(&self, n: usize) -> Admission {
         self.wait(&self.objects, n).await
     }
 
     /// Waits until `n` more rows may be masked.
-    pub async fn rows(&self, n: usize) -> Result<(), Error> {
+    pub async fn rows(&self, n: usize) -> Admission {
         self.wait(&self.rows, n).await
     }
 
@@ -135,9 +151,9 @@ impl Pace {
         }
     }
 
-    async fn wait(&self, limit: &RateLimit, n: usize) -> Result<(), Error> {
+    async fn wait(&self, limit: &RateLimit, n: usize) -> Admission {
         let Some(until) = limit.reserve(self.clock.as_ref(), n as u64) else {
-            return Ok(());
+            return Admission::Go;
         };
         let mut gate = self.gate.as_ref().map(Gate::from_now);
         let edge = async {
@@ -149,11 +165,11 @@ impl Pace {
         tokio::select! {
             _ = sleep_until(self.clock.as_ref(), until) => {}
             _ = edge => {}
-            _ = self.stop.cancelled() => return Err(Error::Interrupted),
+            _ = self.stop.cancelled() => return Admission::Stop(StopReason::Shutdown),
         }
         match &self.gate {
-            Some(gate) if !gate.is_open() => Err(Error::WindowClosed),
-            _ => Ok(()),
+            Some(gate) if !gate.is_open() => Admission::Stop(StopReason::WindowClosed),
+            _ => Admission::Go,
         }
     }
 }
@@ -188,7 +204,7 @@ mod tests {
         );
         let mut done = 0u64;
         for batch in [1000, 1, 250, 999, 50] {
-            pace.objects(batch).await.unwrap();
+            assert_eq!(pace.objects(batch).await, Admission::Go);
             done += batch as u64;
             let elapsed = (clock.now() - start()).to_std().unwrap().as_secs_f64();
             assert!(
@@ -220,11 +236,11 @@ mod tests {
             tokio::task::yield_now().await;
         }
         clock.advance(Duration::from_millis(500));
-        first.await.unwrap().unwrap();
+        assert_eq!(first.await.unwrap(), Admission::Go);
         tokio::task::yield_now().await;
         assert!(!second.is_finished(), "the second batch went early");
         clock.advance(Duration::from_millis(500));
-        second.await.unwrap().unwrap();
+        assert_eq!(second.await.unwrap(), Admission::Go);
     }
 
     #[tokio::test]
@@ -266,7 +282,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "went a second early");
         clock.advance(Duration::from_secs(1));
-        waiting.await.unwrap().unwrap();
+        assert_eq!(waiting.await.unwrap(), Admission::Go);
 
         // 100 rows take 10 s; the window closes 8 s from now.
         let waiting = tokio::spawn({
@@ -277,7 +293,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         clock.advance(Duration::from_secs(8));
-        assert!(matches!(waiting.await.unwrap(), Err(Error::WindowClosed)));
+        assert_eq!(
+            waiting.await.unwrap(),
+            Admission::Stop(StopReason::WindowClosed)
+        );
         driver.stop().await;
     }
 
@@ -286,7 +305,7 @@ mod tests {
         let clock = ManualClock::new(start());
         let stop = CancellationToken::new();
         let pace = Pace::new(&settings(0, 10), Arc::new(clock.clone()), stop.clone());
-        pace.objects(1_000_000).await.unwrap();
+        assert_eq!(pace.objects(1_000_000).await, Admission::Go);
         let waiting = tokio::spawn({
             let pace = pace.clone();
             async move { pace.rows(100).await }
@@ -295,7 +314,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         stop.cancel();
-        assert!(matches!(waiting.await.unwrap(), Err(Error::Interrupted)));
+        assert_eq!(
+            waiting.await.unwrap(),
+            Admission::Stop(StopReason::Shutdown)
+        );
         assert!(
             !pace.pause_between_batches().await,
             "a stopped pause says so"

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::pace::StopReason;
 use crate::retry::{Decision, RetryPolicy};
 use crate::schedule::{Gate, Wakeups, Windows};
 use crate::store::requests::Claimed;
@@ -468,11 +469,11 @@ async fn drive(
                 // Cut short by a shutdown, which the top of the loop sees.
                 ctx.pace.pause_between_batches().await;
             }
-            Err(Error::Interrupted) => {
+            Ok(Step::Stopped(StopReason::Shutdown)) => {
                 tracing::info!(%request_id, %state, "stopping before the next batch for shutdown");
                 return Outcome::Interrupted;
             }
-            Err(Error::WindowClosed) => {
+            Ok(Step::Stopped(StopReason::WindowClosed)) => {
                 tracing::info!(
                     %request_id, %state,
                     "off-peak window closed before the next batch started; the request resumes in the next window"

@@ -20,6 +20,7 @@ use super::state::{Phase, State};
 use super::{Checkpoint, Context, Step, advance, batch_started, cursor_value, start_phase};
 use crate::error::Error;
 use crate::failpoint;
+use crate::pace::Admission;
 use crate::store::events::EventKind;
 use crate::store::requests::checkpoint::{self, Progress};
 use crate::store::{Lease, Tx, events};
@@ -68,8 +69,8 @@ pub trait PhaseRun: Sync {
         &self,
         _ctx: &Context,
         _work: &Self::Work,
-    ) -> impl Future<Output = Result<(), Error>> + Send {
-        async { Ok(()) }
+    ) -> impl Future<Output = Admission> + Send {
+        async { Admission::Go }
     }
 
     /// The batch's work outside lethe's transaction (S3 calls, reads of
@@ -128,7 +129,9 @@ pub async fn run_batch<P: PhaseRun>(
     let Some(work) = phase.read(ctx, lease, &cursor).await? else {
         return phase.finish(ctx, lease, &checkpoint, total).await;
     };
-    phase.pace(ctx, &work).await?;
+    if let Admission::Stop(reason) = phase.pace(ctx, &work).await {
+        return Ok(Step::Stopped(reason));
+    }
     let batch = checkpoint.next_batch();
     let span = tracing::debug_span!("batch", phase = %P::PHASE, batch);
     async {

@@ -30,6 +30,7 @@ use crate::catalog::LockedObjectRows;
 use crate::error::Error;
 use crate::objects::ObjectError;
 use crate::objects::buckets::Freshness;
+use crate::pace::Admission;
 use crate::store::manifest::{self, Anomaly, AnomalyKind, ObjectEnd, PendingObject};
 use crate::store::requests::checkpoint::Progress;
 use crate::store::{Lease, Tx};
@@ -78,7 +79,7 @@ impl PhaseRun for Deletion {
         Ok((!pending.is_empty()).then_some(pending))
     }
 
-    async fn pace(&self, ctx: &Context, pending: &Vec<PendingObject>) -> Result<(), Error> {
+    async fn pace(&self, ctx: &Context, pending: &Vec<PendingObject>) -> Admission {
         ctx.pace.objects(pending.len()).await
     }
 

@@ -19,6 +19,7 @@ use super::state::{Phase, State};
 use super::{Context, Step};
 use crate::catalog::{LockedObjectRows, RowErasure};
 use crate::error::Error;
+use crate::pace::Admission;
 use crate::store::manifest::{self, ManifestRow};
 use crate::store::requests::checkpoint::Progress;
 use crate::store::{Lease, Tx, service};
@@ -89,7 +90,7 @@ impl PhaseRun for Masking {
         }))
     }
 
-    async fn pace(&self, ctx: &Context, work: &Rows) -> Result<(), Error> {
+    async fn pace(&self, ctx: &Context, work: &Rows) -> Admission {
         ctx.pace.rows(work.rows.len()).await
     }
 

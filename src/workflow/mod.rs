@@ -69,6 +69,9 @@ pub enum Step {
     },
     /// The phase finished; the request reached this milestone.
     Advanced(State),
+    /// The worker gave the next batch up before it started (shutdown, or
+    /// the off-peak window's close): nothing of it happened.
+    Stopped(crate::pace::StopReason),
 }
 
 /// The request's checkpoint for the phase in progress.
