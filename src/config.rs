@@ -147,6 +147,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Windows(#[from] crate::schedule::ScheduleError),
+    #[error("overdue_after: {0}")]
+    OverdueAfter(String),
 }
 
 impl Default for Config {
@@ -320,20 +324,19 @@ impl Config {
                 "retry.max_attempts must be at least 1".into(),
             ));
         }
-        Windows::parse(&self.windows).map_err(|err| ConfigError::Invalid(err.to_string()))?;
+        Windows::parse(&self.windows)?;
         self.overdue_after()?;
         Ok(())
     }
 
     /// How long after submission an unfinished request is overdue.
     pub fn overdue_after(&self) -> Result<Duration, ConfigError> {
-        span::parse(&self.overdue_after)
-            .map_err(|err| ConfigError::Invalid(format!("overdue_after: {err}")))
+        span::parse(&self.overdue_after).map_err(ConfigError::OverdueAfter)
     }
 
     /// The off-peak windows; `None` when there are none (always open).
     pub fn windows(&self) -> Result<Option<Windows>, ConfigError> {
-        Windows::parse(&self.windows).map_err(|err| ConfigError::Invalid(err.to_string()))
+        Ok(Windows::parse(&self.windows)?)
     }
 
     /// The database URL, or an error telling the operator how to give one.

@@ -303,9 +303,8 @@ impl Engine {
     /// Checks a catalog against this engine's database and compiles it:
     /// the live schema of the tables it names is read once, then compiled.
     pub async fn compile(&self, catalog: Catalog) -> Result<Plan, Error> {
-        let live = crate::store::introspect::live_schema(&self.store, catalog.table_names())
-            .await
-            .map_err(Error::Database)?;
+        let live =
+            crate::store::introspect::live_schema(&self.store, catalog.table_names()).await?;
         Ok(Plan::compile(catalog, &live)?)
     }
 
@@ -318,9 +317,8 @@ impl Engine {
             Ok(catalog) => catalog,
             Err(err) => return Ok(CatalogReport::refused(dir, &err)),
         };
-        let live = crate::store::introspect::live_schema(&self.store, catalog.table_names())
-            .await
-            .map_err(Error::Database)?;
+        let live =
+            crate::store::introspect::live_schema(&self.store, catalog.table_names()).await?;
         let plan = match Plan::compile(catalog, &live) {
             Ok(plan) => plan,
             Err(err) => return Ok(CatalogReport::refused(dir, &err)),

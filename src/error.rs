@@ -8,14 +8,14 @@ use uuid::Uuid;
 use crate::catalog::CatalogError;
 use crate::config::ConfigError;
 use crate::objects::ObjectError;
+pub use crate::store::StoreError;
 use crate::workflow::state::{IllegalTransition, State, UnknownState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("applying migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// lethe's tables or the service's, or connecting to them.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error(transparent)]
     Objects(#[from] ObjectError),
     #[error("catalog: {0}")]
@@ -32,8 +32,31 @@ pub enum Error {
     Refused { id: Uuid, reason: String },
     #[error("{0}")]
     InvalidInput(String),
+    /// Something an operator must set up before lethe can run (the message
+    /// says what).
     #[error("{0}")]
-    Setup(String),
+    Misconfigured(String),
+    /// A file lethe reads or writes (the demo's folder, a catalog draft).
+    #[error("{doing}: {source}")]
+    Io {
+        doing: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request's stored phase cursor does not read back: lethe's own data
+    /// is damaged, or was written by an incompatible version.
+    #[error("request {id}: unreadable phase cursor; was it written by another version of lethe?")]
+    Cursor {
+        id: Uuid,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A rule lethe keeps was broken: a bug, reported with what was found.
+    #[error("internal error: {0}; please report it")]
+    Invariant(String),
+    /// `lethe demo` could not run its walkthrough.
+    #[error("demo: {0}")]
+    Demo(String),
     /// The lease was taken over: this worker must stop touching the request.
     #[error("request {0}: lost the lease to another worker; stopping without writing")]
     Fenced(Uuid),
@@ -54,7 +77,7 @@ impl Error {
     /// Whether trying again later may succeed without anyone acting.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Database(err) => database_error_is_transient(err),
+            Error::Store(err) => err.is_transient(),
             Error::Objects(err) => err.is_transient(),
             _ => false,
         }
@@ -71,43 +94,14 @@ impl Error {
     }
 }
 
-/// Connection trouble, pool exhaustion, serialization failures, deadlocks,
-/// lock and statement timeouts and server shutdowns are transient; so is
-/// SQLite's "busy"/"locked" (another writer held the write lock past the
-/// busy timeout). Anything else (a missing column, a constraint) needs an
-/// operator.
-fn database_error_is_transient(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db)
-            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() =>
-        {
-            // Extended result codes: the primary code is the low byte.
-            const SQLITE_BUSY: i64 = 5;
-            const SQLITE_LOCKED: i64 = 6;
-            db.code()
-                .and_then(|code| code.parse::<i64>().ok())
-                .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
-        }
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            let code = code.as_ref();
-            code.starts_with("08") // connection exception
-                || code.starts_with("57P") // admin/crash shutdown, cannot connect now
-                || matches!(
-                    code,
-                    "40001" // serialization_failure
-                        | "40P01" // deadlock_detected
-                        | "55P03" // lock_not_available
-                        | "57014" // query_canceled (statement_timeout)
-                        | "53300" // too_many_connections
-                        | "53400" // configuration_limit_exceeded
-                )
-        }),
-        _ => false,
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        Error::Store(StoreError::Database(err))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        Error::Store(StoreError::Migrate(err))
     }
 }

@@ -77,7 +77,7 @@ impl Minimiser {
     /// Needs the secret: a worker that could not minimise must not start.
     pub fn from_settings(settings: &MinimisationSettings) -> Result<Minimiser, Error> {
         let secret = settings.subject_hash_secret.as_deref().ok_or_else(|| {
-            Error::Setup(
+            Error::Misconfigured(
                 "no subject hash secret: set LETHE_SUBJECT_HASH_SECRET (or minimisation.subject_hash_secret \
                  in lethe.toml) to a long random value, e.g. `openssl rand -hex 32`, and keep it: when an \
                  erasure is done lethe replaces the member's key by its keyed hash"

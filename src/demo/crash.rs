@@ -27,8 +27,10 @@ pub async fn crash_and_resume(
     folder: &Folder,
     requests: &[(Uuid, String)],
 ) -> Result<(), Error> {
-    let exe = std::env::current_exe()
-        .map_err(|err| Error::Setup(format!("finding the lethe executable: {err}")))?;
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        doing: "finding the lethe executable".to_owned(),
+        source,
+    })?;
     println!(
         "      starting `lethe worker --once` as a process of its own, set to stop mid-batch \
          (LETHE_FAILPOINT={FAILPOINT})"
@@ -51,7 +53,10 @@ pub async fn crash_and_resume(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|err| Error::Setup(format!("starting {}: {err}", exe.display())))?;
+        .map_err(|source| Error::Io {
+            doing: format!("starting {}", exe.display()),
+            source,
+        })?;
     let stderr = child.stderr.take().expect("stderr is piped");
     let mut lines = BufReader::new(stderr).lines();
     let marker = format!("failpoint {FAILPOINT} reached");
@@ -69,19 +74,20 @@ pub async fn crash_and_resume(
     match reached {
         Ok(Ok(())) => {}
         Ok(Err(log)) => {
-            return Err(Error::Setup(format!(
+            return Err(Error::Demo(format!(
                 "the demo's worker process exited before its failpoint:\n{log}"
             )));
         }
         Err(_) => {
-            return Err(Error::Setup(
+            return Err(Error::Demo(
                 "the demo's worker process did not reach its failpoint within 60 s".into(),
             ));
         }
     }
-    child
-        .start_kill()
-        .map_err(|err| Error::Setup(format!("killing the demo's worker: {err}")))?;
+    child.start_kill().map_err(|source| Error::Io {
+        doing: "killing the demo's worker".to_owned(),
+        source,
+    })?;
     let _ = child.wait().await;
     printer.stop().await;
 
@@ -94,7 +100,7 @@ pub async fn crash_and_resume(
         }
     }
     let (id, member, record) = victim.ok_or_else(|| {
-        Error::Setup("the killed worker held no request in deletion; nothing to show".into())
+        Error::Demo("the killed worker held no request in deletion; nothing to show".into())
     })?;
     println!(
         "\n      KILLED the worker (SIGKILL) in the middle of {member}'s deleting objects, batch 2:\n      \

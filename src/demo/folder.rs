@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::catalog_files;
 use super::s3_server::{ACCESS_KEY, SECRET_KEY};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::error::Error;
 
 /// The first line of the demo's `lethe.toml`.
@@ -28,11 +28,9 @@ pub struct Folder {
 
 impl Folder {
     pub fn new(dir: &Path) -> Result<Folder, Error> {
-        let root = std::path::absolute(dir).map_err(|err| {
-            Error::Setup(format!(
-                "resolving the demo folder {}: {err}",
-                dir.display()
-            ))
+        let root = std::path::absolute(dir).map_err(|source| Error::Io {
+            doing: format!("resolving the demo folder {}", dir.display()),
+            source,
         })?;
         Ok(Folder { root })
     }
@@ -67,7 +65,7 @@ impl Folder {
                 .map(|mut entries| entries.next().is_none())
                 .unwrap_or(false);
             if !made_by_demo && !empty {
-                return Err(Error::Setup(format!(
+                return Err(Error::Demo(format!(
                     "{} exists and was not made by `lethe demo`; remove it or pass --dir",
                     self.root.display()
                 )));
@@ -79,12 +77,16 @@ impl Folder {
                 remove(&dir, true)?;
             }
         }
-        std::fs::create_dir_all(self.catalog().join("features"))
-            .map_err(|err| Error::Setup(format!("creating {}: {err}", self.root.display())))?;
+        std::fs::create_dir_all(self.catalog().join("features")).map_err(|source| Error::Io {
+            doing: format!("creating {}", self.root.display()),
+            source,
+        })?;
         for (path, text) in catalog_files::FILES {
             let target = self.catalog().join(path);
-            std::fs::write(&target, text)
-                .map_err(|err| Error::Setup(format!("writing {}: {err}", target.display())))?;
+            std::fs::write(&target, text).map_err(|source| Error::Io {
+                doing: format!("writing {}", target.display()),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -133,10 +135,14 @@ subject_hash_secret = "{secret}"
             catalog = toml_string(&self.catalog().display().to_string()),
         );
         let path = self.config_file();
-        write_private(&path, &text)
-            .map_err(|err| Error::Setup(format!("writing {}: {err}", path.display())))?;
-        let config: Config = toml::from_str(&text)
-            .map_err(|err| Error::Setup(format!("the demo's own lethe.toml: {err}")))?;
+        write_private(&path, &text).map_err(|source| Error::Io {
+            doing: format!("writing {}", path.display()),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.clone(),
+            message: err.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -144,14 +150,14 @@ subject_hash_secret = "{secret}"
     /// The configuration an earlier demo left (for `lethe demo --serve`).
     pub fn read_config(&self) -> Result<Config, Error> {
         let path = self.config_file();
-        let text = std::fs::read_to_string(&path).map_err(|err| {
-            Error::Setup(format!(
-                "reading {}: {err}; run `lethe demo` first",
-                path.display()
-            ))
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            doing: format!("reading {} (run `lethe demo` first)", path.display()),
+            source,
         })?;
-        let config: Config = toml::from_str(&text)
-            .map_err(|err| Error::Setup(format!("{}: {err}", path.display())))?;
+        let config: Config = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.clone(),
+            message: err.to_string(),
+        })?;
         Ok(config)
     }
 }
@@ -185,9 +191,9 @@ fn remove(path: &Path, dir: bool) -> Result<(), Error> {
     match result {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(Error::Setup(format!(
-            "removing {} (from an earlier demo): {err}",
-            path.display()
-        ))),
+        Err(source) => Err(Error::Io {
+            doing: format!("removing {} (from an earlier demo)", path.display()),
+            source,
+        }),
     }
 }

@@ -238,9 +238,10 @@ pub async fn serve(dir: &std::path::Path) -> Result<(), Error> {
         server.endpoint(),
         shown_path(&folder.root)
     );
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|err| Error::Setup(format!("waiting for Ctrl-C: {err}")))?;
+    tokio::signal::ctrl_c().await.map_err(|source| Error::Io {
+        doing: "waiting for Ctrl-C".to_owned(),
+        source,
+    })?;
     server.stop().await;
     Ok(())
 }

@@ -32,14 +32,12 @@ impl S3Server {
     /// Serves the objects under `data` on `127.0.0.1:port` (any free port
     /// when `port` is 0, or when it is taken and `fallback` is true).
     pub async fn start(data: &Path, port: u16, fallback: bool) -> Result<S3Server, Error> {
-        std::fs::create_dir_all(data).map_err(|err| {
-            Error::Setup(format!(
-                "creating the demo's S3 folder {}: {err}",
-                data.display()
-            ))
+        std::fs::create_dir_all(data).map_err(|source| Error::Io {
+            doing: format!("creating the demo's S3 folder {}", data.display()),
+            source,
         })?;
         let fs = s3s_fs::FileSystem::new(data).map_err(|err| {
-            Error::Setup(format!(
+            Error::Demo(format!(
                 "opening the demo's S3 folder {}: {err:?}",
                 data.display()
             ))
@@ -53,19 +51,27 @@ impl S3Server {
             Err(_) if fallback && port != 0 => {
                 tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                     .await
-                    .map_err(|err| Error::Setup(format!("binding a loopback port: {err}")))?
+                    .map_err(|source| Error::Io {
+                        doing: "binding a loopback port".to_owned(),
+                        source,
+                    })?
             }
-            Err(err) => {
-                return Err(Error::Setup(format!(
-                    "binding 127.0.0.1:{port} for the demo's S3 server: {err}; is another \
-                     `lethe demo` running?"
-                )));
+            Err(source) => {
+                return Err(Error::Io {
+                    doing: format!(
+                        "binding 127.0.0.1:{port} for the demo's S3 server (is another `lethe demo` running?)"
+                    ),
+                    source,
+                });
             }
         };
         let port = listener
             .local_addr()
             .map(|addr: SocketAddr| addr.port())
-            .map_err(|err| Error::Setup(format!("reading the S3 server's address: {err}")))?;
+            .map_err(|source| Error::Io {
+                doing: "reading the S3 server's address".to_owned(),
+                source,
+            })?;
         let (shutdown, mut stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let http = ConnBuilder::new(TokioExecutor::new());

@@ -106,10 +106,17 @@ pub(crate) fn ids_json(ids: &[String]) -> String {
     serde_json::to_string(ids).expect("strings serialise")
 }
 
+fn store_database_error(err: &Error) -> Option<&sqlx::Error> {
+    match err {
+        Error::Store(store) => store.database(),
+        _ => None,
+    }
+}
+
 /// Whether an error says a table does not exist (dropped since start-up):
 /// SQLSTATE 42P01 on PostgreSQL, "no such table" on SQLite.
 pub fn is_undefined_table(err: &Error) -> bool {
-    let Error::Database(sqlx::Error::Database(db)) = err else {
+    let Some(sqlx::Error::Database(db)) = store_database_error(err) else {
         return false;
     };
     db.code().as_deref() == Some("42P01")

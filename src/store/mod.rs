@@ -21,6 +21,7 @@
 //!   fails half-way because another wrote first).
 
 pub mod dynamic;
+mod error;
 pub mod events;
 pub mod introspect;
 pub mod lease;
@@ -44,6 +45,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::watch;
 
+pub use error::StoreError;
 pub use lease::Lease;
 pub use requests::{RequestRecord, Submission};
 pub use tx::Tx;
@@ -71,16 +73,12 @@ pub use crate::backend::Backend;
 impl Backend {
     /// The backend a database URL names: `postgres://` (or `postgresql://`)
     /// or `sqlite://path`.
-    pub fn of_url(url: &str) -> Result<Backend, Error> {
+    pub fn of_url(url: &str) -> Result<Backend, StoreError> {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" => Ok(Backend::Postgres),
             "sqlite" => Ok(Backend::Sqlite),
-            _ => Err(Error::Setup(
-                "DATABASE_URL must start with postgres:// (PostgreSQL) or sqlite:// (a SQLite file, \
-                 e.g. sqlite://lethe.sqlite3)"
-                    .into(),
-            )),
+            _ => Err(StoreError::UnknownScheme),
         }
     }
 }
@@ -146,10 +144,12 @@ impl Store {
         let db = match Backend::of_url(url)? {
             Backend::Postgres => {
                 let options = PgConnectOptions::from_str(url)
-                    .map_err(|err| {
-                        Error::Setup(format!("DATABASE_URL is not a valid PostgreSQL URL: {err}"))
+                    .map_err(|source| StoreError::InvalidUrl {
+                        backend: Backend::Postgres,
+                        source,
                     })?
                     .application_name("lethe");
+                let target = format!("{}:{}", options.get_host(), options.get_port());
                 // One connection first, on its own: the pool would retry until
                 // its timeout and then say only "pool timed out", hiding the
                 // cause ("connection refused", a bad password, no such
@@ -159,21 +159,13 @@ impl Store {
                     <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
                 )
                 .await
-                .map_err(|_| {
-                    Error::Setup(format!(
-                        "connecting to the database at {}:{}: no answer within 10 s; check DATABASE_URL \
-                         and that the server is reachable",
-                        options.get_host(),
-                        options.get_port()
-                    ))
+                .map_err(|_| StoreError::NoAnswer {
+                    host: options.get_host().to_owned(),
+                    port: options.get_port(),
                 })?
-                .map_err(|err| {
-                    Error::Setup(format!(
-                        "connecting to the database at {}:{}: {err}; check DATABASE_URL and that the \
-                         server is up",
-                        options.get_host(),
-                        options.get_port()
-                    ))
+                .map_err(|source| StoreError::Connect {
+                    target: target.clone(),
+                    source,
                 })?;
                 let _ = sqlx::Connection::close(probe).await;
                 let pool = PgPoolOptions::new()
@@ -181,34 +173,32 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await
-                    .map_err(|err| Error::Setup(format!("connecting to the database: {err}")))?;
+                    .map_err(|source| StoreError::Connect { target, source })?;
                 Backed::Postgres(pool)
             }
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)
-                    .map_err(|err| {
-                        Error::Setup(format!("DATABASE_URL is not a valid SQLite URL: {err}"))
+                    .map_err(|source| StoreError::InvalidUrl {
+                        backend: Backend::Sqlite,
+                        source,
                     })?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT);
                 let file = options.get_filename().display().to_string();
-                create_private(options.get_filename()).map_err(|err| {
-                    Error::Setup(format!(
-                        "creating the SQLite database {file}: {err}; check that its directory exists and is writable"
-                    ))
+                create_private(options.get_filename()).map_err(|source| {
+                    StoreError::CreateFile {
+                        file: file.clone(),
+                        source,
+                    }
                 })?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await
-                    .map_err(|err| {
-                        Error::Setup(format!(
-                            "opening the SQLite database {file}: {err}; check that its directory exists and is writable"
-                        ))
-                    })?;
+                    .map_err(|source| StoreError::OpenFile { file, source })?;
                 Backed::Sqlite(pool)
             }
         };
@@ -292,9 +282,7 @@ impl Store {
         if present {
             Ok(())
         } else {
-            Err(Error::Setup(
-                "lethe's tables are missing in this database: run `lethe migrate` first".into(),
-            ))
+            Err(StoreError::NotMigrated.into())
         }
     }
 

@@ -241,7 +241,7 @@ impl Store {
                 .fetch_one(pool)
                 .await?
         });
-        subject.ok_or_else(|| Error::Setup(format!("request {id} has no subject key left")))
+        subject.ok_or_else(|| Error::Invariant(format!("request {id} has no subject key left")))
     }
 
     /// Claims the next due request whose lease is free or expired. On
@@ -380,7 +380,9 @@ impl Store {
         }
         let resume: State = row
             .resume_state
-            .ok_or_else(|| Error::Setup(format!("request {id} is failed without a resume state")))?
+            .ok_or_else(|| {
+                Error::Invariant(format!("request {id} is failed without a resume state"))
+            })?
             .parse()?;
         State::Failed.check_transition(resume)?;
         on_backend!(tx.conn(), conn =>
@@ -579,7 +581,7 @@ pub mod checkpoint {
             State::DbMasked => "db_masked_at",
             State::Done => "finished_at",
             other => {
-                return Err(Error::Setup(format!(
+                return Err(Error::Invariant(format!(
                     "advance to {other} is not a milestone"
                 )));
             }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::store::{Lease, Store};
 
@@ -20,7 +21,9 @@ pub struct Beating(JoinHandle<()>);
 
 impl Beating {
     pub fn start(store: Store, lease: Lease, lost: CancellationToken) -> Beating {
-        Beating(tokio::spawn(run(store, lease, lost)))
+        Beating(tokio::spawn(
+            run(store, lease, lost).instrument(tracing::Span::current()),
+        ))
     }
 
     /// Stops renewing now.
@@ -41,14 +44,14 @@ async fn run(store: Store, lease: Lease, lost: CancellationToken) {
         match lease.renew(&store).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(request_id = %lease.request_id, "lease lost; stopping work on this request");
+                tracing::warn!("lease lost; stopping work on this request");
                 lost.cancel();
                 return;
             }
             // The database is unreachable: keep trying. If the lease expires
             // meanwhile, another worker may take over, and this worker's
             // next commit is fenced off.
-            Err(err) => tracing::warn!(request_id = %lease.request_id, "renewing lease: {err}"),
+            Err(err) => tracing::warn!("renewing lease: {err}"),
         }
     }
 }

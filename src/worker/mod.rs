@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::Error;
@@ -178,14 +179,21 @@ impl Worker {
                 {
                     Ok(Some(claimed)) => {
                         claimed_any = true;
-                        running.spawn(process(
-                            self.ctx.clone(),
-                            self.policy.clone(),
-                            claimed,
-                            self.shutdown.clone(),
-                            gate.clone(),
-                            self.options.progress.clone(),
-                        ));
+                        // Every line logged for the request carries its id
+                        // (never its subject key).
+                        let span =
+                            tracing::info_span!("request", request_id = %claimed.lease.request_id);
+                        running.spawn(
+                            process(
+                                self.ctx.clone(),
+                                self.policy.clone(),
+                                claimed,
+                                self.shutdown.clone(),
+                                gate.clone(),
+                                self.options.progress.clone(),
+                            )
+                            .instrument(span),
+                        );
                     }
                     Ok(None) => break,
                     Err(err) => {
@@ -281,10 +289,10 @@ async fn process(
     let request_id = lease.request_id;
     match &claimed.took_over_from {
         Some(previous) => tracing::warn!(
-            %request_id, state = %claimed.state, previous_worker = %previous, attempts = claimed.attempts,
+            state = %claimed.state, previous_worker = %previous, attempts = claimed.attempts,
             "took over an expired lease"
         ),
-        None => tracing::info!(%request_id, state = %claimed.state, "claimed"),
+        None => tracing::info!(state = %claimed.state, "claimed"),
     }
     if claimed.attempts as u32 >= policy.max_attempts {
         // Its workers keep dying mid-request (the attempt count rises on each
@@ -307,26 +315,30 @@ async fn process(
     // The work runs in a task of its own, so that a panic in it (a bug) is
     // caught here, recorded on the request, and its lease released, instead
     // of leaving the request held by a heartbeat with no work behind it.
-    let work = AbortOnDrop(tokio::spawn({
-        let (ctx, policy, claimed, progress) = (
-            ctx.clone(),
-            policy.clone(),
-            claimed.clone(),
-            progress.clone(),
-        );
-        async move {
-            drive(
-                &ctx,
-                &policy,
-                &claimed,
-                &shutdown,
-                &lost,
-                &gate,
-                progress.as_deref(),
-            )
-            .await
+    let work = AbortOnDrop(tokio::spawn(
+        {
+            let (ctx, policy, claimed, progress) = (
+                ctx.clone(),
+                policy.clone(),
+                claimed.clone(),
+                progress.clone(),
+            );
+            async move {
+                drive(
+                    &ctx,
+                    &policy,
+                    &claimed,
+                    &shutdown,
+                    &lost,
+                    &gate,
+                    progress.as_deref(),
+                )
+                .await
+            }
         }
-    }));
+        // The task logs inside the request's span.
+        .instrument(tracing::Span::current()),
+    ));
     let outcome = match work.await {
         Ok(outcome) => {
             heartbeat.stop();
@@ -335,7 +347,7 @@ async fn process(
         Err(err) if err.is_panic() => {
             heartbeat.stop();
             let message = panic_message(err.into_panic());
-            tracing::error!(%request_id, "the request's work panicked: {message}");
+            tracing::error!("the request's work panicked: {message}");
             fail_after_panic(&ctx, &policy, &claimed, &message).await
         }
         Err(_) => {
@@ -351,7 +363,7 @@ async fn process(
         Outcome::Done | Outcome::Interrupted | Outcome::WindowClosed
     ) && let Err(err) = lease.release(&ctx.store).await
     {
-        tracing::warn!(%request_id, "releasing lease: {err}; it expires on its own");
+        tracing::warn!("releasing lease: {err}; it expires on its own");
     }
     outcome
 }
@@ -401,7 +413,9 @@ async fn fail_after_panic(
     let state = match ctx.store.get(request_id).await {
         Ok(record) => record.state,
         Err(err) => {
-            tracing::error!(%request_id, "reading the request after a panic: {err}; its lease expires on its own");
+            tracing::error!(
+                "reading the request after a panic: {err}; its lease expires on its own"
+            );
             return Outcome::Failed;
         }
     };
@@ -434,12 +448,12 @@ async fn drive(
             return Outcome::LostLease;
         }
         if shutdown.is_cancelled() {
-            tracing::info!(%request_id, %state, "stopping between batches for shutdown");
+            tracing::info!(%state, "stopping between batches for shutdown");
             return Outcome::Interrupted;
         }
         if !gate.is_open() {
             tracing::info!(
-                %request_id, %state,
+                %state,
                 "off-peak window closed: stopping between batches; the request resumes in the next window"
             );
             return Outcome::WindowClosed;
@@ -453,7 +467,6 @@ async fn drive(
             }) => {
                 let after = ctx.store.counters(request_id).await.unwrap_or(counters);
                 let report = BatchReport {
-                    request_id,
                     phase,
                     batch,
                     total,
@@ -470,29 +483,29 @@ async fn drive(
                 ctx.pace.pause_between_batches().await;
             }
             Ok(Step::Stopped(StopReason::Shutdown)) => {
-                tracing::info!(%request_id, %state, "stopping before the next batch for shutdown");
+                tracing::info!(%state, "stopping before the next batch for shutdown");
                 return Outcome::Interrupted;
             }
             Ok(Step::Stopped(StopReason::WindowClosed)) => {
                 tracing::info!(
-                    %request_id, %state,
+                    %state,
                     "off-peak window closed before the next batch started; the request resumes in the next window"
                 );
                 return Outcome::WindowClosed;
             }
             Ok(Step::Advanced(next)) => {
-                tracing::info!(%request_id, from = %state, to = %next, "advanced");
+                tracing::info!(from = %state, to = %next, "advanced");
                 state = next;
                 if state == State::Done {
                     return Outcome::Done;
                 }
             }
             Err(Error::Fenced(_)) | Err(Error::StateChanged { .. }) => {
-                tracing::warn!(%request_id, "the request was taken over or changed by an operator; stopping");
+                tracing::warn!("the request was taken over or changed by an operator; stopping");
                 return Outcome::LostLease;
             }
             Err(err) => {
-                tracing::debug!(%request_id, "attempt failed: {err:?}");
+                tracing::debug!("attempt failed: {err:?}");
                 return fail(ctx, policy, claimed, state, Failure::of(&err)).await;
             }
         }
@@ -522,11 +535,11 @@ async fn fail(
             let message = failure.describe(request_id, &verdict);
             match verdict.decision {
                 Decision::RetryAfter(_) => {
-                    tracing::warn!(%request_id, %state, attempts = verdict.attempts, "attempt failed: {message}");
+                    tracing::warn!(%state, attempts = verdict.attempts, "attempt failed: {message}");
                     Outcome::RetryScheduled
                 }
                 Decision::GiveUp => {
-                    tracing::error!(%request_id, %state, "request failed: {message}");
+                    tracing::error!(%state, "request failed: {message}");
                     Outcome::Failed
                 }
             }
@@ -535,7 +548,7 @@ async fn fail(
         Err(err) => {
             // Could not even record it (database down): the lease expires and
             // the takeover counts the attempt.
-            tracing::error!(%request_id, "recording a failure ({}): {err}", failure.what);
+            tracing::error!("recording a failure ({}): {err}", failure.what);
             Outcome::RetryScheduled
         }
     }

@@ -5,15 +5,12 @@
 
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use super::progress;
 use crate::store::requests::Counters;
 use crate::workflow::state::Phase;
 
 /// One batch's counts and rates, for its log line and the live progress.
 pub(super) struct BatchReport {
-    pub request_id: Uuid,
     pub phase: Phase,
     pub batch: i32,
     pub total: Option<i32>,
@@ -45,26 +42,26 @@ impl BatchReport {
 
     /// One line per batch, naming the request id (never the subject).
     pub fn log(&self) {
-        let (request_id, phase, batch) = (self.request_id, self.phase, self.batch);
+        let (phase, batch) = (self.phase, self.batch);
         let total = self.total.unwrap_or(0);
         let elapsed_ms = self.elapsed.as_millis() as u64;
         let (a, b) = (&self.after, &self.before);
         match (self.phase, self.items()) {
             (Phase::FindingTargets, Some((_, rows, rows_per_sec))) => tracing::info!(
-                %request_id, %phase, batch, total, rows, objects = a.objects_found - b.objects_found,
+                %phase, batch, total, rows, objects = a.objects_found - b.objects_found,
                 retained = a.objects_retained - b.objects_retained,
                 anomalies = a.anomaly_count - b.anomaly_count, elapsed_ms, rows_per_sec,
                 "batch committed"
             ),
             (Phase::DeletingObjects, Some((_, objects, objects_per_sec))) => tracing::info!(
-                %request_id, %phase, batch, total, objects, elapsed_ms, objects_per_sec,
+                %phase, batch, total, objects, elapsed_ms, objects_per_sec,
                 "batch committed"
             ),
             (Phase::MaskingRows, Some((_, rows, rows_per_sec))) => tracing::info!(
-                %request_id, %phase, batch, total, rows, elapsed_ms, rows_per_sec,
+                %phase, batch, total, rows, elapsed_ms, rows_per_sec,
                 "batch committed"
             ),
-            _ => tracing::info!(%request_id, %phase, batch, total, elapsed_ms, "batch committed"),
+            _ => tracing::info!(%phase, batch, total, elapsed_ms, "batch committed"),
         }
     }
 
@@ -89,7 +86,6 @@ mod tests {
             ..Counters::default()
         };
         let report = BatchReport {
-            request_id: Uuid::nil(),
             phase: Phase::DeletingObjects,
             batch: 2,
             total: Some(5),

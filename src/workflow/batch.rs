@@ -65,11 +65,7 @@ pub trait PhaseRun: Sync {
 
     /// Paid before the batch starts (load limits), so that a shutdown
     /// during the wait gives the batch up before anything is touched.
-    fn pace(
-        &self,
-        _ctx: &Context,
-        _work: &Self::Work,
-    ) -> impl Future<Output = Admission> + Send {
+    fn pace(&self, _ctx: &Context, _work: &Self::Work) -> impl Future<Output = Admission> + Send {
         async { Admission::Go }
     }
 

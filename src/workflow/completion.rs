@@ -22,7 +22,7 @@ pub async fn finish(
 ) -> Result<Step, Error> {
     // Only the dry run builds a context without one, and it never gets here.
     let minimiser = ctx.minimiser.as_deref().ok_or_else(|| {
-        Error::Setup("finishing a request needs minimisation.subject_hash_secret".into())
+        Error::Misconfigured("finishing a request needs minimisation.subject_hash_secret".into())
     })?;
     let mut tx = ctx.store.begin().await?;
     // The member's lock before the request row's (the fence): the order the

@@ -77,6 +77,7 @@ pub enum Step {
 /// The request's checkpoint for the phase in progress.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
+    pub request_id: Uuid,
     pub batch_done: i32,
     pub batch_total: Option<i32>,
     pub cursor: Option<serde_json::Value>,
@@ -86,6 +87,7 @@ impl Checkpoint {
     pub async fn load(store: &Store, request_id: Uuid) -> Result<Checkpoint, Error> {
         let stored = store.checkpoint(request_id).await?;
         Ok(Checkpoint {
+            request_id,
             batch_done: stored.batch_done,
             batch_total: stored.batch_total,
             cursor: stored.cursor,
@@ -96,8 +98,10 @@ impl Checkpoint {
     pub fn cursor<T: DeserializeOwned + Default>(&self) -> Result<T, Error> {
         match &self.cursor {
             None => Ok(T::default()),
-            Some(value) => serde_json::from_value(value.clone())
-                .map_err(|err| Error::Setup(format!("unreadable phase cursor: {err}"))),
+            Some(value) => serde_json::from_value(value.clone()).map_err(|source| Error::Cursor {
+                id: self.request_id,
+                source,
+            }),
         }
     }
 
@@ -124,7 +128,7 @@ pub async fn step(
         State::TargetsFound => deletion::step(ctx, lease).await,
         State::S3Cleared => masking::step(ctx, lease).await,
         State::DbMasked => verification::step(ctx, lease, subject).await,
-        other => Err(Error::Setup(format!(
+        other => Err(Error::Invariant(format!(
             "request {}: no work in state {other}",
             lease.request_id
         ))),
@@ -168,7 +172,7 @@ pub async fn start_phase(
 pub async fn advance(ctx: &Context, lease: &Lease, from: State) -> Result<Step, Error> {
     let to = from
         .next()
-        .ok_or_else(|| Error::Setup(format!("state {from} has no next milestone")))?;
+        .ok_or_else(|| Error::Invariant(format!("state {from} has no next milestone")))?;
     let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, from).await?;
     crate::store::requests::checkpoint::advance(&mut tx, lease, from, to).await?;

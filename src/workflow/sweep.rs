@@ -273,7 +273,8 @@ pub async fn run(
     .await?;
     tx.commit().await?;
     tracing::info!(
-        request_id = %lease.request_id, objects = outcomes.len(), rows = masked,
+        objects = outcomes.len(),
+        rows = masked,
         "second sweep: erased what was written after discovery"
     );
     Ok(())

@@ -169,7 +169,7 @@ fn client_row(index: usize, client: &ClientPlan, row: TextRow) -> Result<ClientR
     // Paging leaves out rows with a NULL key column (reported on the
     // first page): an empty name could match another row.
     let key = key.ok_or_else(|| {
-        Error::Setup(format!(
+        Error::Invariant(format!(
             "a row of {} came back with a NULL key column ({}) although paging excludes them",
             client.table,
             client.key.describe()

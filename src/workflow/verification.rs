@@ -202,7 +202,8 @@ async fn read_back(
         survivors_found += survivors.len() as i64;
         // Something put them back, or the erasure was lost: once more.
         tracing::warn!(
-            request_id = %lease.request_id, bucket, survivors = survivors.len(),
+            bucket,
+            survivors = survivors.len(),
             "objects still there after erasure; erasing them again"
         );
         let detail = format!(

@@ -236,8 +236,9 @@ pub async fn checkpoint(pool: &SqlitePool, request: Uuid) -> Result<StoredCheckp
     let cursor = cursor
         .map(|text| serde_json::from_str(&text))
         .transpose()
-        .map_err(|err| {
-            Error::Setup(format!("request {request}: unreadable phase cursor: {err}"))
+        .map_err(|source| Error::Cursor {
+            id: request,
+            source,
         })?;
     Ok(StoredCheckpoint {
         batch_done,
