@@ -398,3 +398,25 @@ async fn run_preflight(config: &Config, objects: ObjectStore) -> Result<Prefligh
     let buckets = Buckets::new(&catalog.storage, objects);
     Ok(preflight::check(&catalog.storage, &buckets).await)
 }
+
+/// How one reference (a URL, an `s3://` URI, or a `{bucket, key, url}` JSON
+/// object) resolves through the catalog's storage facts, and why (`lethe
+/// explain-ref`); None when it names no file. Needs only the catalog.
+pub fn explain_reference(
+    config: &Config,
+    value: &str,
+) -> Result<Option<crate::references::Explanation>, Error> {
+    let catalog = Catalog::load(&config.catalog)?;
+    let resolver = Resolver::new(&catalog.storage);
+    let trimmed = value.trim();
+    let value = if trimmed.starts_with('{') {
+        serde_json::from_str(trimmed).map_err(|err| {
+            Error::InvalidInput(format!(
+                "the value starts with '{{' but is not valid JSON: {err}"
+            ))
+        })?
+    } else {
+        serde_json::Value::String(trimmed.to_owned())
+    };
+    Ok(resolver.explain_value(&value))
+}

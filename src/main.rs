@@ -11,9 +11,10 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
-use lethe::store::requests::ListFilter;
-use lethe::worker::WorkerOptions;
-use lethe::worker::progress::{Board, Terminal, TerminalLogs};
+use lethe::{Board, ListFilter, WorkerOptions};
+use terminal::{Terminal, TerminalLogs};
+
+mod terminal;
 use lethe::{Config, Engine, Error, State};
 
 const EXIT_CODES: &str = "\
@@ -191,6 +192,7 @@ enum Command {
     #[command(subcommand)]
     Catalog(CatalogCommand),
     /// The example service, for trying lethe.
+    #[cfg(feature = "demo")]
     #[command(subcommand)]
     Example(ExampleCommand),
     /// A full erasure on this machine, nothing to install: a SQLite file and
@@ -199,6 +201,7 @@ enum Command {
     /// SQL) by a worker with live progress, and the counts before and after.
     /// Leaves its files in --dir, with a lethe.toml for trying the other
     /// commands on them. Ignores --config and the environment.
+    #[cfg(feature = "demo")]
     Demo {
         /// Where to put the demo's files (an earlier demo's are replaced).
         #[arg(long, default_value = "lethe-demo")]
@@ -243,6 +246,7 @@ enum CatalogCommand {
     },
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Subcommand)]
 enum ExampleCommand {
     /// Create the example service's tables and buckets and fill them with
@@ -264,6 +268,7 @@ enum ExampleCommand {
     },
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ExampleService {
     Example,
@@ -278,7 +283,10 @@ fn main() -> ExitCode {
     .then(|| Terminal::new(Board::new()));
     // The demo narrates on stdout; its worker's per-batch logs would drown
     // that (LETHE_LOG still turns them on).
+    #[cfg(feature = "demo")]
     let quiet = matches!(cli.command, Command::Demo { .. });
+    #[cfg(not(feature = "demo"))]
+    let quiet = false;
     init_logging(cli.log_format, terminal.clone(), quiet);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -331,6 +339,7 @@ fn init_logging(format: LogFormat, terminal: Option<Arc<Terminal>>, quiet: bool)
 }
 
 async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
+    #[cfg(feature = "demo")]
     if let Command::Demo { dir, crash, serve } = &cli.command {
         if *serve {
             return Ok(lethe::demo::serve(dir).await?);
@@ -357,9 +366,11 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
     }
     let engine = Engine::connect(config).await?;
     match cli.command {
-        Command::ExplainRef { .. } | Command::Demo { .. } | Command::Check => {
+        Command::ExplainRef { .. } | Command::Check => {
             unreachable!("handled before connecting")
         }
+        #[cfg(feature = "demo")]
+        Command::Demo { .. } => unreachable!("handled before connecting"),
         Command::Plan { subject, json } => {
             let report = engine.dry_run(&subject).await?;
             if json {
@@ -517,20 +528,20 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
                 out.display().to_string()
             );
         }
+        #[cfg(feature = "demo")]
         Command::Example(ExampleCommand::Load {
             members,
             requests,
             service: ExampleService::Atelier,
             ..
         }) => {
-            let objects = engine.objects().await;
             eprintln!("loading atelier: {members} member(s) x {requests} request(s) ...");
             let spec = lethe::example::atelier::AtelierSpec {
                 members,
                 requests_per_member: requests,
                 member_seed: 1,
             };
-            let summary = lethe::example::atelier::load(engine.store(), &objects, &spec).await?;
+            let summary = engine.load_atelier(&spec).await?;
             println!(
                 "atelier loaded: {} members, {} rows, {} objects (+{} shared)",
                 summary.members.len(),
@@ -541,13 +552,13 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
             let keys: Vec<&str> = summary.members.iter().map(|m| m.key.as_str()).collect();
             println!("members: {}", keys.join(" "));
         }
+        #[cfg(feature = "demo")]
         Command::Example(ExampleCommand::Load {
             members,
             requests,
             prefix,
             ..
         }) => {
-            let objects = engine.objects().await;
             let spec = lethe::example::ExampleSpec {
                 members,
                 requests_per_member: requests,
@@ -555,7 +566,7 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
                 every_feature: false,
             };
             eprintln!("loading {members} member(s) x {requests} request(s) ...");
-            let summary = lethe::example::load(engine.store(), &objects, &spec).await?;
+            let summary = engine.load_example(&spec).await?;
             println!(
                 "example service loaded: {} members, {} rows, {} objects (+{} shared)",
                 summary.members.len(),
@@ -572,16 +583,8 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
 
 /// Prints how one reference resolves through the catalog's storage facts.
 fn explain_ref(config: &Config, value: &str, json: bool) -> anyhow::Result<()> {
-    let catalog = lethe::catalog::Catalog::load(&config.catalog).context("loading the catalog")?;
-    let resolver = lethe::references::Resolver::new(&catalog.storage);
-    let trimmed = value.trim();
-    let explanation = if trimmed.starts_with('{') {
-        let parsed: serde_json::Value = serde_json::from_str(trimmed)
-            .context("the value starts with '{' but is not valid JSON")?;
-        resolver.explain_value(&parsed)
-    } else {
-        resolver.explain_value(&serde_json::Value::String(trimmed.to_owned()))
-    };
+    let explanation =
+        lethe::explain_reference(config, value).context("explaining the reference")?;
     match (explanation, json) {
         (Some(explanation), true) => println!("{}", serde_json::to_string_pretty(&explanation)?),
         (Some(explanation), false) => println!("{explanation}"),
@@ -600,7 +603,7 @@ fn explain_ref(config: &Config, value: &str, json: bool) -> anyhow::Result<()> {
 
 /// `lethe check`: the preflight, bucket by bucket.
 async fn check(config: &Config) -> anyhow::Result<()> {
-    let report = lethe::engine::preflight(config)
+    let report = lethe::preflight(config)
         .await
         .context("running the preflight")?;
     print!("{report}");

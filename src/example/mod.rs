@@ -282,3 +282,21 @@ pub(crate) fn ip_address(g: &Generated) -> String {
 }
 
 pub(crate) const USER_AGENT: &str = "Mozilla/5.0 (example)";
+
+impl crate::Engine {
+    /// `lethe example load`: the example service's schema, buckets and
+    /// members, in this engine's database and S3.
+    pub async fn load_example(&self, spec: &ExampleSpec) -> Result<LoadSummary, Error> {
+        let objects = self.objects().await;
+        load(self.store(), &objects, spec).await
+    }
+
+    /// `lethe example load --service atelier`.
+    pub async fn load_atelier(
+        &self,
+        spec: &atelier::AtelierSpec,
+    ) -> Result<atelier::AtelierLoad, Error> {
+        let objects = self.objects().await;
+        atelier::load(self.store(), &objects, spec).await
+    }
+}
