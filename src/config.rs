@@ -62,6 +62,11 @@ pub struct S3Settings {
     /// Backoff before lethe's first re-send of a failed call; it doubles
     /// per re-send (with jitter).
     pub call_retry_backoff_ms: u64,
+    /// S3 calls one request keeps in flight at once: DeleteObjects of one
+    /// batch, read-backs, the `+` existence checks. A call costs 10-30 ms on
+    /// AWS whatever its size, so a batch's calls are sent together, not one
+    /// after another. The load limits still bound the rate.
+    pub concurrency: usize,
     /// Static keys for an S3-compatible server with fixed credentials (the
     /// demo's own server, MinIO). Both set: used instead of the AWS
     /// credential chain. Prefer the chain (roles, profiles) for AWS.
@@ -74,7 +79,10 @@ pub struct S3Settings {
 pub struct WorkerSettings {
     /// Client records (member requests) per discovery and masking batch.
     pub batch_size: u32,
-    /// Objects per S3 deletion batch; at most 1000 (DeleteObjects' limit).
+    /// Objects per S3 deletion batch, sent as DeleteObjects calls of at
+    /// most 1,000 keys, `s3.concurrency` of them at a time; at most 100,000.
+    /// Under an object rate limit a batch is capped at five seconds' worth,
+    /// so that its wait for the allowance stays short.
     pub delete_batch_size: u32,
     /// How long a claim holds without a heartbeat; the heartbeat renews it
     /// every third of this.
@@ -187,6 +195,7 @@ impl Default for S3Settings {
             sdk_max_attempts: 3,
             call_retries: 4,
             call_retry_backoff_ms: 1_000,
+            concurrency: 32,
             access_key_id: None,
             secret_access_key: None,
         }
@@ -197,7 +206,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
             batch_size: 500,
-            delete_batch_size: 1000,
+            delete_batch_size: 8000,
             lease_secs: 30,
             poll_interval_ms: None,
             concurrency: 1,
@@ -289,9 +298,9 @@ impl Config {
                 "worker.batch_size must be at least 1".into(),
             ));
         }
-        if !(1..=1000).contains(&w.delete_batch_size) {
+        if !(1..=100_000).contains(&w.delete_batch_size) {
             return Err(ConfigError::Invalid(
-                "worker.delete_batch_size must be between 1 and 1000 (DeleteObjects takes at most 1000 keys)".into(),
+                "worker.delete_batch_size must be between 1 and 100000 (objects per deletion batch, sent 1,000 keys a call)".into(),
             ));
         }
         if w.lease_secs < 3 {
@@ -402,6 +411,7 @@ impl fmt::Debug for S3Settings {
             .field("sdk_max_attempts", &self.sdk_max_attempts)
             .field("call_retries", &self.call_retries)
             .field("call_retry_backoff_ms", &self.call_retry_backoff_ms)
+            .field("concurrency", &self.concurrency)
             .field("access_key_id", &self.access_key_id)
             .field(
                 "secret_access_key",
@@ -461,8 +471,14 @@ mod tests {
     fn unknown_keys_and_bad_limits_are_refused() {
         assert!(toml::from_str::<Config>("[worker]\nbatchsize = 1").is_err());
         let mut config = Config::default();
-        config.worker.delete_batch_size = 1001;
-        assert!(config.validate().unwrap_err().to_string().contains("1000"));
+        config.worker.delete_batch_size = 100_001;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("100000")
+        );
         let mut config = Config::default();
         config.minimisation.subject_hash_secret = Some("short".into());
         assert!(

@@ -7,11 +7,13 @@
 //! transient or permanent here, once, for the retry policy to read; errors
 //! name the operation and the bucket, never an object key (keys often embed
 //! member ids). [`versions`] and [`tagging`] hold the versioned-bucket and
-//! tag-and-expire operations, [`buckets`] how each bucket is erased.
+//! tag-and-expire operations, [`listing`] the read-back of unversioned
+//! buckets by listing, [`buckets`] how each bucket is erased.
 
 pub mod buckets;
 mod client;
 mod error;
+pub mod listing;
 pub mod preflight;
 pub mod resend;
 pub mod tagging;
@@ -41,8 +43,8 @@ pub const MAX_KEYS_PER_DELETE: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct ObjectStore {
     client: Client,
-    /// HeadObject calls in flight at once during verification.
-    verify_concurrency: usize,
+    /// Calls in flight at once for one request (`s3.concurrency`).
+    concurrency: usize,
     /// How a call the SDK gave up on is sent again.
     resend: Resend,
 }
@@ -75,6 +77,7 @@ impl ObjectStore {
         };
         ObjectStore::from_client(build_client(settings, credentials).await)
             .with_resend(Resend::from_settings(settings))
+            .with_concurrency(settings.concurrency)
     }
 
     /// Like [`ObjectStore::connect`], with static credentials instead of
@@ -85,14 +88,26 @@ impl ObjectStore {
     ) -> ObjectStore {
         ObjectStore::from_client(build_client(settings, Some(credentials)).await)
             .with_resend(Resend::from_settings(settings))
+            .with_concurrency(settings.concurrency)
     }
 
     pub fn from_client(client: Client) -> ObjectStore {
         ObjectStore {
             client,
-            verify_concurrency: 16,
+            concurrency: 32,
             resend: Resend::default(),
         }
+    }
+
+    /// Keeps at most `n` calls of one request in flight.
+    pub fn with_concurrency(mut self, n: usize) -> ObjectStore {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Calls in flight at once for one request.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// Sends failed calls again as `resend` says.
@@ -122,7 +137,7 @@ impl ObjectStore {
             .build();
         ObjectStore {
             client: Client::from_conf(config),
-            verify_concurrency: self.verify_concurrency,
+            concurrency: self.concurrency,
             resend: self.resend.clone(),
         }
     }
@@ -266,7 +281,7 @@ impl ObjectStore {
         Ok(found.into_iter().flatten().collect())
     }
 
-    /// Runs `call` for every item, `verify_concurrency` at a time; the
+    /// Runs `call` for every item, `concurrency` at a time; the
     /// first error wins. Results come in completion order.
     pub(crate) async fn concurrently<T, R, F, Fut>(
         &self,
@@ -283,7 +298,7 @@ impl ObjectStore {
         let mut running = tokio::task::JoinSet::new();
         let mut results = Vec::new();
         loop {
-            while running.len() < self.verify_concurrency {
+            while running.len() < self.concurrency {
                 let Some(item) = pending.next() else { break };
                 running.spawn(call(self.clone(), item));
             }

@@ -210,46 +210,58 @@ impl ObjectStore {
         keys: &[String],
         depth: Option<usize>,
     ) -> Result<Vec<Version>, ObjectError> {
+        // Groups are listed `concurrency` at a time.
+        let name: std::sync::Arc<str> = std::sync::Arc::from(bucket);
+        let listed = self
+            .concurrently(prefix_groups(keys, depth), move |store, group| {
+                let name = name.clone();
+                async move { store.versions_of_group(&name, group).await }
+            })
+            .await?;
+        Ok(listed.into_iter().flatten().collect())
+    }
+
+    /// Every version and delete marker of one group's keys.
+    async fn versions_of_group(
+        &self,
+        bucket: &str,
+        group: PrefixGroup,
+    ) -> Result<Vec<Version>, ObjectError> {
         let mut found = Vec::new();
-        for group in prefix_groups(keys, depth) {
-            let wanted: BTreeSet<&str> = group.keys.iter().map(String::as_str).collect();
-            let budget = OTHER_ENTRIES_PER_GROUP.max(wanted.len().saturating_mul(2));
-            let rest: Vec<&str> = match self
-                .list_wanted(bucket, &group.prefix, &wanted, budget)
-                .await?
-            {
-                Listing::Complete(versions) => {
-                    found.extend(versions);
-                    continue;
-                }
-                Listing::TooBroad {
-                    complete,
-                    resume_at,
-                } => {
-                    found.extend(complete);
-                    wanted
-                        .iter()
-                        .copied()
-                        .filter(|key| *key >= resume_at.as_str())
-                        .collect()
-                }
-            };
-            tracing::debug!(
-                bucket,
-                prefix_len = group.prefix.len(),
-                keys = rest.len(),
-                "a shared prefix holds many other objects; listing these keys one by one"
-            );
-            for key in rest {
-                let one: BTreeSet<&str> = [key].into_iter().collect();
-                // A key's own listing starts at the key and stops right after
-                // it: no budget needed.
-                let (Listing::Complete(versions)
-                | Listing::TooBroad {
-                    complete: versions, ..
-                }) = self.list_wanted(bucket, key, &one, usize::MAX).await?;
-                found.extend(versions);
+        let wanted: BTreeSet<&str> = group.keys.iter().map(String::as_str).collect();
+        let budget = OTHER_ENTRIES_PER_GROUP.max(wanted.len().saturating_mul(2));
+        let rest: Vec<&str> = match self
+            .list_wanted(bucket, &group.prefix, &wanted, budget)
+            .await?
+        {
+            Listing::Complete(versions) => return Ok(versions),
+            Listing::TooBroad {
+                complete,
+                resume_at,
+            } => {
+                found.extend(complete);
+                wanted
+                    .iter()
+                    .copied()
+                    .filter(|key| *key >= resume_at.as_str())
+                    .collect()
             }
+        };
+        tracing::debug!(
+            bucket,
+            prefix_len = group.prefix.len(),
+            keys = rest.len(),
+            "a shared prefix holds many other objects; listing these keys one by one"
+        );
+        for key in rest {
+            let one: BTreeSet<&str> = [key].into_iter().collect();
+            // A key's own listing starts at the key and stops right after
+            // it: no budget needed.
+            let (Listing::Complete(versions)
+            | Listing::TooBroad {
+                complete: versions, ..
+            }) = self.list_wanted(bucket, key, &one, usize::MAX).await?;
+            found.extend(versions);
         }
         Ok(found)
     }

@@ -10,7 +10,7 @@
 //! service's is `foreign_reference` (its text names no host: a host can be
 //! a personal domain). Objects a manifest lists come before it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
@@ -147,6 +147,66 @@ pub async fn read_column(
     Ok(())
 }
 
+/// Asks S3 ahead, `s3.concurrency` calls at a time, which readings of the
+/// `+` references in these columns exist, so that reading the columns
+/// ([`read_column`]) settles each from the answers instead of two
+/// HeadObject calls one after another.
+pub async fn check_plus_readings(
+    ctx: &Context,
+    columns: &[(&ReferenceSource, &str)],
+    findings: &mut Findings,
+) -> Result<(), Error> {
+    let mut by_bucket: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
+    let mut ambiguous = Vec::new();
+    for (source, text) in columns {
+        let Ok(Some(document)) = parse_column(text) else {
+            continue;
+        };
+        for path in source.ref_paths() {
+            for (_, value) in path.path.select_traced(&document).values {
+                let found = ctx.resolver.resolve_form(
+                    value,
+                    path.form,
+                    path.bucket.as_deref(),
+                    &path.prefix,
+                    path.path.is_root(),
+                );
+                if let Found::Reference(Resolution::Ambiguous { plus, space, .. }) = found {
+                    ambiguous.push(plus);
+                    ambiguous.push(space);
+                }
+            }
+        }
+    }
+    for object in &ambiguous {
+        if !findings.existence.contains_key(object) {
+            by_bucket
+                .entry(object.bucket.as_str())
+                .or_default()
+                .insert(object.key.as_str());
+        }
+    }
+    for (bucket, keys) in by_bucket {
+        let keys: Vec<String> = keys.into_iter().map(str::to_owned).collect();
+        let present: HashSet<String> = ctx
+            .buckets
+            .store_for(bucket)
+            .existing(bucket, keys.clone())
+            .await?
+            .into_iter()
+            .collect();
+        for key in keys {
+            let exists = present.contains(&key);
+            let object = ObjectRef {
+                bucket: bucket.to_owned(),
+                key,
+            };
+            findings.existence.insert(object, exists);
+        }
+    }
+    Ok(())
+}
+
 /// A value's address in its document, to tell values apart by identity
 /// (two equal strings at two paths are two values).
 fn address(value: &Value) -> usize {
@@ -254,8 +314,14 @@ async fn settle(
         Resolution::Protected { object, .. } => Some((object, true)),
         Resolution::Ambiguous { plus, space, .. } => {
             let objects = ctx.buckets.store_for(&plus.bucket);
-            let plus_exists = objects.exists(&plus.bucket, &plus.key).await?;
-            let space_exists = objects.exists(&space.bucket, &space.key).await?;
+            let plus_exists = match findings.existence.get(&plus) {
+                Some(known) => *known,
+                None => objects.exists(&plus.bucket, &plus.key).await?,
+            };
+            let space_exists = match findings.existence.get(&space) {
+                Some(known) => *known,
+                None => objects.exists(&space.bucket, &space.key).await?,
+            };
             match (plus_exists, space_exists) {
                 (true, true) => {
                     findings.anomalies.push(place.anomaly(

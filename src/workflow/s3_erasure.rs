@@ -143,12 +143,18 @@ pub async fn erase(bucket: &BucketView, keys: &[String]) -> Result<BucketResult,
     }
 }
 
-/// The keys of which something is left: the object (HeadObject), any
+/// The keys of which something is left: the object (a listing or
+/// HeadObject, [`crate::objects::listing`]), any
 /// version or delete marker (versioned), or, in tag mode, an untagged
 /// object or version.
 pub async fn survivors(bucket: &BucketView, keys: &[String]) -> Result<Vec<String>, ObjectError> {
     match (bucket.mode, bucket.versioned) {
-        (ErasureMode::Delete, false) => bucket.store.existing(&bucket.name, keys.to_vec()).await,
+        (ErasureMode::Delete, false) => {
+            bucket
+                .store
+                .still_present(&bucket.name, keys, bucket.list_prefix_depth)
+                .await
+        }
         (ErasureMode::Delete, true) => {
             let versions = list(bucket, keys).await?;
             let keys: BTreeSet<String> = versions.into_iter().map(|v| v.key).collect();
@@ -205,14 +211,23 @@ async fn delete_unversioned(
     keys: &[String],
 ) -> Result<BucketResult, ObjectError> {
     let mut refused = BTreeMap::new();
-    for chunk in keys.chunks(MAX_KEYS_PER_DELETE) {
-        let targets: Vec<(String, Option<String>)> =
-            chunk.iter().map(|key| (key.clone(), None)).collect();
-        for failure in delete_resending(bucket, targets).await? {
-            refused
-                .entry(failure.key.clone())
-                .or_insert_with(|| refusal(failure));
-        }
+    // The batch's calls go out together, up to the request's concurrency.
+    let chunks: Vec<Vec<(String, Option<String>)>> = keys
+        .chunks(MAX_KEYS_PER_DELETE)
+        .map(|chunk| chunk.iter().map(|key| (key.clone(), None)).collect())
+        .collect();
+    let view = Arc::new(bucket.clone());
+    let answers = bucket
+        .store
+        .concurrently(chunks, move |_, targets| {
+            let view = view.clone();
+            async move { delete_resending(&view, targets).await }
+        })
+        .await?;
+    for failure in answers.into_iter().flatten() {
+        refused
+            .entry(failure.key.clone())
+            .or_insert_with(|| refusal(failure));
     }
     Ok(BucketResult {
         erased: keys
@@ -240,8 +255,24 @@ async fn delete_versions(
         .collect();
     let mut removed: BTreeMap<&str, i32> = keys.iter().map(|k| (k.as_str(), 0)).collect();
     let mut refused: BTreeMap<String, Refusal> = BTreeMap::new();
-    for chunk in targets.chunks(MAX_KEYS_PER_DELETE) {
-        let failures = delete_resending(bucket, chunk.to_vec()).await?;
+    // The calls go out together, up to the request's concurrency; each
+    // answer comes back with the chunk it answers for.
+    let chunks: Vec<Vec<(String, Option<String>)>> = targets
+        .chunks(MAX_KEYS_PER_DELETE)
+        .map(<[_]>::to_vec)
+        .collect();
+    let view = Arc::new(bucket.clone());
+    let answers = bucket
+        .store
+        .concurrently(chunks, move |_, chunk| {
+            let view = view.clone();
+            async move {
+                let failures = delete_resending(&view, chunk.clone()).await?;
+                Ok((chunk, failures))
+            }
+        })
+        .await?;
+    for (chunk, failures) in answers {
         let failed: BTreeSet<(String, Option<String>)> = failures
             .iter()
             .map(|f| (f.key.clone(), f.version_id.clone()))
@@ -251,7 +282,7 @@ async fn delete_versions(
                 .entry(failure.key.clone())
                 .or_insert_with(|| refusal(failure));
         }
-        for (key, version) in chunk {
+        for (key, version) in &chunk {
             // Servers that leave the version out of an error entry fail the
             // whole key: count none of its versions as removed.
             let failed_here = failed.contains(&(key.clone(), version.clone()))

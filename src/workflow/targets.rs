@@ -13,12 +13,13 @@
 //! link values and reference columns (never the long prompts); nothing is
 //! skipped silently — whatever cannot be followed is an [`Anomaly`].
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::column_refs::{self, Place};
 use super::{Context, s3_erasure};
+use crate::catalog::model::ReferenceSource;
 use crate::catalog::plan::{ClientPlan, FeatureRows, FeatureTables};
 use crate::error::Error;
 use crate::references::ObjectRef;
@@ -54,6 +55,8 @@ pub struct Findings {
     pub anomalies: Vec<Anomaly>,
     pub(super) seen_objects: HashSet<ObjectRef>,
     pub(super) expanded: HashSet<ObjectRef>,
+    /// Whether objects exist, asked ahead for the `+` ambiguity.
+    pub(super) existence: HashMap<ObjectRef, bool>,
     seen_rows: HashSet<(String, String)>,
 }
 
@@ -335,6 +338,20 @@ async fn find_feature(
     }
 
     let reference_start = width + plan.value_columns.len();
+    let columns: Vec<(&ReferenceSource, &str)> = candidates
+        .values()
+        .flat_map(|row| {
+            plan.references
+                .iter()
+                .enumerate()
+                .filter_map(move |(index, source)| {
+                    row[reference_start + index]
+                        .as_deref()
+                        .map(|text| (source, text))
+                })
+        })
+        .collect();
+    column_refs::check_plus_readings(ctx, &columns, findings).await?;
     for (key, row) in &candidates {
         findings.push_row(&plan.table, key);
         let place = Place {
@@ -377,6 +394,20 @@ async fn find_feature(
             continue;
         };
         let task_width = task.key.columns.len();
+        let columns: Vec<(&ReferenceSource, &str)> = rows
+            .iter()
+            .flat_map(|row| {
+                task.references
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(index, source)| {
+                        row[task_width + index]
+                            .as_deref()
+                            .map(|text| (source, text))
+                    })
+            })
+            .collect();
+        column_refs::check_plus_readings(ctx, &columns, findings).await?;
         for row in rows {
             let Some(key) = row_key(&task.key, &row) else {
                 findings

@@ -74,9 +74,10 @@ pub struct BucketSettings {
     /// The bucket's region, when it differs from the client's.
     #[serde(default)]
     pub region: Option<String>,
-    /// In a versioned bucket, keys are listed (ListObjectVersions) once per
-    /// group of keys sharing their first `list_prefix_depth` path segments,
-    /// with the group's common prefix. Unset: once per directory.
+    /// Keys are listed once per group of keys sharing their first
+    /// `list_prefix_depth` path segments, with the group's common prefix:
+    /// to erase a versioned bucket (ListObjectVersions) and to read an
+    /// unversioned one back (ListObjectsV2). Unset: once per directory.
     #[serde(default)]
     pub list_prefix_depth: Option<usize>,
 }
