@@ -553,7 +553,9 @@ pub mod checkpoint {
         Ok(())
     }
 
-    /// Moves to the next milestone and resets the phase checkpoint.
+    /// Moves to the next milestone and resets the phase checkpoint. Reaching
+    /// S3Cleared stamps `s3_started_at` if deletion had nothing to start
+    /// (a member without objects): past it, no request can be cancelled.
     pub async fn advance(tx: &mut Tx, lease: &Lease, from: State, to: State) -> Result<(), Error> {
         from.check_transition(to)?;
         let stamp = milestone_column(to)?;

@@ -464,6 +464,7 @@ async fn drive(
                 phase,
                 batch,
                 total,
+                advanced,
             }) => {
                 let after = ctx.store.counters(request_id).await.unwrap_or(counters);
                 let report = BatchReport {
@@ -479,6 +480,10 @@ async fn drive(
                     board.update(request_id, report.progress());
                 }
                 counters = after;
+                if let Some(next) = advanced {
+                    tracing::info!(from = %state, to = %next, "advanced");
+                    state = next;
+                }
                 // Cut short by a shutdown, which the top of the loop sees.
                 ctx.pace.pause_between_batches().await;
             }

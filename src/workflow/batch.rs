@@ -1,14 +1,19 @@
 //! One shape for every phase's step, written once: load the checkpoint,
-//! start the phase (its batch total, once), read the next batch's input,
-//! pay the load limit, record the batch's start, do the batch's work, then
-//! in ONE fenced transaction write its outcome, its checkpoint and its
-//! `batch_committed` event, and commit. A phase ([`PhaseRun`]) supplies only
-//! what it reads, what it does (its S3 or SQL work) and what it writes, the
-//! way underway's steps return a transition and its runner does the rest.
+//! read the next batch's input, pay the load limit, record the batch's
+//! start (with the phase's batch total, when it is the first), do the
+//! batch's work, then in ONE fenced transaction write its outcome, its
+//! checkpoint and its `batch_committed` event — and, when it was the
+//! phase's last batch, the advance to the next milestone — and commit. A
+//! phase ([`PhaseRun`]) supplies only what it reads, what it does (its S3
+//! or SQL work) and what it writes, the way underway's steps return a
+//! transition and its runner does the rest.
 //!
 //! The rule this module keeps: a batch's effects on lethe's tables and its
 //! checkpoint commit together or not at all, under a lease fence, so a crash
-//! anywhere repeats at most the one batch in flight.
+//! anywhere repeats at most the one batch in flight. Transactions are few
+//! (a small erasure's phase is one batch: its start and its commit): a
+//! phase with no work is not started at all, and the last batch advances
+//! the request in its own commit.
 
 use std::future::Future;
 
@@ -17,7 +22,9 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::state::{Phase, State};
-use super::{Checkpoint, Context, Step, advance, batch_started, cursor_value, start_phase};
+use super::{
+    Checkpoint, Context, Step, advance, advance_in, batch_started, cursor_value, start_phase,
+};
 use crate::error::Error;
 use crate::failpoint;
 use crate::pace::Admission;
@@ -26,9 +33,7 @@ use crate::store::requests::checkpoint::{self, Progress};
 use crate::store::{Lease, Tx, events};
 
 /// What a batch's write leaves for the runner to commit with it.
-pub struct Committed<C> {
-    /// Where the phase stands after this batch.
-    pub cursor: C,
+pub struct Committed {
     pub progress: Progress,
     /// The `batch_committed` event's detail (counts; never keys).
     pub detail: String,
@@ -47,6 +52,10 @@ pub trait PhaseRun: Sync {
     const FROM: State;
     /// Its name in events and progress.
     const PHASE: Phase;
+    /// Whether the phase ends by advancing to the next milestone (the
+    /// default [`PhaseRun::finish`]), so that its last batch may advance in
+    /// its own transaction.
+    const ENDS_BY_ADVANCING: bool = true;
 
     /// How many batches the phase has, counted when it starts.
     fn total(
@@ -62,6 +71,9 @@ pub trait PhaseRun: Sync {
         lease: &Lease,
         cursor: &Self::Cursor,
     ) -> impl Future<Output = Result<Option<Self::Work>, Error>> + Send;
+
+    /// Where the phase stands once this batch has committed.
+    fn cursor_after(&self, work: &Self::Work) -> Self::Cursor;
 
     /// Paid before the batch starts (load limits), so that a shutdown
     /// during the wait gives the batch up before anything is touched.
@@ -88,7 +100,7 @@ pub trait PhaseRun: Sync {
         batch: i32,
         work: Self::Work,
         effects: Self::Effects,
-    ) -> impl Future<Output = Result<Committed<Self::Cursor>, Error>> + Send;
+    ) -> impl Future<Output = Result<Committed, Error>> + Send;
 
     /// Begins the batch's transaction (masking sets statement limits).
     fn begin(&self, ctx: &Context) -> impl Future<Output = Result<Tx, Error>> + Send {
@@ -115,15 +127,16 @@ pub async fn run_batch<P: PhaseRun>(
     phase: &P,
 ) -> Result<Step, Error> {
     let checkpoint = Checkpoint::load(&ctx.store, lease.request_id).await?;
-    let mut total = checkpoint.batch_total;
-    if total.is_none() {
-        let batches = phase.total(ctx, lease).await?;
-        start_phase(ctx, lease, P::FROM, batches).await?;
-        total = Some(batches);
-    }
+    let starting = checkpoint.batch_total.is_none();
+    let total = match checkpoint.batch_total {
+        Some(total) => total,
+        None => phase.total(ctx, lease).await?,
+    };
     let cursor: P::Cursor = checkpoint.cursor()?;
     let Some(work) = phase.read(ctx, lease, &cursor).await? else {
-        return phase.finish(ctx, lease, &checkpoint, total).await;
+        // Done, or never anything to do: a phase without work is not
+        // started, it ends.
+        return phase.finish(ctx, lease, &checkpoint, Some(total)).await;
     };
     if let Admission::Stop(reason) = phase.pace(ctx, &work).await {
         return Ok(Step::Stopped(reason));
@@ -131,8 +144,18 @@ pub async fn run_batch<P: PhaseRun>(
     let batch = checkpoint.next_batch();
     let span = tracing::debug_span!("batch", phase = %P::PHASE, batch);
     async {
-        batch_started(ctx, lease, P::PHASE, batch).await?;
+        if starting {
+            start_phase(ctx, lease, P::FROM, P::PHASE, batch, total).await?;
+        } else {
+            batch_started(ctx, lease, P::PHASE, batch).await?;
+        }
         let effects = phase.act(ctx, lease, batch, &work).await?;
+        let after = phase.cursor_after(&work);
+        // The batch the phase's total said was the last: if nothing is left
+        // after it (asked now, outside the transaction), it also advances.
+        let last = P::ENDS_BY_ADVANCING
+            && batch >= total
+            && phase.read(ctx, lease, &after).await?.is_none();
 
         let mut tx = phase.begin(ctx).await?;
         lease.fence(&mut tx, P::FROM).await?;
@@ -142,13 +165,7 @@ pub async fn run_batch<P: PhaseRun>(
         // After the batch's effects, before its checkpoint: where a crash
         // test kills the worker.
         failpoint::pause_if_armed(P::PHASE, batch).await;
-        checkpoint::batch_done(
-            &mut tx,
-            lease,
-            &cursor_value(&committed.cursor),
-            committed.progress,
-        )
-        .await?;
+        checkpoint::batch_done(&mut tx, lease, &cursor_value(&after), committed.progress).await?;
         events::record(
             &mut tx,
             lease,
@@ -158,12 +175,18 @@ pub async fn run_batch<P: PhaseRun>(
             Some(&committed.detail),
         )
         .await?;
+        let advanced = if last {
+            Some(advance_in(&mut tx, lease, P::FROM).await?)
+        } else {
+            None
+        };
         tx.commit().await?;
-        tracing::debug!(total = ?total, detail = %committed.detail, "batch committed");
+        tracing::debug!(total, detail = %committed.detail, "batch committed");
         Ok(Step::Batch {
             phase: P::PHASE,
             batch,
-            total,
+            total: Some(total),
+            advanced,
         })
     }
     .instrument(span)

@@ -1,5 +1,6 @@
 //! TargetsFound -> S3Cleared: erasing the manifest's objects, one batch of
-//! up to `delete_batch_size` (at most 1,000) at a time, in manifest order,
+//! up to `delete_batch_size` at a time (DeleteObjects calls of at most
+//! 1,000 keys, `s3.concurrency` in flight), in manifest order,
 //! each bucket the way its catalog settings say ([`super::s3_erasure`]:
 //! delete, delete every version and marker, or tag for expiry).
 //!
@@ -62,7 +63,7 @@ impl PhaseRun for Deletion {
     async fn total(&self, ctx: &Context, lease: &Lease) -> Result<i32, Error> {
         // Starting the phase also stamps s3_started_at: from here on the
         // request cannot be cancelled.
-        let size = i64::from(ctx.settings.delete_batch_size);
+        let size = objects_per_batch(ctx);
         let objects = manifest::count_objects_to_delete(&ctx.store, lease.request_id).await?;
         Ok(((objects + size - 1) / size) as i32)
     }
@@ -73,7 +74,7 @@ impl PhaseRun for Deletion {
         lease: &Lease,
         cursor: &Cursor,
     ) -> Result<Option<Vec<PendingObject>>, Error> {
-        let size = i64::from(ctx.settings.delete_batch_size);
+        let size = objects_per_batch(ctx);
         let pending =
             manifest::objects_after(&ctx.store, lease.request_id, cursor.after_seq, size).await?;
         Ok((!pending.is_empty()).then_some(pending))
@@ -81,6 +82,12 @@ impl PhaseRun for Deletion {
 
     async fn pace(&self, ctx: &Context, pending: &Vec<PendingObject>) -> Admission {
         ctx.pace.objects(pending.len()).await
+    }
+
+    fn cursor_after(&self, pending: &Vec<PendingObject>) -> Cursor {
+        Cursor {
+            after_seq: pending.last().map(|o| o.seq).unwrap_or_default(),
+        }
     }
 
     async fn act(
@@ -99,9 +106,9 @@ impl PhaseRun for Deletion {
         _ctx: &Context,
         lease: &Lease,
         _batch: i32,
-        pending: Vec<PendingObject>,
+        _pending: Vec<PendingObject>,
         erasure: Erasure,
-    ) -> Result<Committed<Cursor>, Error> {
+    ) -> Result<Committed, Error> {
         let Erasure {
             ends,
             anomalies,
@@ -122,10 +129,8 @@ impl PhaseRun for Deletion {
         };
         manifest::record_outcomes(tx, lease.request_id, &ends).await?;
         manifest::record_anomalies(tx, lease.request_id, &anomalies).await?;
-        let last = pending.last().map(|o| o.seq).unwrap_or_default();
         tracing::debug!(calls, "DeleteObjects and tagging calls of the batch");
         Ok(Committed {
-            cursor: Cursor { after_seq: last },
             detail: format!(
                 "objects {} deleted {} scheduled {} retained {}",
                 ends.len(),
@@ -140,6 +145,18 @@ impl PhaseRun for Deletion {
 
 pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
     super::batch::run_batch(ctx, lease, &Deletion).await
+}
+
+/// Objects per deletion batch: `worker.delete_batch_size`, sent as calls of
+/// at most 1,000 keys, `s3.concurrency` at a time — under an object rate
+/// limit, at most five seconds' worth, so that a batch's wait for its
+/// allowance stays short and a window's close is seen between batches.
+fn objects_per_batch(ctx: &Context) -> i64 {
+    let size = i64::from(ctx.settings.delete_batch_size.max(1));
+    match ctx.settings.max_objects_per_sec {
+        0 => size,
+        rate => size.min(i64::from(rate) * 5).max(1),
+    }
 }
 
 /// Erases a page of manifest objects: two rounds, plain objects first, then

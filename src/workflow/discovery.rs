@@ -38,6 +38,10 @@ impl PhaseRun for Discovery<'_> {
         Ok((!page.rows.is_empty() || !page.anomalies.is_empty()).then_some(page))
     }
 
+    fn cursor_after(&self, page: &Page) -> Cursor {
+        page.cursor.clone()
+    }
+
     async fn act(
         &self,
         ctx: &Context,
@@ -56,9 +60,9 @@ impl PhaseRun for Discovery<'_> {
         _ctx: &Context,
         lease: &Lease,
         batch: i32,
-        page: Page,
+        _page: Page,
         findings: Findings,
-    ) -> Result<Committed<Cursor>, Error> {
+    ) -> Result<Committed, Error> {
         let added = manifest::add(
             tx,
             lease.request_id,
@@ -69,7 +73,6 @@ impl PhaseRun for Discovery<'_> {
         )
         .await?;
         Ok(Committed {
-            cursor: page.cursor,
             progress: Progress {
                 rows_found: added.rows,
                 objects_found: added.objects_to_delete,

@@ -94,6 +94,12 @@ impl PhaseRun for Masking {
         ctx.pace.rows(work.rows.len()).await
     }
 
+    fn cursor_after(&self, rows: &Rows) -> Cursor {
+        Cursor {
+            after_batch: rows.batch_no,
+        }
+    }
+
     async fn act(
         &self,
         _ctx: &Context,
@@ -119,7 +125,7 @@ impl PhaseRun for Masking {
         _batch: i32,
         work: Rows,
         _: (),
-    ) -> Result<Committed<Cursor>, Error> {
+    ) -> Result<Committed, Error> {
         let Rows {
             batch_no,
             rows,
@@ -162,9 +168,6 @@ impl PhaseRun for Masking {
             });
         }
         Ok(Committed {
-            cursor: Cursor {
-                after_batch: batch_no,
-            },
             progress: Progress {
                 rows_masked: masked as i64,
                 ..Progress::default()

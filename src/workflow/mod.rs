@@ -61,11 +61,13 @@ pub struct Context {
 /// What a step achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// A batch committed; the phase goes on.
+    /// A batch committed; the phase goes on, or, when it was the phase's
+    /// last, the request advanced to this milestone in the same commit.
     Batch {
         phase: Phase,
         batch: i32,
         total: Option<i32>,
+        advanced: Option<State>,
     },
     /// The phase finished; the request reached this milestone.
     Advanced(State),
@@ -154,28 +156,51 @@ pub async fn batch_started(
     .await
 }
 
-/// Sets the phase's batch total once, fenced.
+/// Starts a phase with its first batch, in one committed transaction:
+/// the phase's batch total (starting deletion also stamps `s3_started_at`:
+/// from then on the request cannot be cancelled) and the batch's start.
 pub async fn start_phase(
     ctx: &Context,
     lease: &Lease,
     state: State,
+    phase: Phase,
+    batch: i32,
     total: i32,
 ) -> Result<(), Error> {
     let mut tx = ctx.store.begin().await?;
     lease.fence(&mut tx, state).await?;
     crate::store::requests::checkpoint::phase_started(&mut tx, lease, state, total).await?;
+    events::record(
+        &mut tx,
+        lease,
+        EventKind::BatchStarted,
+        Some(phase),
+        Some(batch),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Moves to the next milestone, fenced.
 pub async fn advance(ctx: &Context, lease: &Lease, from: State) -> Result<Step, Error> {
+    let mut tx = ctx.store.begin().await?;
+    lease.fence(&mut tx, from).await?;
+    let to = advance_in(&mut tx, lease, from).await?;
+    tx.commit().await?;
+    Ok(Step::Advanced(to))
+}
+
+/// Moves to the next milestone inside a fenced transaction; the milestone.
+pub async fn advance_in(
+    tx: &mut crate::store::Tx,
+    lease: &Lease,
+    from: State,
+) -> Result<State, Error> {
     let to = from
         .next()
         .ok_or_else(|| Error::Invariant(format!("state {from} has no next milestone")))?;
-    let mut tx = ctx.store.begin().await?;
-    lease.fence(&mut tx, from).await?;
-    crate::store::requests::checkpoint::advance(&mut tx, lease, from, to).await?;
-    tx.commit().await?;
-    Ok(Step::Advanced(to))
+    crate::store::requests::checkpoint::advance(tx, lease, from, to).await?;
+    Ok(to)
 }

@@ -41,6 +41,10 @@ pub struct Leftovers {
     pub rewritten: Vec<ManifestRow>,
     /// Client rows still carrying the member's key, per table.
     pub carrying_key: Vec<(String, i64)>,
+    /// The member's client rows with a NULL key, per table: reported at
+    /// discovery, never swept (lethe cannot name them); verification
+    /// refuses them.
+    pub unnamed: Vec<(String, i64)>,
 }
 
 impl Leftovers {
@@ -108,8 +112,15 @@ pub async fn leftovers(
     for client in ctx.plan.clients.iter().filter(|c| c.erases_subject) {
         // Rows with a NULL key were reported at discovery and cannot be
         // swept; verification refuses them on its own.
-        let left = service::count_client_rows(&ctx.store, client, subject).await?
-            - service::count_null_keys(&ctx.store, client, subject).await?;
+        let carrying = service::count_client_rows(&ctx.store, client, subject).await?;
+        if carrying == 0 {
+            continue;
+        }
+        let unnamed = service::count_null_keys(&ctx.store, client, subject).await?;
+        if unnamed > 0 {
+            found.unnamed.push((client.table.clone(), unnamed));
+        }
+        let left = carrying - unnamed;
         if left > 0 {
             found.carrying_key.push((client.table.clone(), left));
         }

@@ -3,7 +3,8 @@
 //! every manifest object is read back a checkpointed page at a time (a call
 //! that fails for now is sent again alone, see [`crate::objects::Resend`]:
 //! one error never restarts the page), each bucket the way
-//! it was erased: HeadObject in an unversioned bucket, ListObjectVersions
+//! it was erased: a listing per prefix group (or HeadObject where a listing
+//! cannot answer) in an unversioned bucket, ListObjectVersions
 //! (once per prefix group, not per key) in a versioned one, and the tag in a
 //! tag-and-expire one. A survivor is erased once more and read back again;
 //! if it is still there the request stops with the bucket named (never the
@@ -25,12 +26,13 @@ use crate::objects::buckets::Freshness;
 use crate::store::events::EventKind;
 use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
 use crate::store::requests::checkpoint::Progress;
-use crate::store::{Lease, Tx, events, record, service};
+use crate::store::{Lease, Tx, events, record};
 
-/// Objects are verified in pages of this many HeadObject calls, each page
-/// checkpointed: a page that fails (a call that outlasted its re-sends)
-/// repeats at most this many read-backs, and the pages before it stand.
-const OBJECTS_PER_BATCH: i64 = 200;
+/// Objects are verified in pages of this many read-backs (HeadObject calls
+/// sent `s3.concurrency` at a time, or listings), each page checkpointed: a
+/// page that fails (a call that outlasted its re-sends) repeats at most this
+/// many read-backs, and the pages before it stand.
+const OBJECTS_PER_BATCH: i64 = 1000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cursor {
@@ -56,6 +58,8 @@ impl PhaseRun for Verification<'_> {
     type Effects = ReadBack;
     const FROM: State = State::DbMasked;
     const PHASE: Phase = Phase::Verifying;
+    // Its end is not a plain advance: sweeps, then the record.
+    const ENDS_BY_ADVANCING: bool = false;
 
     async fn total(&self, ctx: &Context, lease: &Lease) -> Result<i32, Error> {
         let objects = manifest::count_objects_to_delete(&ctx.store, lease.request_id).await?;
@@ -79,6 +83,12 @@ impl PhaseRun for Verification<'_> {
         Ok((!page.is_empty()).then_some(page))
     }
 
+    fn cursor_after(&self, page: &Vec<PendingObject>) -> Cursor {
+        Cursor {
+            after_seq: page.last().map(|o| o.seq).unwrap_or_default(),
+        }
+    }
+
     async fn act(
         &self,
         ctx: &Context,
@@ -97,7 +107,7 @@ impl PhaseRun for Verification<'_> {
         _batch: i32,
         page: Vec<PendingObject>,
         found: ReadBack,
-    ) -> Result<Committed<Cursor>, Error> {
+    ) -> Result<Committed, Error> {
         manifest::record_outcomes(tx, lease.request_id, &found.ends).await?;
         manifest::record_anomalies(tx, lease.request_id, &found.anomalies).await?;
         record::add_verified(
@@ -109,9 +119,6 @@ impl PhaseRun for Verification<'_> {
         )
         .await?;
         Ok(Committed {
-            cursor: Cursor {
-                after_seq: page.last().map(|o| o.seq).unwrap_or_default(),
-            },
             progress: Progress {
                 objects_locked: found.ends.len() as i64,
                 anomalies: found.anomalies.len() as i32,
@@ -150,9 +157,10 @@ impl PhaseRun for Verification<'_> {
                 phase: Phase::Verifying,
                 batch,
                 total,
+                advanced: None,
             });
         }
-        refuse_unnamed_rows(ctx, lease, self.subject).await?;
+        refuse_unnamed_rows(lease, &left)?;
         completion::finish(ctx, lease, self.subject, rows).await
     }
 }
@@ -279,19 +287,15 @@ async fn read_back(
 
 /// The member's rows that cannot be named (a NULL key column, reported at
 /// discovery) still carry their key: the erasure cannot be proven complete.
-async fn refuse_unnamed_rows(ctx: &Context, lease: &Lease, subject: &str) -> Result<(), Error> {
-    for client in ctx.plan.clients.iter().filter(|c| c.erases_subject) {
-        let unnamed = service::count_null_keys(&ctx.store, client, subject).await?;
-        if unnamed > 0 {
-            return Err(Error::Permanent {
-                id: lease.request_id,
-                message: format!(
-                    "verification: {unnamed} row(s) of table {} still carry the member's key and have a NULL key, \
-                     so lethe cannot erase them (see the unaddressable_row anomaly); give them a key, then `lethe retry`",
-                    client.table
-                ),
-            });
-        }
+fn refuse_unnamed_rows(lease: &Lease, left: &sweep::Leftovers) -> Result<(), Error> {
+    match left.unnamed.first() {
+        None => Ok(()),
+        Some((table, unnamed)) => Err(Error::Permanent {
+            id: lease.request_id,
+            message: format!(
+                "verification: {unnamed} row(s) of table {table} still carry the member's key and have a NULL key, \
+                 so lethe cannot erase them (see the unaddressable_row anomaly); give them a key, then `lethe retry`"
+            ),
+        }),
     }
-    Ok(())
 }

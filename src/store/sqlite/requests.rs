@@ -470,6 +470,7 @@ pub async fn advance(
 ) -> Result<(), Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE erasure_requests SET state = $2, {stamp} = {now}, batch_done = 0, batch_total = NULL, \
+                s3_started_at = CASE WHEN $2 = 's3_cleared' THEN coalesce(s3_started_at, {now}) ELSE s3_started_at END, \
                 phase_cursor = NULL, attempts = 0, progress_epoch = lease_epoch, updated_at = {now} \
           WHERE id = $1",
         now = now!()
