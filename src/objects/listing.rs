@@ -15,7 +15,10 @@
 //! Like [`super::versions`], the work is bounded by the keys asked for: a
 //! listing is filtered as it streams, stops once past the last wanted key,
 //! and a prefix that turns out to hold many other objects is abandoned for
-//! HeadObject calls on the keys it has not yet answered for.
+//! HeadObject calls on the keys it has not yet answered for. A group of
+//! more than 1,000 keys is listed in slices side by side (each starting
+//! after the previous slice's last key), so a member's directory of 40,000
+//! files costs 40 listings in flight together, not 40 one after another.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -42,22 +45,29 @@ impl ObjectStore {
         let (listable, by_head): (Vec<String>, Vec<String>) =
             keys.iter().cloned().partition(|key| listable(key));
         let mut heads = by_head;
-        let mut groups = Vec::new();
+        let mut listings = Vec::new();
         for group in prefix_groups(&listable, depth) {
             if group.keys.len() == 1 {
                 heads.extend(group.keys);
-            } else {
-                groups.push(group);
+                continue;
+            }
+            // A large group is listed in slices of a page's worth of keys,
+            // side by side: each starts after the previous slice's last key.
+            let mut start_after: Option<String> = None;
+            for slice in group.keys.chunks(KEYS_PER_LISTING) {
+                listings.push(Slice {
+                    prefix: group.prefix.clone(),
+                    start_after: start_after.clone(),
+                    wanted: slice.iter().cloned().collect(),
+                });
+                start_after = slice.last().cloned();
             }
         }
         let name: Arc<str> = Arc::from(bucket);
         let listed = self
-            .concurrently(groups, move |store, group| {
+            .concurrently(listings, move |store, slice| {
                 let name = name.clone();
-                async move {
-                    let wanted: BTreeSet<String> = group.keys.into_iter().collect();
-                    store.list_present(&name, &group.prefix, wanted).await
-                }
+                async move { store.list_present(&name, slice).await }
             })
             .await?;
         let mut present = Vec::new();
@@ -69,14 +79,16 @@ impl ObjectStore {
         Ok(present)
     }
 
-    /// Lists `prefix` for the `wanted` keys: which are there, and which the
-    /// listing gave up on before reaching (too many other objects).
-    async fn list_present(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        wanted: BTreeSet<String>,
-    ) -> Result<GroupAnswer, ObjectError> {
+    /// Lists a slice of a group for its wanted keys: which are there, and
+    /// which the listing gave up on before reaching (too many other
+    /// objects).
+    async fn list_present(&self, bucket: &str, slice: Slice) -> Result<GroupAnswer, ObjectError> {
+        let Slice {
+            prefix,
+            start_after,
+            wanted,
+        } = slice;
+        let (prefix, start_after) = (prefix.as_str(), start_after.as_deref());
         let budget = OTHER_ENTRIES_PER_GROUP.max(wanted.len().saturating_mul(2));
         let mut present = Vec::new();
         let mut others = 0usize;
@@ -95,6 +107,7 @@ impl ObjectStore {
                             .list_objects_v2()
                             .bucket(bucket)
                             .prefix(prefix)
+                            .set_start_after(start_after.map(str::to_owned))
                             .set_continuation_token(token)
                             .send()
                             .await
@@ -152,7 +165,18 @@ impl ObjectStore {
     }
 }
 
-/// What one group's listing answered.
+/// Keys a listing answers for at most: one page.
+const KEYS_PER_LISTING: usize = 1000;
+
+/// A slice of a prefix group, listed on its own.
+struct Slice {
+    prefix: String,
+    /// The previous slice's last key: this listing starts after it.
+    start_after: Option<String>,
+    wanted: BTreeSet<String>,
+}
+
+/// What one slice's listing answered.
 #[derive(Default)]
 struct GroupAnswer {
     /// Wanted keys the listing showed.

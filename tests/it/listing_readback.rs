@@ -183,3 +183,42 @@ async fn verification_by_listing_catches_an_object_the_server_kept() {
     app.assert_objects_gone(target).await;
     app.assert_objects_present(&loaded.members[1]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_directory_is_listed_in_slices_side_by_side() {
+    let s3 = TestS3::start().await;
+    s3.create_bucket(BUCKET).await;
+    // A member's directory of 2,500 files, of which every seventh is still
+    // there; another member's directory beside it.
+    let wanted: Vec<String> = (0..2_500).map(|i| format!("m/1/{i:05}.png")).collect();
+    let directory = s3.data_dir().join(BUCKET).join("m");
+    for sub in ["1", "2"] {
+        std::fs::create_dir_all(directory.join(sub)).unwrap();
+    }
+    let mut expected = BTreeSet::new();
+    for (i, key) in wanted.iter().enumerate() {
+        if i % 7 == 0 {
+            std::fs::write(s3.data_dir().join(BUCKET).join(key), "x").unwrap();
+            expected.insert(key.clone());
+        }
+        std::fs::write(directory.join("2").join(format!("{i:05}.png")), "x").unwrap();
+    }
+    let objects = client(&s3).await;
+    let counters = s3.counters();
+    counters.reset();
+
+    let present: BTreeSet<String> = objects
+        .still_present(BUCKET, &wanted, Some(2))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+
+    assert_eq!(present, expected);
+    assert_eq!(
+        counters.requests("ListObjectsV2"),
+        3,
+        "three slices of at most 1,000 keys, each one page"
+    );
+    assert_eq!(counters.head_object_calls(), 0);
+}

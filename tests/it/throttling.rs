@@ -321,12 +321,26 @@ async fn twenty_members_are_erased_without_faults() {
 async fn twenty_members_are_erased_under_ten_percent_random_s3_faults() {
     let run = erase_twenty_members_under(10.0).await;
     assert_eq!((run.done, run.failed), (20, 0));
-    assert!(run.faults.faults() > 50, "{:?}", run.faults);
+    // Verification lists a member's directories, so the run makes ~160
+    // requests (~16 faults expected; each kind is checked at 30%).
+    assert!(run.faults.faults() >= 5, "{:?}", run.faults);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_members_are_erased_under_thirty_percent_random_s3_faults() {
     let run = erase_twenty_members_under(30.0).await;
     assert_eq!((run.done, run.failed), (20, 0));
-    assert!(run.faults.faults() > 150, "{:?}", run.faults);
+    assert_every_kind_of_fault(&run.faults, 40);
+}
+
+/// The run was really under fire: enough faults, and each kind at least once.
+fn assert_every_kind_of_fault(faults: &RandomCounts, at_least: u64) {
+    assert!(faults.faults() >= at_least, "{faults:?}");
+    assert!(
+        faults.slow_down > 0
+            && faults.internal_error > 0
+            && faults.dropped_before > 0
+            && faults.dropped_after > 0,
+        "{faults:?}"
+    );
 }
