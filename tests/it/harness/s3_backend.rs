@@ -1,6 +1,7 @@
 //! The request-handling side of the test S3 server: request counters, the `S3Access`
 //! hook that injects faults (the switches are in `s3_faults`), and the `s3s::S3`
-//! wrapper that forwards the operations lethe uses to s3s-fs while counting them.
+//! wrapper that forwards the operations lethe uses to s3s-fs while counting them (and
+//! charging the modelled per-key cost, `s3_latency`, of the calls that have one).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use s3s::dto::{self, *};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 pub use super::s3_faults::{Faults, Injected, RandomCounts, StrayDeleteError};
+use super::s3_latency::Latency;
 
 /// What the server has been asked to do. Getters are snapshots; `reset` starts over.
 #[derive(Default)]
@@ -189,6 +191,7 @@ pub(super) struct CountingS3 {
     root: std::path::PathBuf,
     counters: Arc<S3Counters>,
     faults: Arc<Faults>,
+    latency: Arc<Latency>,
 }
 
 impl CountingS3 {
@@ -197,12 +200,14 @@ impl CountingS3 {
         root: std::path::PathBuf,
         counters: Arc<S3Counters>,
         faults: Arc<Faults>,
+        latency: Arc<Latency>,
     ) -> Self {
         Self {
             inner,
             root,
             counters,
             faults,
+            latency,
         }
     }
 }
@@ -284,14 +289,20 @@ impl S3 for CountingS3 {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        self.inner.list_objects(req).await
+        let response = self.inner.list_objects(req).await?;
+        let entries = response.output.contents.as_ref().map_or(0, Vec::len);
+        self.latency.keys(entries).await;
+        Ok(response)
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.inner.list_objects_v2(req).await
+        let response = self.inner.list_objects_v2(req).await?;
+        let entries = response.output.contents.as_ref().map_or(0, Vec::len);
+        self.latency.keys(entries).await;
+        Ok(response)
     }
 
     async fn delete_object(
@@ -320,6 +331,8 @@ impl S3 for CountingS3 {
             return Err(s3_error!(NoSuchBucket));
         }
         let sent_first = req.input.delete.objects.first().map(|o| o.key.clone());
+        // S3's work grows with the keys named, found or not.
+        self.latency.keys(req.input.delete.objects.len()).await;
         // The preflight's probe keys (`lethe check`, a worker's start) are
         // not the erasure's: tests count what the erasure asked for.
         self.counters.lock_deletions().extend(
