@@ -76,6 +76,11 @@ impl S3Counters {
         self.lock_requests().get(op).copied().unwrap_or(0)
     }
 
+    /// Every operation asked for so far with its count (as [`S3Counters::requests`]).
+    pub fn all_requests(&self) -> BTreeMap<String, u64> {
+        self.lock_requests().clone()
+    }
+
     pub fn reset(&self) {
         for counter in [
             &self.delete_objects_calls,
