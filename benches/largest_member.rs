@@ -88,17 +88,23 @@ async fn main() {
     let (command, log) = service.worker(&settings, "largest");
     let before = service.s3.counters().all_requests();
     let cpu = CpuMark::now();
+    let postgres = ClusterCpu::of(&pool).await;
+    let postgres_before = postgres.now();
     let (stop, stopped) = tokio::sync::oneshot::channel();
+    let (pid, spawned) = tokio::sync::oneshot::channel();
     let watcher = tokio::spawn(watch_phases(
         pool.clone(),
         service.s3.counters(),
+        ClusterCpu::of(&pool).await,
         id,
+        spawned,
         stopped,
     ));
-    let run = run_measured_async(command, log).await;
+    let run = run_measured_async_telling(command, log, pid).await;
     let _ = stop.send(());
     let marks = watcher.await.expect("the phase watcher does not panic");
     let (own_cpu, machine_busy, machine_all) = cpu.since();
+    let postgres_cpu = postgres.now().saturating_sub(postgres_before);
     let lethe_calls = s3_calls_since(&service.s3, &before);
     let phases = service.phases(id).await;
     let (rows_masked, objects_deleted) = service.erased(id).await;
@@ -139,9 +145,12 @@ async fn main() {
          lethe erased {objects_deleted} objects and masked {rows_masked} rows; the baselines \
          were handed the member's object list (no discovery, no read-back). A sample of each \
          member's objects was checked gone afterwards.\n\n\
-         lethe's phases (from the request's row; S3 calls in each seen by polling its state \
-         every {watch} ms):\n\n\
-         | phase | time | S3 calls |\n|---|---|---|\n",
+         lethe's phases: times from the request's row; what each used read when the \
+         request's state changed (polled every {watch} ms): the worker's CPU, PostgreSQL's \
+         (the whole cluster's), the S3 calls, and what those calls' fixed cost adds up to \
+         one after another ({per_call} ms each, plus {per_key} µs a key deleted):\n\n\
+         | phase | time | lethe CPU | PostgreSQL CPU | S3 calls | S3 cost one at a time |\n\
+         |---|---|---|---|---|---|\n",
         run_line = run_line("cargo bench --bench largest_member"),
         model = model.describe(),
         rows = thousands(rows_per_member as u64),
@@ -162,38 +171,40 @@ async fn main() {
         lethe = secs(run.wall),
         lethe_calls = calls_line(&lethe_calls),
         watch = WATCH_EVERY.as_millis(),
+        per_call = ms(model.per_call),
+        per_key = model.per_key.as_micros(),
     );
-    let by_phase = calls_by_phase(&marks);
-    for (label, seconds) in [
-        ("finding targets", phases.finding),
-        ("deleting objects", phases.deleting),
-        ("masking rows", phases.masking),
-        ("verifying", phases.verifying),
+    let by_phase = use_by_phase(&marks);
+    let outside = run.wall.as_secs_f64() - phases.total;
+    for (label, shown, seconds) in [
+        ("finding targets", "finding targets", phases.finding),
+        ("deleting objects", "deleting objects", phases.deleting),
+        ("masking rows", "masking rows", phases.masking),
+        ("verifying", "verifying", phases.verifying),
+        ("starting", "worker start (preflight), claim, exit", outside),
     ] {
-        let calls = by_phase.get(label).cloned().unwrap_or_default();
+        let used = by_phase.get(label).cloned().unwrap_or_default();
+        let keys = if label == "deleting objects" {
+            objects_deleted as u32
+        } else {
+            0
+        };
+        let serial = model.per_call * total_calls(&used.s3) as u32 + model.per_key * keys;
         report.push_str(&format!(
-            "| {label} | {seconds:.2} s | {} |\n",
-            calls_line(&calls)
+            "| {shown} | {seconds:.2} s | {} s | {} s | {} | {} s |\n",
+            secs(used.lethe_cpu),
+            secs(used.postgres_cpu),
+            calls_line(&used.s3),
+            secs(serial),
         ));
     }
-    let outside = run.wall.as_secs_f64() - phases.total;
     report.push_str(&format!(
-        "| worker start (preflight), claim, exit | {outside:.2} s | {} |\n\n",
-        calls_line(&by_phase.get("starting").cloned().unwrap_or_default())
-    ));
-    let head = lethe_calls.get("HeadObject").copied().unwrap_or(0);
-    report.push_str(&format!(
-        "{head_calls} HeadObject calls at {per_call} ms each would take {serial:.0} s one \
-         after another; verification took {verifying:.0} s.\n\n\
-         CPU during lethe's run: the worker process {lethe_cpu} s; this process (the S3 \
-         server) {own_cpu} s; the machine {busy} s of {all} s available (other builds \
-         included).\n\n\
+        "\nCPU during lethe's run: the worker process {lethe_cpu} s; PostgreSQL {postgres} s; \
+         this process (the S3 server) {own_cpu} s; the machine {busy} s of {all} s available \
+         (other builds included).\n\n\
          Loading the data (3 x {requests} + 3 x 100 requests, with objects) took {load:.0} s.\n",
-        head_calls = thousands(head),
-        per_call = ms(model.per_call),
-        serial = head as f64 * model.per_call.as_secs_f64(),
-        verifying = phases.verifying,
         lethe_cpu = secs(run.cpu),
+        postgres = secs(postgres_cpu),
         own_cpu = secs(own_cpu),
         busy = secs(machine_busy),
         all = secs(machine_all),
@@ -247,16 +258,39 @@ async fn member_rows(pool: &PgPool, member: &str) -> i64 {
     clients * 3
 }
 
-/// Polls the request's state until `stop`, taking a snapshot of the S3 counters at
-/// every change: (phase label, counts when it began), then a last one.
+/// What was seen at a change of the request's phase.
+struct Mark {
+    label: &'static str,
+    s3: BTreeMap<String, u64>,
+    lethe_cpu: Duration,
+    postgres_cpu: Duration,
+}
+
+/// Polls the request's state until `stop`, and at every change of phase takes a
+/// reading of the S3 counters, the worker's CPU and PostgreSQL's; then a last one.
 async fn watch_phases(
     pool: PgPool,
     counters: Arc<harness::S3Counters>,
+    postgres: ClusterCpu,
     id: uuid::Uuid,
+    worker: tokio::sync::oneshot::Receiver<u32>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
-) -> Vec<(String, BTreeMap<String, u64>)> {
-    let mut marks: Vec<(String, BTreeMap<String, u64>)> =
-        vec![("starting".to_owned(), counters.all_requests())];
+) -> Vec<Mark> {
+    let pid = worker.await.expect("the worker was spawned");
+    let mut last_cpu = Duration::ZERO;
+    let mark = |label: &'static str, last_cpu: &mut Duration| {
+        // A process that has exited has no /proc entry: its last reading stands.
+        if let Some(cpu) = process_cpu(pid) {
+            *last_cpu = cpu;
+        }
+        Mark {
+            label,
+            s3: counters.all_requests(),
+            lethe_cpu: *last_cpu,
+            postgres_cpu: postgres.now(),
+        }
+    };
+    let mut marks = vec![mark("starting", &mut last_cpu)];
     loop {
         let row: Option<(String, bool)> = sqlx::query_as(
             "SELECT state, started_at IS NOT NULL FROM erasure_requests WHERE id = $1",
@@ -275,8 +309,10 @@ async fn watch_phases(
                 ("db_masked", _) => "verifying",
                 _ => "finished",
             };
-            if marks.last().is_some_and(|(last, _)| last != label) {
-                marks.push((label.to_owned(), counters.all_requests()));
+            if marks.last().is_some_and(|last| last.label != label) {
+                marks.push(mark(label, &mut last_cpu));
+            } else if let Some(cpu) = process_cpu(pid) {
+                last_cpu = cpu;
             }
         }
         tokio::select! {
@@ -284,32 +320,38 @@ async fn watch_phases(
             _ = tokio::time::sleep(WATCH_EVERY) => {}
         }
     }
-    marks.push(("end".to_owned(), counters.all_requests()));
+    marks.push(mark("end", &mut last_cpu));
     marks
 }
 
-/// S3 calls between consecutive marks, summed by label.
-fn calls_by_phase(
-    marks: &[(String, BTreeMap<String, u64>)],
-) -> BTreeMap<String, BTreeMap<String, u64>> {
-    let mut by_phase: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+/// What a phase used, between consecutive marks.
+#[derive(Default, Clone)]
+struct PhaseUse {
+    s3: BTreeMap<String, u64>,
+    lethe_cpu: Duration,
+    postgres_cpu: Duration,
+}
+
+/// What each phase used, summed by label; the worker's exit (after Done) is counted
+/// with its start.
+fn use_by_phase(marks: &[Mark]) -> BTreeMap<&'static str, PhaseUse> {
+    let mut by_phase: BTreeMap<&'static str, PhaseUse> = BTreeMap::new();
     for pair in marks.windows(2) {
-        let (label, from) = &pair[0];
-        let (_, to) = &pair[1];
-        let entry = by_phase.entry(label.clone()).or_default();
-        for (op, n) in to {
-            let delta = n - from.get(op).copied().unwrap_or(0);
+        let (from, to) = (&pair[0], &pair[1]);
+        let label = if from.label == "finished" {
+            "starting"
+        } else {
+            from.label
+        };
+        let entry = by_phase.entry(label).or_default();
+        for (op, n) in &to.s3 {
+            let delta = n - from.s3.get(op).copied().unwrap_or(0);
             if delta > 0 {
-                *entry.entry(op.clone()).or_default() += delta;
+                *entry.s3.entry(op.clone()).or_default() += delta;
             }
         }
-    }
-    // The worker's exit comes after Done: count it with its start.
-    if let Some(after) = by_phase.remove("finished") {
-        let start = by_phase.entry("starting".to_owned()).or_default();
-        for (op, n) in after {
-            *start.entry(op).or_default() += n;
-        }
+        entry.lethe_cpu += to.lethe_cpu.saturating_sub(from.lethe_cpu);
+        entry.postgres_cpu += to.postgres_cpu.saturating_sub(from.postgres_cpu);
     }
     by_phase
 }

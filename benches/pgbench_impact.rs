@@ -73,10 +73,13 @@ async fn main() {
     // The first seconds after loading run slower (caches, hint bits): not counted.
     note(started, "pgbench warm-up, 15 s");
     pgbench.run_for(Duration::from_secs(15)).await;
+    let postgres = ClusterCpu::of(service.pool()).await;
     note(started, &format!("pgbench alone, {alone_secs} s"));
+    let mark = (postgres.now(), Instant::now());
     let before = pgbench
         .run_for(Duration::from_secs(alone_secs as u64))
         .await;
+    let postgres_before = per_second(&postgres, mark);
 
     note(
         started,
@@ -90,18 +93,22 @@ async fn main() {
     let (command, log) = service.worker(&settings, "pgbench-erasure");
     let background = pgbench.start();
     let cpu = CpuMark::now();
+    let mark = (postgres.now(), Instant::now());
     let erasure_started = epoch_now();
     let run = run_measured_async(command, log).await;
     let erasure_ended = epoch_now();
     let (own_cpu, busy, all) = cpu.since();
+    let postgres_during = per_second(&postgres, mark);
     let during = background.stop().await;
     let phases = phase_bounds(&service, id).await;
     let (rows, objects) = service.erased(id).await;
 
     note(started, &format!("pgbench alone again, {alone_secs} s"));
+    let mark = (postgres.now(), Instant::now());
     let after = pgbench
         .run_for(Duration::from_secs(alone_secs as u64))
         .await;
+    let postgres_after = per_second(&postgres, mark);
 
     let tps_before = mean_tps(&before, f64::MIN, f64::MAX);
     let tps_during = mean_tps(&during, erasure_started, erasure_ended);
@@ -146,7 +153,12 @@ async fn main() {
     report.push_str(&format!(
         "\nCPU during the erasure: the lethe worker {lethe_cpu} s over {wall} s; this process \
          (the S3 server) {own} s; the machine {busy} s busy of {all} s available (PostgreSQL, \
-         pgbench and other builds included).\n\nLoading the data took {load:.0} s.\n",
+         pgbench and other builds included). PostgreSQL (the whole cluster) used \
+         {pg_before:.2} cores with pgbench alone before, {pg_during:.2} during the erasure, \
+         {pg_after:.2} alone after.\n\nLoading the data took {load:.0} s.\n",
+        pg_before = postgres_before,
+        pg_during = postgres_during,
+        pg_after = postgres_after,
         lethe_cpu = secs(run.cpu),
         wall = secs(run.wall),
         own = secs(own_cpu),
@@ -156,6 +168,11 @@ async fn main() {
     ));
     write_results("pgbench_impact", &report);
     note(started, "finished");
+}
+
+/// The cluster's CPU per second of wall time since `mark` (cores busy).
+fn per_second(postgres: &ClusterCpu, mark: (Duration, Instant)) -> f64 {
+    postgres.now().saturating_sub(mark.0).as_secs_f64() / mark.1.elapsed().as_secs_f64()
 }
 
 fn epoch_now() -> f64 {

@@ -56,6 +56,7 @@ async fn main() {
     let model = S3Model::from_env();
     let service = Service::start(harness::fresh_durable_database().await).await;
     let pool = service.pool().clone();
+    let postgres = ClusterCpu::of(&pool).await;
     let fsync: String = sqlx::query_scalar("SHOW fsync")
         .fetch_one(&pool)
         .await
@@ -119,8 +120,10 @@ async fn main() {
         let settings = WorkerSettings::limits_off(*c);
         let (command, log) = service.worker(&settings, &format!("small-set{i}"));
         let cpu = CpuMark::now();
+        let postgres_before = postgres.now();
         let run = run_measured_async(command, log).await;
         let (own, busy, all) = cpu.since();
+        let postgres_cpu = postgres.now().saturating_sub(postgres_before);
         let after = Counts::now(&service).await;
         let (done, span) = drained(&pool, &ids).await;
         assert_eq!(done, erasures as i64, "every erasure of set {i} is done");
@@ -130,6 +133,7 @@ async fn main() {
             span: Some(span),
             worker_cpu: Some(run.cpu),
             own_cpu: own,
+            postgres_cpu,
             machine: (busy, all),
             delta: after.minus(&before),
         });
@@ -155,10 +159,12 @@ async fn main() {
     let client = service.s3.client().await;
     let before = Counts::now(&service).await;
     let cpu = CpuMark::now();
+    let postgres_before = postgres.now();
     let naive_started = Instant::now();
     naive_all(&client, &naive_pool, naive_members, naive_in_flight).await;
     let naive_wall = naive_started.elapsed();
     let (own, busy, all) = cpu.since();
+    let postgres_cpu = postgres.now().saturating_sub(postgres_before);
     naive_pool.close().await;
     let after = Counts::now(&service).await;
     rows.push(Row {
@@ -169,6 +175,7 @@ async fn main() {
         span: None,
         worker_cpu: None,
         own_cpu: own,
+        postgres_cpu,
         machine: (busy, all),
         delta: after.minus(&before),
     });
@@ -190,13 +197,13 @@ async fn main() {
         ));
     }
     report.push_str(
-        "\n| run | wall time | erasures/s | lethe CPU per erasure | transactions per erasure | WAL flushes per erasure | S3 calls per erasure |\n\
-         |---|---|---|---|---|---|---|\n",
+        "\n| run | wall time | erasures/s | lethe CPU per erasure | PostgreSQL CPU per erasure | transactions per erasure | WAL flushes per erasure | S3 calls per erasure |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for row in &rows {
         let per = |x: u64| x as f64 / n;
         report.push_str(&format!(
-            "| {name} | {wall} s{span} | {rate:.1} | {cpu} | {tx:.1} | {wal:.1} | {s3:.1} ({calls}) |\n",
+            "| {name} | {wall} s{span} | {rate:.1} | {cpu} | {pg} ms | {tx:.1} | {wal:.1} | {s3:.1} ({calls}) |\n",
             name = row.name,
             wall = secs(row.wall),
             span = row
@@ -208,21 +215,23 @@ async fn main() {
                 .worker_cpu
                 .map(|cpu| format!("{} ms", ms(cpu / erasures as u32)))
                 .unwrap_or_else(|| "—".to_owned()),
+            pg = ms(row.postgres_cpu / erasures as u32),
             tx = per(row.delta.commits),
             wal = per(row.delta.wal_syncs),
             s3 = per(total_calls(&row.delta.s3)),
             calls = per_erasure_line(&row.delta.s3, n),
         ));
     }
-    report.push_str("\nCPU during each run (core-seconds; the machine's includes PostgreSQL and other builds):\n\n\
-                     | run | lethe worker | this process (S3 server, baseline) | machine busy / available |\n|---|---|---|---|\n");
+    report.push_str("\nCPU during each run (core-seconds; the machine's includes other builds):\n\n\
+                     | run | lethe worker | PostgreSQL (the cluster) | this process (S3 server, baseline) | machine busy / available |\n|---|---|---|---|---|\n");
     for row in &rows {
         report.push_str(&format!(
-            "| {} | {} | {} s | {} s / {} s |\n",
+            "| {} | {} | {} s | {} s | {} s / {} s |\n",
             row.name,
             row.worker_cpu
                 .map(|c| format!("{} s", secs(c)))
                 .unwrap_or_else(|| "—".to_owned()),
+            secs(row.postgres_cpu),
             secs(row.own_cpu),
             secs(row.machine.0),
             secs(row.machine.1),
@@ -246,6 +255,8 @@ struct Row {
     span: Option<Duration>,
     worker_cpu: Option<Duration>,
     own_cpu: Duration,
+    /// The whole cluster's.
+    postgres_cpu: Duration,
     machine: (Duration, Duration),
     delta: Counts,
 }

@@ -104,8 +104,9 @@ pub struct Service {
     pub store: Store,
     /// lethe's S3 client, for loading the example data.
     pub objects: ObjectStore,
-    /// Config files and worker logs.
-    pub dir: tempfile::TempDir,
+    /// Config files and worker logs: `target/bench-logs/<benchmark>/`, kept after the
+    /// run (the next run of the benchmark replaces them).
+    pub dir: PathBuf,
 }
 
 impl Service {
@@ -127,10 +128,20 @@ impl Service {
         lethe::example::create_buckets(&objects)
             .await
             .expect("example buckets");
-        let dir = tempfile::Builder::new()
-            .prefix("lethe-bench-")
-            .tempdir()
-            .expect("a temporary directory");
+        let bench = std::env::args()
+            .next()
+            .and_then(|exe| {
+                Path::new(&exe)
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
+            .map(|name| name.split('-').next().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| "bench".to_owned());
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/bench-logs")
+            .join(bench);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("creating the benchmark's log directory");
         Service {
             db,
             s3,
@@ -175,7 +186,7 @@ impl Service {
     /// `lethe worker --once --ignore-window` against this service, configured by
     /// `worker`, logging to `<dir>/<log>.log`.
     pub fn worker(&self, worker: &WorkerSettings, log: &str) -> (Command, PathBuf) {
-        let config = self.dir.path().join(format!("{log}.toml"));
+        let config = self.dir.join(format!("{log}.toml"));
         fs::write(&config, worker.toml()).expect("writing the worker's config file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_lethe"));
         command
@@ -187,7 +198,7 @@ impl Service {
             .env("DATABASE_URL", &self.db.url)
             .env("LETHE_LOG", "info")
             .envs(self.s3.env());
-        (command, self.dir.path().join(format!("{log}.log")))
+        (command, self.dir.join(format!("{log}.log")))
     }
 
     /// Phase durations of a finished request, from its row (seconds).
@@ -312,7 +323,16 @@ pub struct ChildRun {
 
 /// Runs `command` to completion (stdout discarded, stderr to `log`), measuring it;
 /// panics with the log's tail if it fails. Blocking: call it from `spawn_blocking`.
-pub fn run_measured(mut command: Command, log: &Path) -> ChildRun {
+pub fn run_measured(command: Command, log: &Path) -> ChildRun {
+    run_measured_telling(command, log, |_| {})
+}
+
+/// [`run_measured`], handing the child's pid to `spawned` once it runs.
+pub fn run_measured_telling(
+    mut command: Command,
+    log: &Path,
+    spawned: impl FnOnce(u32),
+) -> ChildRun {
     let log_file = fs::File::create(log).expect("creating the worker log");
     command
         .stdin(Stdio::null())
@@ -321,6 +341,7 @@ pub fn run_measured(mut command: Command, log: &Path) -> ChildRun {
     let before = children_cpu();
     let started = Instant::now();
     let mut child = command.spawn().expect("spawning lethe");
+    spawned(child.id());
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     let status = loop {
@@ -354,6 +375,74 @@ pub async fn run_measured_async(command: Command, log: PathBuf) -> ChildRun {
     tokio::task::spawn_blocking(move || run_measured(command, &log))
         .await
         .expect("the measuring thread does not panic")
+}
+
+/// [`run_measured_async`], sending the child's pid on `pid` once it runs.
+pub async fn run_measured_async_telling(
+    command: Command,
+    log: PathBuf,
+    pid: tokio::sync::oneshot::Sender<u32>,
+) -> ChildRun {
+    tokio::task::spawn_blocking(move || {
+        run_measured_telling(command, &log, |id| {
+            let _ = pid.send(id);
+        })
+    })
+    .await
+    .expect("the measuring thread does not panic")
+}
+
+/// User + system CPU of a live process so far.
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields = stat_fields(&stat);
+    Some(ticks(fields.get(11)? + fields.get(12)?))
+}
+
+/// The CPU a PostgreSQL cluster has used: its postmaster's own, the backends and
+/// helpers it has reaped (its cutime + cstime), and the live ones'. Differences between
+/// two readings are what the cluster did in between, whichever backends came and went.
+pub struct ClusterCpu {
+    postmaster: u32,
+}
+
+impl ClusterCpu {
+    /// The cluster `pool` is connected to (it must be on this machine).
+    pub async fn of(pool: &PgPool) -> ClusterCpu {
+        let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(pool)
+            .await
+            .expect("pg_backend_pid()");
+        let stat = fs::read_to_string(format!("/proc/{backend}/stat"))
+            .expect("the PostgreSQL server runs on this machine");
+        ClusterCpu {
+            postmaster: stat_fields(&stat)[1] as u32,
+        }
+    }
+
+    pub fn now(&self) -> Duration {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.postmaster))
+            .expect("the postmaster is alive");
+        let own = stat_fields(&stat);
+        let mut total = own[11] + own[12] + own[13] + own[14];
+        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let fields = stat_fields(&stat);
+            if fields.get(1).copied() == Some(u64::from(self.postmaster)) {
+                total += fields[11] + fields[12];
+            }
+        }
+        ticks(total)
+    }
 }
 
 fn status_field_kib(status: &str, field: &str) -> Option<u64> {
@@ -392,8 +481,14 @@ fn ticks(n: u64) -> Duration {
 
 /// Fields of /proc/self/stat after the command name: index 0 is field 3 (state).
 fn self_stat() -> Vec<u64> {
-    let stat = fs::read_to_string("/proc/self/stat").expect("reading /proc/self/stat");
-    let after_name = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+    stat_fields(&fs::read_to_string("/proc/self/stat").expect("reading /proc/self/stat"))
+}
+
+/// The fields of a /proc/<pid>/stat line after the command name: index 0 is field 3
+/// (state, read as 0), 1 the parent's pid, 11 and 12 utime and stime, 13 and 14 the
+/// waited-for children's.
+fn stat_fields(stat: &str) -> Vec<u64> {
+    let after_name = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
     after_name
         .split_whitespace()
         .map(|field| field.parse().unwrap_or(0))
