@@ -144,7 +144,9 @@ async fn main() {
          | lethe, `worker --once` ({settings}): manifest, checkpoints, lease, verification | {lethe} s | 1.00x | {lethe_calls} |\n\n\
          lethe erased {objects_deleted} objects and masked {rows_masked} rows; the baselines \
          were handed the member's object list (no discovery, no read-back). A sample of each \
-         member's objects was checked gone afterwards.\n\n\
+         member's objects was checked gone afterwards. The sequential baseline's \
+         DeleteObjects took {per_delete} ms each on average (the model's share: {modelled} ms \
+         for 1,000 keys; the rest is the server's own work on this machine).\n\n\
          lethe's phases: times from the request's row; what each used read when the \
          request's state changed (polled every {watch} ms): the worker's CPU, PostgreSQL's \
          (the whole cluster's), the S3 calls, and what those calls' fixed cost adds up to \
@@ -171,6 +173,8 @@ async fn main() {
         lethe = secs(run.wall),
         lethe_calls = calls_line(&lethe_calls),
         watch = WATCH_EVERY.as_millis(),
+        per_delete = ms(sequential.s3 / total_calls(&sequential.calls).max(1) as u32),
+        modelled = ms(model.per_call + model.per_key * 1000),
         per_call = ms(model.per_call),
         per_key = model.per_key.as_micros(),
     );

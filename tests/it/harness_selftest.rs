@@ -430,3 +430,34 @@ async fn harness_durable_cluster_runs_with_fsync_on() {
         "the durable cluster is a server of its own"
     );
 }
+
+/// Batched deletes remove exactly the keys named (awkward ones included; a missing key
+/// is deleted too) and leave the rest, as s3s-fs's own DeleteObjects does.
+#[tokio::test]
+async fn harness_batched_deletes_remove_exactly_the_keys_named() {
+    let s3 = started_with_bucket().await;
+    s3.latency().set_batched_deletes(true);
+    for key in AWKWARD_KEYS.iter().chain(["kept.txt"].iter()) {
+        s3.put(BUCKET, key, "x").await;
+    }
+    let named: Vec<&str> = AWKWARD_KEYS
+        .iter()
+        .copied()
+        .chain(["never-there"])
+        .collect();
+    let output = s3
+        .client()
+        .await
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(delete_of(&named))
+        .send()
+        .await
+        .expect("DeleteObjects");
+    assert!(output.errors().is_empty(), "{:?}", output.errors());
+    for key in AWKWARD_KEYS {
+        assert!(!s3.exists(BUCKET, key).await, "{key} survived");
+    }
+    assert!(s3.exists(BUCKET, "kept.txt").await);
+    assert_eq!(s3.counters().delete_objects_calls(), 1);
+}

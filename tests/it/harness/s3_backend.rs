@@ -374,6 +374,11 @@ impl S3 for CountingS3 {
             .retain(|object| !self.faults.pretends_to_delete(&object.key));
         let mut response = if req.input.delete.objects.is_empty() {
             S3Response::new(DeleteObjectsOutput::default())
+        } else if self.latency.batched_deletes()
+            && req.input.delete.objects.iter().all(|o| plain_key(&o.key))
+        {
+            self.delete_files(&bucket, std::mem::take(&mut req.input.delete.objects))
+                .await?
         } else {
             self.inner.delete_objects(req).await?
         };
@@ -403,7 +408,50 @@ impl S3 for CountingS3 {
     }
 }
 
+/// A key that is a plain relative path (no trailing `/`, no `.` or `..` segment, not
+/// absolute): its file is `<root>/<bucket>/<key>`, as s3s-fs resolves it.
+fn plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.ends_with('/')
+        && std::path::Path::new(key)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
 impl CountingS3 {
+    /// What s3s-fs's DeleteObjects does for plain keys (remove each file; a missing one
+    /// is deleted), in one blocking call for the lot: see [`Latency::set_batched_deletes`].
+    async fn delete_files(
+        &self,
+        bucket: &str,
+        objects: Vec<ObjectIdentifier>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let dir = self.root.join(bucket);
+        let removed = tokio::task::spawn_blocking(move || {
+            let mut deleted = Vec::with_capacity(objects.len());
+            for object in objects {
+                match std::fs::remove_file(dir.join(&object.key)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    version_id: object.version_id,
+                    ..Default::default()
+                });
+            }
+            Ok(deleted)
+        })
+        .await
+        .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?
+        .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(removed),
+            ..Default::default()
+        }))
+    }
+
     /// AWS answers a missing key with 403 when the caller may not list the bucket.
     fn deny_if_missing<T>(&self, result: S3Result<T>) -> S3Result<T> {
         match result {
