@@ -95,11 +95,22 @@ impl S3Model {
         format!(
             "{} ms a call, plus {} µs a key of a DeleteObjects (or an entry of a listing): \
              a 1,000-key DeleteObjects takes {} ms, plus the server's own work (its file \
-             removals in one blocking call)",
+             removals, on a RAM disk, in one blocking call)",
             ms(self.per_call),
             self.per_key.as_micros(),
             ms(self.per_call + self.per_key * 1000),
         )
+    }
+}
+
+/// Where the S3 server keeps its objects: a RAM disk if there is one (see
+/// `TestS3::start_in`), else the temporary directory.
+pub fn s3_data_parent() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
     }
 }
 
@@ -119,7 +130,7 @@ impl Service {
     /// lethe's tables, the example schema and buckets on `db`, and a fresh S3 server
     /// (latency off: loading runs at loopback speed).
     pub async fn start(db: TestDatabase) -> Service {
-        let s3 = TestS3::start().await;
+        let s3 = TestS3::start_in(&s3_data_parent()).await;
         let store = Store::from_pool(db.pool.clone());
         store.migrate().await.expect("migrating lethe's tables");
         let mut settings = Config::default().s3;
