@@ -111,13 +111,32 @@ fn s3_url(o: &ObjectRef, n: usize) -> String {
     }
 }
 
-/// The data of request `n` (of `requests`) of `member`.
+/// The data of request `n` (of `requests`) of `member`; a PDF extraction
+/// yields 1,000 images if it is the member's first and the member has at
+/// least 5,000 requests ([`pdf_images`]).
 pub fn request(
     member: &str,
     n: usize,
     requests: usize,
     feature: &Feature,
     era: Era,
+) -> RequestData {
+    let large_pdf = feature.kind == Kind::Pdf
+        && pdf_images(n, requests, n == first_pdf_index(requests)) == LARGE_PDF_IMAGES;
+    request_with_pdf(member, n, feature, era, large_pdf)
+}
+
+/// Images in a large PDF extraction (the seed: "up to 1,000 per PDF").
+pub const LARGE_PDF_IMAGES: usize = 1_000;
+
+/// [`request`], with the caller deciding whether a PDF extraction is a
+/// large one ([`LARGE_PDF_IMAGES`] images); other features ignore it.
+pub fn request_with_pdf(
+    member: &str,
+    n: usize,
+    feature: &Feature,
+    era: Era,
+    large_pdf: bool,
 ) -> RequestData {
     let base = format!("{member}/{n:06}");
     let mut data = RequestData {
@@ -137,7 +156,7 @@ pub fn request(
         data.option = Some(option);
     }
     data.result = if feature.kind == Kind::Pdf {
-        pdf_result(&mut data, era, n, requests, &base)
+        pdf_result(&mut data, era, n, large_pdf, &base)
     } else {
         result(&mut data, feature, era, n, &base)
     };
@@ -327,15 +346,19 @@ fn result(data: &mut RequestData, feature: &Feature, era: Era, n: usize, base: &
 /// least 5,000 requests yields 1,000 (the seed's case); others a handful.
 pub fn pdf_images(n: usize, requests: usize, first_pdf: bool) -> usize {
     if first_pdf && requests >= 5_000 {
-        1_000
+        LARGE_PDF_IMAGES
     } else {
         2 + n % 9
     }
 }
 
-fn pdf_result(data: &mut RequestData, era: Era, n: usize, requests: usize, base: &str) -> Value {
+fn pdf_result(data: &mut RequestData, era: Era, n: usize, large: bool, base: &str) -> Value {
     let document = object(RESULTS_BUCKET, format!("pdf/{base}/extract.json"));
-    let images = pdf_images(n, requests, n == first_pdf_index(requests));
+    let images = if large {
+        LARGE_PDF_IMAGES
+    } else {
+        pdf_images(n, 0, false)
+    };
     let keys: Vec<String> = (0..images)
         .map(|i| format!("pdf/{base}/images/page-{:03}-{}.png", i / 4 + 1, i % 4))
         .collect();

@@ -3,12 +3,14 @@
 //!
 //! PostgreSQL only: it tests the throwaway cluster and the S3 servers.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use crate::harness::{TestS3, fresh_database, terminate_connections};
+use crate::harness::{
+    TestS3, fresh_database, fresh_durable_database, server_url, terminate_connections,
+};
 
 /// Keys that have broken S3 tooling before: non-ASCII, spaces, `+`, and an empty
 /// path segment.
@@ -344,4 +346,118 @@ async fn harness_s3_serves_while_the_test_thread_blocks() {
         worker.join().expect("the request thread does not panic")
     });
     assert!(endpoint_reachable);
+}
+
+/// The modelled latency: each call pays the per-call cost, a DeleteObjects its per-key
+/// cost on top, calls in flight at once wait at once (a sleep, not a blocked thread),
+/// and turned off the server is back at loopback speed.
+#[tokio::test]
+async fn harness_latency_charges_per_call_and_per_key_and_calls_overlap() {
+    let s3 = started_with_bucket().await;
+    s3.put(BUCKET, "k", "x").await;
+    let latency = s3.latency();
+    latency.set(Duration::from_millis(100), Duration::from_millis(1));
+    let client = s3.client().await;
+
+    let started = Instant::now();
+    assert!(s3.exists(BUCKET, "k").await);
+    let head = started.elapsed();
+    assert!(head >= Duration::from_millis(100), "one HEAD took {head:?}");
+
+    let keys: Vec<String> = (0..200).map(|i| format!("gone-{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    client
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(delete_of(&keys))
+        .send()
+        .await
+        .expect("DeleteObjects");
+    let delete = started.elapsed();
+    assert!(
+        delete >= Duration::from_millis(300),
+        "a DeleteObjects of 200 keys took {delete:?} (100 ms + 200 x 1 ms expected)"
+    );
+
+    let started = Instant::now();
+    let mut heads = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let client = client.clone();
+        heads.spawn(async move { client.head_object().bucket(BUCKET).key("k").send().await });
+    }
+    while let Some(head) = heads.join_next().await {
+        head.expect("the HEAD task does not panic")
+            .expect("HeadObject");
+    }
+    let concurrent = started.elapsed();
+    assert!(
+        concurrent < Duration::from_millis(800),
+        "16 concurrent HEADs took {concurrent:?}: the latency must not serialise calls"
+    );
+
+    latency.off();
+    let started = Instant::now();
+    assert!(s3.exists(BUCKET, "k").await);
+    assert!(started.elapsed() < Duration::from_millis(100));
+}
+
+/// The durable cluster is a second one, with PostgreSQL's durable defaults; the
+/// suite's own keeps fsync off.
+#[tokio::test]
+async fn harness_durable_cluster_runs_with_fsync_on() {
+    if std::env::var(crate::harness::postgres::EXTERNAL_SERVER_ENV).is_ok_and(|v| !v.is_empty()) {
+        eprintln!("an external server is in use: its settings are its own");
+        return;
+    }
+    let durable = fresh_durable_database().await;
+    let fast = fresh_database().await;
+    for (db, fsync, commit) in [(&durable, "on", "on"), (&fast, "off", "off")] {
+        let shown: String = sqlx::query_scalar("SHOW fsync")
+            .fetch_one(&db.pool)
+            .await
+            .expect("SHOW fsync");
+        assert_eq!(shown, fsync, "{}", db.url);
+        let shown: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&db.pool)
+            .await
+            .expect("SHOW synchronous_commit");
+        assert_eq!(shown, commit, "{}", db.url);
+    }
+    assert_ne!(
+        durable.url.split('/').nth(2),
+        server_url().split('/').nth(2),
+        "the durable cluster is a server of its own"
+    );
+}
+
+/// Batched deletes remove exactly the keys named (awkward ones included; a missing key
+/// is deleted too) and leave the rest, as s3s-fs's own DeleteObjects does.
+#[tokio::test]
+async fn harness_batched_deletes_remove_exactly_the_keys_named() {
+    let s3 = started_with_bucket().await;
+    s3.latency().set_batched_deletes(true);
+    for key in AWKWARD_KEYS.iter().chain(["kept.txt"].iter()) {
+        s3.put(BUCKET, key, "x").await;
+    }
+    let named: Vec<&str> = AWKWARD_KEYS
+        .iter()
+        .copied()
+        .chain(["never-there"])
+        .collect();
+    let output = s3
+        .client()
+        .await
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(delete_of(&named))
+        .send()
+        .await
+        .expect("DeleteObjects");
+    assert!(output.errors().is_empty(), "{:?}", output.errors());
+    for key in AWKWARD_KEYS {
+        assert!(!s3.exists(BUCKET, key).await, "{key} survived");
+    }
+    assert!(s3.exists(BUCKET, "kept.txt").await);
+    assert_eq!(s3.counters().delete_objects_calls(), 1);
 }

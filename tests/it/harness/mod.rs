@@ -1,9 +1,11 @@
 //! Test harness for lethe's integration tests.
 //!
 //! - [`postgres`]: one throwaway PostgreSQL cluster per test-binary process (or the server
-//!   named by `LETHE_TEST_DATABASE_URL`), and a fresh database per test.
+//!   named by `LETHE_TEST_DATABASE_URL`), and a fresh database per test; a second one
+//!   with fsync on, for the benchmarks, on request.
 //! - [`s3`]: an in-process S3-protocol server per test, with request counters, fault
-//!   injection and stop/restart.
+//!   injection, modelled latency (off unless set; the benchmarks set it) and
+//!   stop/restart.
 //! - [`moto`]: one moto S3 server per test-binary process, for versioning, tagging and
 //!   object lock (which s3s-fs lacks); buckets unique per test.
 //!
@@ -20,8 +22,12 @@ pub mod postgres;
 pub mod s3;
 mod s3_backend;
 mod s3_faults;
+mod s3_latency;
 pub mod versioned;
 
 pub use moto::{Moto, moto};
-pub use postgres::{TestDatabase, fresh_database, server_url, terminate_connections};
-pub use s3::{Faults, RandomCounts, S3Counters, StrayDeleteError, TestS3};
+pub use postgres::{
+    TestDatabase, durable_server_url, fresh_database, fresh_durable_database, server_url,
+    terminate_connections,
+};
+pub use s3::{Faults, Latency, RandomCounts, S3Counters, StrayDeleteError, TestS3};

@@ -22,8 +22,24 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 const DIR_PREFIX: &str = "lethe-pg-";
 
 /// Starts the cluster and returns the URL of its `postgres` database; panics with the
-/// server log tail if it does not come up.
+/// server log tail if it does not come up. It runs with fsync off: tests need a server
+/// that is fast, not one that survives a power cut.
 pub(super) fn start_cluster() -> String {
+    start_cluster_with(Durability::FsyncOff)
+}
+
+/// Whether the cluster's commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// `fsync`, `synchronous_commit` and `full_page_writes` off: the tests' cluster.
+    FsyncOff,
+    /// PostgreSQL's defaults (all three on), as a production server runs: a commit
+    /// waits for its WAL flush. For the benchmarks that count commits.
+    FsyncOn,
+}
+
+/// [`start_cluster`] with the durability given.
+pub(super) fn start_cluster_with(durability: Durability) -> String {
     let started = Instant::now();
     let bin = find_bin_dir();
     let as_root = running_as_root();
@@ -76,22 +92,24 @@ pub(super) fn start_cluster() -> String {
                 "-k",
             ])
             .arg(&socket_dir)
-            .args([
+            .args(["-c", "max_connections=300"])
+            .current_dir(&base);
+        if durability == Durability::FsyncOff {
+            server.args([
                 "-c",
                 "fsync=off",
                 "-c",
                 "synchronous_commit=off",
                 "-c",
                 "full_page_writes=off",
-            ])
-            .args(["-c", "max_connections=300"])
-            .current_dir(&base);
+            ]);
+        }
         let exited = spawn_and_keep(server, &log_path);
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         match wait_until_ready(&url, port, &exited) {
             Ok(()) => {
                 eprintln!(
-                    "lethe test harness: PostgreSQL ready at {url} (data in {}) after {:?}",
+                    "lethe test harness: PostgreSQL ready at {url} (data in {}, {durability:?}) after {:?}",
                     base.display(),
                     started.elapsed()
                 );

@@ -8,6 +8,10 @@
 //!
 //! Only the server URL lives in the static: every `#[tokio::test]` has its own runtime,
 //! and a pool built on one runtime breaks when that runtime ends.
+//!
+//! That cluster runs with fsync off. [`durable_server_url`] starts a second one, with
+//! PostgreSQL's durable defaults, for the benchmarks that count commits; the test suite
+//! does not use it.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -19,6 +23,7 @@ use sqlx::{AssertSqlSafe, Connection};
 pub const EXTERNAL_SERVER_ENV: &str = "LETHE_TEST_DATABASE_URL";
 
 static SERVER_URL: OnceLock<String> = OnceLock::new();
+static DURABLE_SERVER_URL: OnceLock<String> = OnceLock::new();
 
 /// A database of its own for one test. Migrations are the caller's job.
 pub struct TestDatabase {
@@ -41,10 +46,33 @@ pub fn server_url() -> String {
         .clone()
 }
 
+/// URL of the `postgres` admin database on a throwaway cluster of its own with fsync,
+/// synchronous commit and full-page writes on (PostgreSQL's defaults), started on first
+/// use; for benchmarks whose figure is a commit rate. With `LETHE_TEST_DATABASE_URL`
+/// set, that server, whatever its settings.
+pub fn durable_server_url() -> String {
+    DURABLE_SERVER_URL
+        .get_or_init(|| match std::env::var(EXTERNAL_SERVER_ENV) {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => super::pg_cluster::start_cluster_with(super::pg_cluster::Durability::FsyncOn),
+        })
+        .clone()
+}
+
 /// Creates an empty, uniquely named database and returns a pool connected to it.
 pub async fn fresh_database() -> TestDatabase {
+    fresh_database_on(server_url).await
+}
+
+/// [`fresh_database`] on the durable cluster ([`durable_server_url`]).
+pub async fn fresh_durable_database() -> TestDatabase {
+    fresh_database_on(durable_server_url).await
+}
+
+/// A fresh database on the server `server` names (starting it if need be).
+async fn fresh_database_on(server: fn() -> String) -> TestDatabase {
     // The first call starts the cluster, which blocks: keep it off the runtime thread.
-    let server = match tokio::task::spawn_blocking(server_url).await {
+    let server = match tokio::task::spawn_blocking(server).await {
         Ok(url) => url,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => panic!("starting the test PostgreSQL cluster was cancelled: {e}"),

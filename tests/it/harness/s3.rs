@@ -1,5 +1,6 @@
 //! An in-process S3-protocol server per test: s3s-fs on `127.0.0.1:<port>`, with request
-//! counters, fault injection, and `stop`/`restart` to make the endpoint unreachable.
+//! counters, fault injection, modelled latency (off unless set: [`Latency`]), and
+//! `stop`/`restart` to make the endpoint unreachable.
 //!
 //! The server runs on a runtime of its own, so it keeps answering while the test thread
 //! blocks (e.g. waiting on a `lethe` child process) and it is independent of the test's
@@ -27,6 +28,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::s3_backend::{CountingS3, FaultInjector, Injected};
 pub use super::s3_backend::{Faults, RandomCounts, S3Counters, StrayDeleteError};
+pub use super::s3_latency::Latency;
 
 const ACCESS_KEY: &str = "lethe-test-access-key";
 const SECRET_KEY: &str = "lethe-test-secret-key";
@@ -38,6 +40,7 @@ pub struct TestS3 {
     service: S3Service,
     counters: Arc<S3Counters>,
     faults: Arc<Faults>,
+    latency: Arc<Latency>,
     serving: Mutex<Option<Serving>>,
     /// `Option` only so that `Drop` can shut it down without blocking.
     runtime: Option<Runtime>,
@@ -54,20 +57,30 @@ pub(super) struct Serving {
 impl TestS3 {
     /// Starts a server on a free loopback port with an empty data directory.
     pub async fn start() -> TestS3 {
+        TestS3::start_in(&std::env::temp_dir()).await
+    }
+
+    /// [`TestS3::start`], with the data directory made inside `parent`. The benchmarks
+    /// put it on a RAM disk (/dev/shm): removing a file on this machine's disk costs
+    /// about 0.2 ms, so a 1,000-key DeleteObjects would spend 0.2 s or more on work that
+    /// AWS does on its own machines.
+    pub async fn start_in(parent: &std::path::Path) -> TestS3 {
         let data = tempfile::Builder::new()
             .prefix("lethe-s3-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("creating the S3 data directory");
         let fs = s3s_fs::FileSystem::new(data.path())
             .expect("s3s-fs accepts an empty existing directory");
         let counters = Arc::new(S3Counters::default());
         let faults = Arc::new(Faults::default());
+        let latency = Arc::new(Latency::default());
 
         let mut builder = S3ServiceBuilder::new(CountingS3::new(
             fs,
             data.path().to_owned(),
             Arc::clone(&counters),
             Arc::clone(&faults),
+            Arc::clone(&latency),
         ));
         // Auth must be on: s3s only consults `S3Access::check` (our fault hook) with it.
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
@@ -89,13 +102,20 @@ impl TestS3 {
             .local_addr()
             .expect("a bound listener has an address")
             .port();
-        let serving = serve(&runtime, listener, service.clone(), Arc::clone(&faults));
+        let serving = serve_with_latency(
+            &runtime,
+            listener,
+            service.clone(),
+            Arc::clone(&faults),
+            Arc::clone(&latency),
+        );
 
         TestS3 {
             port,
             service,
             counters,
             faults,
+            latency,
             serving: Mutex::new(Some(serving)),
             runtime: Some(runtime),
             data,
@@ -127,6 +147,11 @@ impl TestS3 {
     /// Fault switches; shared with the running server.
     pub fn faults(&self) -> Arc<Faults> {
         Arc::clone(&self.faults)
+    }
+
+    /// The modelled latency (off until set); shared with the running server.
+    pub fn latency(&self) -> Arc<Latency> {
+        Arc::clone(&self.latency)
     }
 
     /// Where s3s-fs keeps the objects (one directory per bucket).
@@ -209,11 +234,12 @@ impl TestS3 {
             .runtime
             .as_ref()
             .expect("the runtime exists until drop");
-        let serving = serve(
+        let serving = serve_with_latency(
             runtime,
             listener,
             self.service.clone(),
             Arc::clone(&self.faults),
+            Arc::clone(&self.latency),
         );
         *self.serving.lock().expect("serving lock is never poisoned") = Some(serving);
     }
@@ -296,9 +322,27 @@ pub(super) fn serve(
     service: S3Service,
     faults: Arc<Faults>,
 ) -> Serving {
+    serve_with_latency(
+        runtime,
+        listener,
+        service,
+        faults,
+        Arc::new(Latency::default()),
+    )
+}
+
+/// [`serve`], paying `latency`'s cost per call before each request is handled.
+fn serve_with_latency(
+    runtime: &Runtime,
+    listener: TcpListener,
+    service: S3Service,
+    faults: Arc<Faults>,
+    latency: Arc<Latency>,
+) -> Serving {
     let service = FaultyHttp {
         inner: service,
         faults,
+        latency,
     };
     listener
         .set_nonblocking(true)
@@ -334,11 +378,13 @@ pub(super) fn serve(
 /// The HTTP side of fault injection: decides once per request whether it fails
 /// (random injection), closes the connection for the faults that are a dropped
 /// connection, and hands the others to `S3Access::check` in the request's
-/// extensions, where they become S3 error answers.
+/// extensions, where they become S3 error answers. Every request first pays the
+/// modelled cost of a call (zero unless set).
 #[derive(Clone)]
 struct FaultyHttp {
     inner: S3Service,
     faults: Arc<Faults>,
+    latency: Arc<Latency>,
 }
 
 /// Why a connection was closed without an answer.
@@ -363,7 +409,10 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultyHtt
     fn call(&self, mut req: http::Request<hyper::body::Incoming>) -> Self::Future {
         let injected = self.faults.draw();
         let inner = self.inner.clone();
+        let latency = Arc::clone(&self.latency);
         Box::pin(async move {
+            // A sleep on the server's runtime: other calls proceed meanwhile.
+            latency.call().await;
             match injected {
                 // A service error makes hyper close the connection unanswered.
                 Some(Injected::DropBefore) => Err(Box::new(DroppedByHarness) as Self::Error),

@@ -1,6 +1,7 @@
 //! The request-handling side of the test S3 server: request counters, the `S3Access`
 //! hook that injects faults (the switches are in `s3_faults`), and the `s3s::S3`
-//! wrapper that forwards the operations lethe uses to s3s-fs while counting them.
+//! wrapper that forwards the operations lethe uses to s3s-fs while counting them (and
+//! charging the modelled per-key cost, `s3_latency`, of the calls that have one).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use s3s::dto::{self, *};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 pub use super::s3_faults::{Faults, Injected, RandomCounts, StrayDeleteError};
+use super::s3_latency::Latency;
 
 /// What the server has been asked to do. Getters are snapshots; `reset` starts over.
 #[derive(Default)]
@@ -72,6 +74,11 @@ impl S3Counters {
     /// were failed by an injected fault: this counts attempts, retries included.
     pub fn requests(&self, op: &str) -> u64 {
         self.lock_requests().get(op).copied().unwrap_or(0)
+    }
+
+    /// Every operation asked for so far with its count (as [`S3Counters::requests`]).
+    pub fn all_requests(&self) -> BTreeMap<String, u64> {
+        self.lock_requests().clone()
     }
 
     pub fn reset(&self) {
@@ -189,6 +196,7 @@ pub(super) struct CountingS3 {
     root: std::path::PathBuf,
     counters: Arc<S3Counters>,
     faults: Arc<Faults>,
+    latency: Arc<Latency>,
 }
 
 impl CountingS3 {
@@ -197,12 +205,14 @@ impl CountingS3 {
         root: std::path::PathBuf,
         counters: Arc<S3Counters>,
         faults: Arc<Faults>,
+        latency: Arc<Latency>,
     ) -> Self {
         Self {
             inner,
             root,
             counters,
             faults,
+            latency,
         }
     }
 }
@@ -284,14 +294,20 @@ impl S3 for CountingS3 {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        self.inner.list_objects(req).await
+        let response = self.inner.list_objects(req).await?;
+        let entries = response.output.contents.as_ref().map_or(0, Vec::len);
+        self.latency.keys(entries).await;
+        Ok(response)
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.inner.list_objects_v2(req).await
+        let response = self.inner.list_objects_v2(req).await?;
+        let entries = response.output.contents.as_ref().map_or(0, Vec::len);
+        self.latency.keys(entries).await;
+        Ok(response)
     }
 
     async fn delete_object(
@@ -320,6 +336,8 @@ impl S3 for CountingS3 {
             return Err(s3_error!(NoSuchBucket));
         }
         let sent_first = req.input.delete.objects.first().map(|o| o.key.clone());
+        // S3's work grows with the keys named, found or not.
+        self.latency.keys(req.input.delete.objects.len()).await;
         // The preflight's probe keys (`lethe check`, a worker's start) are
         // not the erasure's: tests count what the erasure asked for.
         self.counters.lock_deletions().extend(
@@ -356,6 +374,11 @@ impl S3 for CountingS3 {
             .retain(|object| !self.faults.pretends_to_delete(&object.key));
         let mut response = if req.input.delete.objects.is_empty() {
             S3Response::new(DeleteObjectsOutput::default())
+        } else if self.latency.batched_deletes()
+            && req.input.delete.objects.iter().all(|o| plain_key(&o.key))
+        {
+            self.delete_files(&bucket, std::mem::take(&mut req.input.delete.objects))
+                .await?
         } else {
             self.inner.delete_objects(req).await?
         };
@@ -385,7 +408,50 @@ impl S3 for CountingS3 {
     }
 }
 
+/// A key that is a plain relative path (no trailing `/`, no `.` or `..` segment, not
+/// absolute): its file is `<root>/<bucket>/<key>`, as s3s-fs resolves it.
+fn plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.ends_with('/')
+        && std::path::Path::new(key)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
 impl CountingS3 {
+    /// What s3s-fs's DeleteObjects does for plain keys (remove each file; a missing one
+    /// is deleted), in one blocking call for the lot: see [`Latency::set_batched_deletes`].
+    async fn delete_files(
+        &self,
+        bucket: &str,
+        objects: Vec<ObjectIdentifier>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let dir = self.root.join(bucket);
+        let removed = tokio::task::spawn_blocking(move || {
+            let mut deleted = Vec::with_capacity(objects.len());
+            for object in objects {
+                match std::fs::remove_file(dir.join(&object.key)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    version_id: object.version_id,
+                    ..Default::default()
+                });
+            }
+            Ok(deleted)
+        })
+        .await
+        .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?
+        .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, e.to_string()))?;
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(removed),
+            ..Default::default()
+        }))
+    }
+
     /// AWS answers a missing key with 403 when the caller may not list the bucket.
     fn deny_if_missing<T>(&self, result: S3Result<T>) -> S3Result<T> {
         match result {
