@@ -2,8 +2,8 @@
 //! extractions of 1,000 images, about 66,000 objects) erased by lethe with its load
 //! limits off, against two naive baselines on identical members in the same run:
 //! DeleteObjects of 1,000 keys one call after another, then one UPDATE per table
-//! (sequential); and the same with [`NAIVE_IN_FLIGHT`] DeleteObjects in flight
-//! (concurrent). Neither baseline discovers anything (it is handed the member's
+//! (sequential); and the same with as many DeleteObjects in flight as lethe's default
+//! `s3.concurrency` (concurrent). Neither baseline discovers anything (it is handed the member's
 //! object list), keeps a manifest, checkpoints, or reads anything back: it is the
 //! floor a bare script sets. S3 is the harness's s3s server with modelled latency
 //! (15 ms a call by default, see benches/common).
@@ -25,9 +25,11 @@ use common::*;
 use lethe::example::{LargePdfs, SEED_LARGEST_REQUESTS, SEED_LARGEST_REQUESTS_PER_LARGE_PDF};
 use sqlx::PgPool;
 
-/// The concurrent baseline's DeleteObjects in flight: what a script using a thread pool
-/// (boto3's default max_pool_connections is 10; aws-sdk-rust has no limit) would do.
-const NAIVE_IN_FLIGHT: usize = 16;
+/// The concurrent baseline's DeleteObjects in flight: the same as lethe's default
+/// `s3.concurrency`, so that the comparison is like for like.
+fn naive_in_flight() -> usize {
+    lethe::Config::default().s3.concurrency
+}
 
 /// How often the request's state is read to split S3 calls by phase.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
@@ -74,9 +76,10 @@ async fn main() {
     // (a) The naive sequential baseline.
     note(started, "naive sequential baseline");
     let sequential = naive(&service, &client, &pool, sequential_member, 1).await;
-    // (b) The same, NAIVE_IN_FLIGHT calls in flight.
+    // (b) The same, as many calls in flight as lethe keeps.
     note(started, "naive concurrent baseline");
-    let concurrent = naive(&service, &client, &pool, concurrent_member, NAIVE_IN_FLIGHT).await;
+    let in_flight = naive_in_flight();
+    let concurrent = naive(&service, &client, &pool, concurrent_member, in_flight).await;
 
     // lethe: a bare INSERT, then `lethe worker --once` with the load limits off.
     note(
@@ -140,7 +143,7 @@ async fn main() {
          | shaped like the seed's largest (ten PDF extractions of 1,000 images) | {requests} | {rows} | {objects} |\n\n\
          | run | wall time | lethe / it | S3 calls |\n|---|---|---|---|\n\
          | naive sequential: DeleteObjects of 1,000 keys one after another (S3 {seq_s3} s), one UPDATE per table in one transaction (DB {seq_db} s) | {seq} s | {r_seq:.2}x | {seq_calls} |\n\
-         | naive concurrent: the same with {NAIVE_IN_FLIGHT} DeleteObjects in flight (S3 {con_s3} s, DB {con_db} s) | {con} s | {r_con:.2}x | {con_calls} |\n\
+         | naive concurrent: the same with {in_flight} DeleteObjects in flight (S3 {con_s3} s, DB {con_db} s) | {con} s | {r_con:.2}x | {con_calls} |\n\
          | lethe, `worker --once` ({settings}): manifest, checkpoints, lease, verification | {lethe} s | 1.00x | {lethe_calls} |\n\n\
          lethe erased {objects_deleted} objects and masked {rows_masked} rows; the baselines \
          were handed the member's object list (no discovery, no read-back). A sample of each \

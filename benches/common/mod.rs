@@ -83,19 +83,22 @@ impl S3Model {
     }
 
     /// Sets the model on `s3`, with batched deletes (one blocking call per DeleteObjects
-    /// for its file removals, see tests/it/harness/s3_latency.rs): the server's own work
-    /// competes for this machine's two cores, and per key it would otherwise outweigh the
-    /// modelled cost.
+    /// for its file removals, see tests/it/harness/s3_latency.rs) and indexed listings
+    /// (a listing walks the prefix's directory, not the whole bucket: s3_listing.rs):
+    /// the server's own work competes for this machine's two cores, and it would
+    /// otherwise outweigh the modelled cost.
     pub fn apply(&self, s3: &TestS3) {
         s3.latency().set(self.per_call, self.per_key);
         s3.latency().set_batched_deletes(true);
+        s3.latency().set_indexed_listing(true);
     }
 
     pub fn describe(&self) -> String {
         format!(
             "{} ms a call, plus {} µs a key of a DeleteObjects (or an entry of a listing): \
              a 1,000-key DeleteObjects takes {} ms, plus the server's own work (its file \
-             removals, on a RAM disk, in one blocking call)",
+             removals, on a RAM disk, in one blocking call; a listing walks the directory \
+             its prefix names, not the whole bucket)",
             ms(self.per_call),
             self.per_key.as_micros(),
             ms(self.per_call + self.per_key * 1000),

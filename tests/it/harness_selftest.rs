@@ -461,3 +461,80 @@ async fn harness_batched_deletes_remove_exactly_the_keys_named() {
     assert!(s3.exists(BUCKET, "kept.txt").await);
     assert_eq!(s3.counters().delete_objects_calls(), 1);
 }
+
+/// Every page of every listing, as (keys, truncated, next token).
+async fn pages_of(
+    s3: &TestS3,
+    prefix: &str,
+    start_after: Option<&str>,
+    max_keys: i32,
+) -> Vec<(Vec<String>, bool, Option<String>)> {
+    let client = s3.client().await;
+    let mut pages = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let output = client
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_owned))
+            .set_continuation_token(token.clone())
+            .max_keys(max_keys)
+            .send()
+            .await
+            .expect("ListObjectsV2");
+        let keys = output
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        let truncated = output.is_truncated() == Some(true);
+        token = output.next_continuation_token().map(str::to_owned);
+        pages.push((keys, truncated, token.clone()));
+        if !truncated {
+            return pages;
+        }
+    }
+}
+
+/// The benchmarks' indexed listing (the prefix's directory walked, not the bucket)
+/// answers every listing page for page as s3s-fs's own does: prefixes ending inside a
+/// name, at a `/`, at the root, awkward keys, StartAfter and continuation.
+#[tokio::test]
+async fn harness_indexed_listing_answers_as_s3s_fs_does() {
+    let s3 = started_with_bucket().await;
+    let mut keys: Vec<String> = AWKWARD_KEYS.iter().map(|k| (*k).to_owned()).collect();
+    for n in 0..25 {
+        keys.push(format!("m/1/{n:02}.png"));
+        keys.push(format!("m/10/{n:02}.png"));
+        keys.push(format!("m/2/x/{n:02}.png"));
+    }
+    keys.push("m1.txt".to_owned());
+    for key in &keys {
+        s3.put(BUCKET, key, "x").await;
+    }
+    let listings = [
+        ("", None, 1000),
+        ("m/1", None, 7),
+        ("m/1/", Some("m/1/05.png"), 10),
+        ("m/2/", None, 1000),
+        ("m/2/x/1", None, 3),
+        ("m", None, 20),
+        ("사진/", None, 1000),
+        ("a/", None, 1000),
+        ("missing/dir/", None, 1000),
+        ("m/", Some("m/10/24.png"), 4),
+    ];
+    for (prefix, after, max) in listings {
+        s3.latency().set_indexed_listing(false);
+        let walked = pages_of(&s3, prefix, after, max).await;
+        s3.latency().set_indexed_listing(true);
+        let indexed = pages_of(&s3, prefix, after, max).await;
+        assert_eq!(
+            indexed, walked,
+            "prefix {prefix:?}, after {after:?}, max {max}"
+        );
+    }
+    let all = pages_of(&s3, "", None, 1000).await;
+    assert_eq!(all[0].0.len(), keys.len(), "{all:?}");
+}

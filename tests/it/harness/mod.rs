@@ -23,6 +23,7 @@ pub mod s3;
 mod s3_backend;
 mod s3_faults;
 mod s3_latency;
+mod s3_listing;
 pub mod versioned;
 
 pub use moto::{Moto, moto};

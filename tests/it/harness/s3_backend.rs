@@ -304,7 +304,24 @@ impl S3 for CountingS3 {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let response = self.inner.list_objects_v2(req).await?;
+        let bucket_dir = self.root.join(&req.input.bucket);
+        let response = if self.latency.indexed_listing() && bucket_dir.is_dir() {
+            let input = req.input.clone();
+            let indexed =
+                tokio::task::spawn_blocking(move || super::s3_listing::list(&bucket_dir, input))
+                    .await
+                    .map_err(|e| {
+                        S3Error::with_message(S3ErrorCode::InternalError, e.to_string())
+                    })?;
+            match indexed {
+                Some(output) => S3Response::new(output.map_err(|e| {
+                    S3Error::with_message(S3ErrorCode::InternalError, e.to_string())
+                })?),
+                None => self.inner.list_objects_v2(req).await?,
+            }
+        } else {
+            self.inner.list_objects_v2(req).await?
+        };
         let entries = response.output.contents.as_ref().map_or(0, Vec::len);
         self.latency.keys(entries).await;
         Ok(response)

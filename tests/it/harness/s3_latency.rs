@@ -15,7 +15,8 @@
 //! modelled cost and varying with whatever else runs. [`Latency::set_batched_deletes`]
 //! removes a call's files in one hop instead (off unless set), so that the modelled cost
 //! is most of what a DeleteObjects costs, as on AWS, where S3's work is done on AWS's
-//! machines.
+//! machines. For the same reason [`Latency::set_indexed_listing`] answers a listing
+//! from the prefix's directory instead of a walk of the whole bucket (`s3_listing`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub struct Latency {
     per_call_us: AtomicU64,
     per_key_us: AtomicU64,
     batched_deletes: AtomicBool,
+    indexed_listing: AtomicBool,
 }
 
 impl Latency {
@@ -54,6 +56,16 @@ impl Latency {
 
     pub(super) fn batched_deletes(&self) -> bool {
         self.batched_deletes.load(Ordering::SeqCst)
+    }
+
+    /// Whether a ListObjectsV2 walks only the directory its prefix names (`true`) or the
+    /// whole bucket, as s3s-fs does (`false`, the default): see `s3_listing`.
+    pub fn set_indexed_listing(&self, on: bool) {
+        self.indexed_listing.store(on, Ordering::SeqCst);
+    }
+
+    pub(super) fn indexed_listing(&self) -> bool {
+        self.indexed_listing.load(Ordering::SeqCst)
     }
 
     pub fn per_call(&self) -> Duration {
