@@ -4,13 +4,19 @@
 //!
 //! The rule this module keeps: the answer to "is this bucket versioned?"
 //! used for *deleting* may be cached for a few minutes (one GetBucketVersioning
-//! per bucket, not per batch), but verification asks S3 afresh, so that a
-//! bucket whose versioning was switched on mid-erasure cannot pass a plain
-//! HeadObject check while its data sits in noncurrent versions.
+//! per bucket, not per batch), but verification rests on an answer given after
+//! the request's last deletion, so that a bucket whose versioning was switched
+//! on mid-erasure cannot pass a plain read-back while its data sits in
+//! noncurrent versions. A bucket once versioned never becomes unversioned
+//! again (only suspended, which counts as versioned), so one answer asked
+//! after the deletions holds for the rest of the request's read-backs: it is
+//! kept per request until something is deleted again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use uuid::Uuid;
 
 use super::{ObjectError, ObjectStore, Versioning};
 use crate::catalog::{BucketSettings, ErasureMode, ExpiryTag, Storage};
@@ -18,12 +24,18 @@ use crate::catalog::{BucketSettings, ErasureMode, ExpiryTag, Storage};
 /// How long a detected versioning state is trusted for deletion.
 const VERSIONING_TTL: Duration = Duration::from_secs(300);
 
+/// Verification answers kept at most (two or three per request being
+/// verified); beyond this the lot is dropped and asked again.
+const VERIFYING_ANSWERS: usize = 4096;
+
 /// Every bucket's erasure settings, and the S3 clients to reach them.
 #[derive(Debug)]
 pub struct Buckets {
     settings: BTreeMap<String, BucketSettings>,
     objects: ObjectStore,
     detected: Mutex<HashMap<String, (Versioning, Instant)>>,
+    /// Answers asked during a request's verification, by (request, bucket).
+    verifying: Mutex<HashMap<(Uuid, String), Versioning>>,
     regional: Mutex<HashMap<String, ObjectStore>>,
 }
 
@@ -44,8 +56,12 @@ pub struct BucketView {
 pub enum Freshness {
     /// For deleting: a few minutes old is fine.
     Cached,
-    /// For verifying: ask S3 now.
+    /// Ask S3 now: before deleting what verification found left.
     Fresh,
+    /// For verifying one request: asked of S3 at its first read-back after
+    /// its deletions (in this process), then reused until
+    /// [`Buckets::forget_verifying`] says it deleted again.
+    Verifying(Uuid),
 }
 
 impl Buckets {
@@ -54,6 +70,7 @@ impl Buckets {
             settings: storage.bucket_settings.clone(),
             objects,
             detected: Mutex::new(HashMap::new()),
+            verifying: Mutex::new(HashMap::new()),
             regional: Mutex::new(HashMap::new()),
         }
     }
@@ -111,13 +128,22 @@ impl Buckets {
         bucket: &str,
         freshness: Freshness,
     ) -> Result<Versioning, ObjectError> {
-        if freshness == Freshness::Cached {
-            let cache = self.detected.lock().expect("cache lock is never poisoned");
-            if let Some((answer, at)) = cache.get(bucket)
-                && at.elapsed() < VERSIONING_TTL
-            {
-                return Ok(*answer);
+        match freshness {
+            Freshness::Cached => {
+                let cache = self.detected.lock().expect("cache lock is never poisoned");
+                if let Some((answer, at)) = cache.get(bucket)
+                    && at.elapsed() < VERSIONING_TTL
+                {
+                    return Ok(*answer);
+                }
             }
+            Freshness::Verifying(request) => {
+                let cache = self.verifying.lock().expect("cache lock is never poisoned");
+                if let Some(answer) = cache.get(&(request, bucket.to_owned())) {
+                    return Ok(*answer);
+                }
+            }
+            Freshness::Fresh => {}
         }
         let answer = store.versioning(bucket).await.map_err(|mut err| {
             if !err.is_transient() {
@@ -133,7 +159,23 @@ impl Buckets {
             .lock()
             .expect("cache lock is never poisoned")
             .insert(bucket.to_owned(), (answer, Instant::now()));
+        if let Freshness::Verifying(request) = freshness {
+            let mut cache = self.verifying.lock().expect("cache lock is never poisoned");
+            if cache.len() >= VERIFYING_ANSWERS {
+                cache.clear();
+            }
+            cache.insert((request, bucket.to_owned()), answer);
+        }
         Ok(answer)
+    }
+
+    /// The request deleted again (a sweep, survivors erased again) or ended:
+    /// its next read-back asks S3 afresh.
+    pub fn forget_verifying(&self, request: Uuid) {
+        self.verifying
+            .lock()
+            .expect("cache lock is never poisoned")
+            .retain(|(id, _), _| *id != request);
     }
 
     fn regional_store(&self, region: &str) -> ObjectStore {

@@ -32,7 +32,7 @@ use crate::store::{Lease, Tx, events, record};
 /// sent `s3.concurrency` at a time, or listings), each page checkpointed: a
 /// page that fails (a call that outlasted its re-sends) repeats at most this
 /// many read-backs, and the pages before it stand.
-const OBJECTS_PER_BATCH: i64 = 1000;
+const OBJECTS_PER_BATCH: i64 = 4000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cursor {
@@ -153,6 +153,8 @@ impl PhaseRun for Verification<'_> {
                 .clone()
                 .unwrap_or_else(|| cursor_value(&Cursor::default()));
             sweep::run(ctx, lease, self.subject, &left, &cursor).await?;
+            // It deleted: what is read back next rests on a new answer.
+            ctx.buckets.forget_verifying(lease.request_id);
             return Ok(Step::Batch {
                 phase: Phase::Verifying,
                 batch,
@@ -161,6 +163,7 @@ impl PhaseRun for Verification<'_> {
             });
         }
         refuse_unnamed_rows(lease, &left)?;
+        ctx.buckets.forget_verifying(lease.request_id);
         completion::finish(ctx, lease, self.subject, rows).await
     }
 }
@@ -189,14 +192,17 @@ async fn read_back(
     let mut missing_buckets: Vec<String> = Vec::new();
     for (bucket, objects) in by_bucket {
         let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
-        // Asked afresh: the proof must not rest on a cached "unversioned".
-        // A bucket that no longer exists holds nothing.
+        // Asked after the request's deletions: the proof must not rest on a
+        // cached "unversioned" (objects/buckets.rs). A bucket that no longer
+        // exists holds nothing.
         let read_back = async {
-            let view = ctx.buckets.view(bucket, Freshness::Fresh).await?;
-            let survivors = s3_erasure::survivors(&view, &keys).await?;
-            Ok::<_, ObjectError>((view, survivors))
+            let view = ctx
+                .buckets
+                .view(bucket, Freshness::Verifying(lease.request_id))
+                .await?;
+            s3_erasure::survivors(&view, &keys).await
         };
-        let (view, survivors) = match read_back.await {
+        let survivors = match read_back.await {
             Ok(found) => found,
             Err(err) if err.is_no_such_bucket() => {
                 missing_buckets.push(bucket.to_owned());
@@ -227,6 +233,9 @@ async fn read_back(
             Some(&detail),
         )
         .await?;
+        // Deleting again: asked afresh, and the next read-back asks again.
+        ctx.buckets.forget_verifying(lease.request_id);
+        let view = ctx.buckets.view(bucket, Freshness::Fresh).await?;
         let again = s3_erasure::erase(&view, &survivors).await?;
         let mut refused_keys = Vec::new();
         for refusal in again.refused {
