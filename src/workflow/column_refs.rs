@@ -147,17 +147,18 @@ pub async fn read_column(
     Ok(())
 }
 
-/// Asks S3 ahead, `s3.concurrency` calls at a time, which readings of the
-/// `+` references in these columns exist, so that reading the columns
-/// ([`read_column`]) settles each from the answers instead of two
-/// HeadObject calls one after another.
+/// Asks S3 ahead, `s3.concurrency` calls at a time, what reading these
+/// columns ([`read_column`]) would otherwise ask one call after another: the
+/// JSON manifests they point to (fetched together and kept for
+/// [`expand`]), then whether the objects behind each `+` reading exist, in
+/// the columns and in those manifests.
 pub async fn check_plus_readings(
     ctx: &Context,
     columns: &[(&ReferenceSource, &str)],
     findings: &mut Findings,
 ) -> Result<(), Error> {
-    let mut by_bucket: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
     let mut ambiguous = Vec::new();
+    let mut manifests: BTreeMap<String, BTreeMap<String, &Expansion>> = BTreeMap::new();
     for (source, text) in columns {
         let Ok(Some(document)) = parse_column(text) else {
             continue;
@@ -171,13 +172,63 @@ pub async fn check_plus_readings(
                     &path.prefix,
                     path.path.is_root(),
                 );
-                if let Found::Reference(Resolution::Ambiguous { plus, space, .. }) = found {
-                    ambiguous.push(plus);
-                    ambiguous.push(space);
+                match (found, &source.expand) {
+                    (Found::Reference(Resolution::Ambiguous { plus, space, .. }), _) => {
+                        ambiguous.push(plus);
+                        ambiguous.push(space);
+                    }
+                    (Found::Reference(Resolution::Object { object, .. }), Some(expansion))
+                        if !findings.expanded.contains(&object)
+                            && !findings.fetched.contains_key(&object) =>
+                    {
+                        manifests
+                            .entry(object.bucket)
+                            .or_default()
+                            .insert(object.key, expansion);
+                    }
+                    _ => {}
                 }
             }
         }
     }
+    for (bucket, keys) in manifests {
+        let items: Vec<(String, u64, Expansion)> = keys
+            .into_iter()
+            .map(|(key, expansion)| (key, expansion.max_bytes, expansion.clone()))
+            .collect();
+        let shared: std::sync::Arc<str> = std::sync::Arc::from(bucket.as_str());
+        let fetched = ctx
+            .buckets
+            .store_for(&bucket)
+            .concurrently(items, move |store, (key, max_bytes, expansion)| {
+                let bucket = shared.clone();
+                async move {
+                    let bytes = store.get_bounded(&bucket, &key, max_bytes).await?;
+                    Ok((key, expansion, bytes))
+                }
+            })
+            .await?;
+        for (key, expansion, bytes) in fetched {
+            if let Some(Some(bytes)) = &bytes
+                && let Ok(document) = serde_json::from_slice::<Value>(bytes)
+            {
+                for value in expansion.list.select(&document) {
+                    if let Found::Reference(Resolution::Ambiguous { plus, space, .. }) =
+                        resolve_listed(ctx, &expansion, &bucket, value)
+                    {
+                        ambiguous.push(plus);
+                        ambiguous.push(space);
+                    }
+                }
+            }
+            let object = ObjectRef {
+                bucket: bucket.clone(),
+                key,
+            };
+            findings.fetched.insert(object, bytes);
+        }
+    }
+    let mut by_bucket: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
     for object in &ambiguous {
         if !findings.existence.contains_key(object) {
             by_bucket
@@ -378,12 +429,16 @@ async fn expand(
     findings: &mut Findings,
 ) -> Result<(), Error> {
     let bucket = &manifest.bucket;
-    let Some(bytes) = ctx
-        .buckets
-        .store_for(bucket)
-        .get_bounded(bucket, &manifest.key, expansion.max_bytes)
-        .await?
-    else {
+    let fetched = match findings.fetched.remove(manifest) {
+        Some(fetched) => fetched,
+        None => {
+            ctx.buckets
+                .store_for(bucket)
+                .get_bounded(bucket, &manifest.key, expansion.max_bytes)
+                .await?
+        }
+    };
+    let Some(bytes) = fetched else {
         findings.anomalies.push(place.anomaly(
                 AnomalyKind::ManifestMissing,
             format!(
@@ -412,8 +467,6 @@ async fn expand(
             return Ok(());
         }
     };
-    let listed_bucket = expansion.bucket.as_deref().unwrap_or(bucket);
-    let prefix = expansion.prefix.as_deref().unwrap_or_default();
     let listed = expansion.list.select(&document);
     if listed.is_empty() {
         findings.anomalies.push(place.anomaly(
@@ -426,31 +479,35 @@ async fn expand(
     }
     let inner = format!("{context} -> {}", expansion.list);
     for value in listed {
-        // By default a string that is not a URL is a key in the listed bucket.
-        let form = match (expansion.form, value) {
-            (RefForm::Auto, Value::String(text)) if !looks_like_url(text) => RefForm::Key,
-            (form, _) => form,
+        let resolution = match resolve_listed(ctx, expansion, bucket, value) {
+            Found::Nothing => continue,
+            Found::Reference(resolution) => resolution,
+            Found::Unrecognised(why) => {
+                findings.anomalies.push(place.anomaly(
+                    AnomalyKind::UnrecognisedShape,
+                    format!("{inner}: {why}; any file it names was not found"),
+                ));
+                continue;
+            }
         };
-        let resolution =
-            match ctx
-                .resolver
-                .resolve_form(value, form, Some(listed_bucket), prefix, false)
-            {
-                Found::Nothing => continue,
-                Found::Reference(resolution) => resolution,
-                Found::Unrecognised(why) => {
-                    findings.anomalies.push(place.anomaly(
-                        AnomalyKind::UnrecognisedShape,
-                        format!("{inner}: {why}; any file it names was not found"),
-                    ));
-                    continue;
-                }
-            };
         if let Some((object, protected)) = settle(ctx, resolution, &inner, place, findings).await? {
             findings.push(object, protected, false, place);
         }
     }
     Ok(())
+}
+
+/// One value a manifest in `bucket` lists, read in the expansion's form: by
+/// default a string that is not a URL is a key in the listed bucket.
+fn resolve_listed(ctx: &Context, expansion: &Expansion, bucket: &str, value: &Value) -> Found {
+    let listed_bucket = expansion.bucket.as_deref().unwrap_or(bucket);
+    let prefix = expansion.prefix.as_deref().unwrap_or_default();
+    let form = match (expansion.form, value) {
+        (RefForm::Auto, Value::String(text)) if !looks_like_url(text) => RefForm::Key,
+        (form, _) => form,
+    };
+    ctx.resolver
+        .resolve_form(value, form, Some(listed_bucket), prefix, false)
 }
 
 impl Findings {

@@ -57,6 +57,9 @@ pub struct Findings {
     pub(super) expanded: HashSet<ObjectRef>,
     /// Whether objects exist, asked ahead for the `+` ambiguity.
     pub(super) existence: HashMap<ObjectRef, bool>,
+    /// JSON manifests fetched ahead (`ObjectStore::get_bounded`'s answer),
+    /// until they are expanded.
+    pub(super) fetched: HashMap<ObjectRef, Option<Option<Vec<u8>>>>,
     seen_rows: HashSet<(String, String)>,
 }
 
