@@ -59,8 +59,8 @@ pub enum Freshness {
     /// Ask S3 now: before deleting what verification found left.
     Fresh,
     /// For verifying one request: asked of S3 at its first read-back after
-    /// its deletions (in this process), then reused until
-    /// [`Buckets::forget_verifying`] says it deleted again.
+    /// its deletions (in this claim of it, in this process), then reused
+    /// until [`Buckets::forget_verifying`] says it deleted again.
     Verifying(Uuid),
 }
 
@@ -169,8 +169,8 @@ impl Buckets {
         Ok(answer)
     }
 
-    /// The request deleted again (a sweep, survivors erased again) or ended:
-    /// its next read-back asks S3 afresh.
+    /// The request deleted again (a sweep, survivors erased again), or its
+    /// claim began or ended: its next read-back asks S3 afresh.
     pub fn forget_verifying(&self, request: Uuid) {
         self.verifying
             .lock()

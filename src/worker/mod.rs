@@ -308,6 +308,11 @@ async fn process(
         return fail(&ctx, &policy, &claimed, claimed.state, failure).await;
     }
 
+    // Versioning answers kept for this request's read-backs live only as
+    // long as this claim: a request taken up again (a retry, a takeover) may
+    // have deleted since (objects/buckets.rs).
+    ctx.buckets.forget_verifying(request_id);
+
     let lost = CancellationToken::new();
     // The heartbeat lives exactly as long as this function: stopped when the
     // work ends, however it ends.
@@ -355,6 +360,7 @@ async fn process(
             Outcome::Interrupted
         }
     };
+    ctx.buckets.forget_verifying(request_id);
     if let Some(board) = &progress {
         board.finish(request_id);
     }
