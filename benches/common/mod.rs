@@ -274,15 +274,23 @@ impl WorkerSettings {
         }
     }
 
-    /// Everything else is lethe's default (batches of 500 requests, DeleteObjects of
-    /// 1,000 keys, S3 retries, leases).
+    /// Everything else is lethe's default (batches of 500 requests, deletion batches of
+    /// 8,000 objects, 32 S3 calls in flight, S3 retries, leases), unless
+    /// `LETHE_BENCH_S3_CONCURRENCY` or `LETHE_BENCH_DELETE_BATCH` set `s3.concurrency`
+    /// or `worker.delete_batch_size` (to see what they cost in memory or time).
     fn toml(&self) -> String {
         let mut text = format!(
             "catalog = {catalog:?}\n\
-             [s3]\nforce_path_style = true\n\
-             [worker]\npoll_interval_ms = 1000\n",
+             [s3]\nforce_path_style = true\n",
             catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/workflows/example"),
         );
+        if let Ok(concurrency) = std::env::var("LETHE_BENCH_S3_CONCURRENCY") {
+            let _ = writeln!(text, "concurrency = {concurrency}");
+        }
+        text.push_str("[worker]\npoll_interval_ms = 1000\n");
+        if let Ok(batch) = std::env::var("LETHE_BENCH_DELETE_BATCH") {
+            let _ = writeln!(text, "delete_batch_size = {batch}");
+        }
         if let Some(concurrency) = self.concurrency {
             let _ = writeln!(text, "concurrency = {concurrency}");
         }
