@@ -6,7 +6,7 @@
 //! on SQLite, in-process and without arrays, one prepared statement per item
 //! inside the batch's transaction.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Store, Tx, on_backend, on_either_backend, postgres, sqlite};
@@ -189,6 +189,22 @@ pub struct PendingObject {
     pub source_row: Option<String>,
     /// It lists other objects: deleted after the plain objects of its batch.
     pub container: bool,
+}
+
+/// Where a pass over a request's manifest objects (deleting them, reading
+/// them back) stands: the last sequence number done.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ObjectCursor {
+    pub after_seq: i64,
+}
+
+impl ObjectCursor {
+    /// The cursor past a page of objects.
+    pub fn after(page: &[PendingObject]) -> ObjectCursor {
+        ObjectCursor {
+            after_seq: page.last().map(|o| o.seq).unwrap_or_default(),
+        }
+    }
 }
 
 impl ManifestObject {

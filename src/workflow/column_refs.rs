@@ -40,6 +40,25 @@ impl Place<'_> {
     }
 }
 
+/// A column's text parsed: a JSON document, a bare string, nothing (empty),
+/// or JSON that does not parse.
+pub type Parsed = Result<Option<Value>, serde_json::Error>;
+
+/// A column's text as JSON: an object, an array or a string. Anything else
+/// (a bare URL, a bare key, even `42`) is read as a string, as a text
+/// column holding it means it. Blank means no reference.
+pub fn parse(text: &str) -> Parsed {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if trimmed.starts_with(['{', '[', '"']) {
+        serde_json::from_str(trimmed).map(Some)
+    } else {
+        Ok(Some(Value::String(trimmed.to_owned())))
+    }
+}
+
 pub async fn read_column(
     ctx: &Context,
     source: &ReferenceSource,
@@ -47,7 +66,18 @@ pub async fn read_column(
     place: Place<'_>,
     findings: &mut Findings,
 ) -> Result<(), Error> {
-    let document = match parse_column(text) {
+    read_parsed(ctx, source, parse(text), place, findings).await
+}
+
+/// [`read_column`] of a column already parsed.
+pub async fn read_parsed(
+    ctx: &Context,
+    source: &ReferenceSource,
+    parsed: Parsed,
+    place: Place<'_>,
+    findings: &mut Findings,
+) -> Result<(), Error> {
+    let document = match parsed {
         Ok(Some(document)) => document,
         Ok(None) => return Ok(()),
         Err(err) => {
@@ -104,16 +134,12 @@ pub async fn read_column(
                     covered.insert(address(value));
                 }
             }
-            let resolution = match found {
-                Found::Nothing => continue,
-                Found::Reference(resolution) => resolution,
-                Found::Unrecognised(why) => {
-                    findings.anomalies.push(place.anomaly(
-                AnomalyKind::UnrecognisedShape,
-                        format!("{context}: {why}; the catalog's paths do not say how to read it, so any file it names was not found"),
-                    ));
-                    continue;
-                }
+            let Some(resolution) = resolution_of(found, place, findings, |why| {
+                format!(
+                    "{context}: {why}; the catalog's paths do not say how to read it, so any file it names was not found"
+                )
+            }) else {
+                continue;
             };
             let Some((object, protected)) =
                 settle(ctx, resolution, &context, place, findings).await?
@@ -152,19 +178,16 @@ pub async fn read_column(
 /// JSON manifests they point to (fetched together and kept for
 /// [`expand`]), then whether the objects behind each `+` reading exist, in
 /// the columns and in those manifests.
-pub async fn check_plus_readings(
+pub async fn ask_ahead(
     ctx: &Context,
-    columns: &[(&ReferenceSource, &str)],
+    columns: &[(&ReferenceSource, &Value)],
     findings: &mut Findings,
 ) -> Result<(), Error> {
     let mut ambiguous = Vec::new();
     let mut manifests: BTreeMap<String, BTreeMap<String, &Expansion>> = BTreeMap::new();
-    for (source, text) in columns {
-        let Ok(Some(document)) = parse_column(text) else {
-            continue;
-        };
+    for (source, document) in columns {
         for path in source.ref_paths() {
-            for (_, value) in path.path.select_traced(&document).values {
+            for (_, value) in path.path.select_traced(document).values {
                 let found = ctx.resolver.resolve_form(
                     value,
                     path.form,
@@ -332,21 +355,6 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// A column's text as JSON: an object, an array or a string. Anything else
-/// (a bare URL, a bare key, even `42`) is read as a string, as a text
-/// column holding it means it. Blank means no reference.
-fn parse_column(text: &str) -> Result<Option<Value>, serde_json::Error> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Ok(None);
-    }
-    if trimmed.starts_with(['{', '[', '"']) {
-        serde_json::from_str(trimmed).map(Some)
-    } else {
-        Ok(Some(Value::String(trimmed.to_owned())))
-    }
-}
-
 fn looks_like_url(text: &str) -> bool {
     crate::references::s3_url::is_url(text)
 }
@@ -479,22 +487,38 @@ async fn expand(
     }
     let inner = format!("{context} -> {}", expansion.list);
     for value in listed {
-        let resolution = match resolve_listed(ctx, expansion, bucket, value) {
-            Found::Nothing => continue,
-            Found::Reference(resolution) => resolution,
-            Found::Unrecognised(why) => {
-                findings.anomalies.push(place.anomaly(
-                    AnomalyKind::UnrecognisedShape,
-                    format!("{inner}: {why}; any file it names was not found"),
-                ));
-                continue;
-            }
+        let found = resolve_listed(ctx, expansion, bucket, value);
+        let Some(resolution) = resolution_of(found, place, findings, |why| {
+            format!("{inner}: {why}; any file it names was not found")
+        }) else {
+            continue;
         };
         if let Some((object, protected)) = settle(ctx, resolution, &inner, place, findings).await? {
             findings.push(object, protected, false, place);
         }
     }
     Ok(())
+}
+
+/// What a reading found, if it names an object: nothing there is `None`,
+/// and so is a value of a shape the catalog does not describe, reported as
+/// `unrecognised_shape` with the detail `describe` gives for the reason.
+fn resolution_of(
+    found: Found,
+    place: Place<'_>,
+    findings: &mut Findings,
+    describe: impl FnOnce(String) -> String,
+) -> Option<Resolution> {
+    match found {
+        Found::Nothing => None,
+        Found::Reference(resolution) => Some(resolution),
+        Found::Unrecognised(why) => {
+            findings
+                .anomalies
+                .push(place.anomaly(AnomalyKind::UnrecognisedShape, describe(why)));
+            None
+        }
+    }
 }
 
 /// One value a manifest in `bucket` lists, read in the expansion's form: by

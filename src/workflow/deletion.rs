@@ -21,8 +21,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
-
 use super::batch::{Committed, PhaseRun};
 use super::s3_erasure::{self, ObjectOutcome, Refusal};
 use super::state::{Phase, State};
@@ -36,11 +34,7 @@ use crate::store::manifest::{self, Anomaly, AnomalyKind, ObjectEnd, PendingObjec
 use crate::store::requests::checkpoint::Progress;
 use crate::store::{Lease, Tx};
 
-/// The last manifest sequence number deleted.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Cursor {
-    pub after_seq: i64,
-}
+use crate::store::manifest::ObjectCursor as Cursor;
 
 /// Erasing one request's objects, a manifest page at a time.
 pub struct Deletion;
@@ -85,9 +79,7 @@ impl PhaseRun for Deletion {
     }
 
     fn cursor_after(&self, pending: &Vec<PendingObject>) -> Cursor {
-        Cursor {
-            after_seq: pending.last().map(|o| o.seq).unwrap_or_default(),
-        }
+        Cursor::after(pending)
     }
 
     async fn act(

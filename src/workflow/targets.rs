@@ -341,32 +341,17 @@ async fn find_feature(
     }
 
     let reference_start = width + plan.value_columns.len();
-    let columns: Vec<(&ReferenceSource, &str)> = candidates
-        .values()
-        .flat_map(|row| {
-            plan.references
-                .iter()
-                .enumerate()
-                .filter_map(move |(index, source)| {
-                    row[reference_start + index]
-                        .as_deref()
-                        .map(|text| (source, text))
-                })
-        })
+    let named: Vec<(Option<String>, &TextRow)> = candidates
+        .iter()
+        .map(|(key, row)| (Some(key.clone()), row))
         .collect();
-    column_refs::check_plus_readings(ctx, &columns, findings).await?;
-    for (key, row) in &candidates {
-        findings.push_row(&plan.table, key);
-        let place = Place {
-            table: &plan.table,
-            row_id: key,
-        };
-        for (index, source) in plan.references.iter().enumerate() {
-            if let Some(text) = &row[reference_start + index] {
-                column_refs::read_column(ctx, source, text, place, findings).await?;
-            }
-        }
-    }
+    let page = ReferencePage {
+        table: &plan.table,
+        key: &plan.key,
+        references: &plan.references,
+        start: reference_start,
+    };
+    read_references(ctx, &page, named, findings).await?;
     for task in &plan.tasks {
         let column = width + task.parent_column;
         let mut values = BTreeSet::new();
@@ -396,37 +381,74 @@ async fn find_feature(
             missing_table(findings, clients, &task.table);
             continue;
         };
-        let task_width = task.key.columns.len();
-        let columns: Vec<(&ReferenceSource, &str)> = rows
+        let named: Vec<(Option<String>, &TextRow)> = rows
             .iter()
-            .flat_map(|row| {
-                task.references
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(index, source)| {
-                        row[task_width + index]
-                            .as_deref()
-                            .map(|text| (source, text))
-                    })
-            })
+            .map(|row| (row_key(&task.key, row), row))
             .collect();
-        column_refs::check_plus_readings(ctx, &columns, findings).await?;
-        for row in rows {
-            let Some(key) = row_key(&task.key, &row) else {
-                findings
-                    .anomalies
-                    .push(unaddressable(&task.table, &task.key));
-                continue;
-            };
-            findings.push_row(&task.table, &key);
-            let place = Place {
-                table: &task.table,
-                row_id: &key,
-            };
-            for (index, source) in task.references.iter().enumerate() {
-                if let Some(text) = &row[task_width + index] {
-                    column_refs::read_column(ctx, source, text, place, findings).await?;
-                }
+        let page = ReferencePage {
+            table: &task.table,
+            key: &task.key,
+            references: &task.references,
+            start: task.key.columns.len(),
+        };
+        read_references(ctx, &page, named, findings).await?;
+    }
+    Ok(())
+}
+
+/// A page of rows of one table whose file references are read.
+struct ReferencePage<'a> {
+    table: &'a str,
+    key: &'a crate::catalog::keys::RowKey,
+    references: &'a [ReferenceSource],
+    /// Where a row's reference columns begin (in `references`' order).
+    start: usize,
+}
+
+/// Reads the file references of a page's rows (each with its key, or None
+/// when a key column is NULL: reported, not read), after asking S3 ahead
+/// what reading them needs. Each column is parsed once, for both.
+async fn read_references(
+    ctx: &Context,
+    page: &ReferencePage<'_>,
+    rows: Vec<(Option<String>, &TextRow)>,
+    findings: &mut Findings,
+) -> Result<(), Error> {
+    let parsed: Vec<Vec<Option<column_refs::Parsed>>> = rows
+        .iter()
+        .map(|(key, row)| match key {
+            None => Vec::new(),
+            Some(_) => (0..page.references.len())
+                .map(|index| row[page.start + index].as_deref().map(column_refs::parse))
+                .collect(),
+        })
+        .collect();
+    let documents: Vec<(&ReferenceSource, &serde_json::Value)> = parsed
+        .iter()
+        .flat_map(|columns| {
+            page.references
+                .iter()
+                .zip(columns)
+                .filter_map(|(source, column)| match column {
+                    Some(Ok(Some(document))) => Some((source, document)),
+                    _ => None,
+                })
+        })
+        .collect();
+    column_refs::ask_ahead(ctx, &documents, findings).await?;
+    for ((key, _), columns) in rows.into_iter().zip(parsed) {
+        let Some(key) = key else {
+            findings.anomalies.push(unaddressable(page.table, page.key));
+            continue;
+        };
+        findings.push_row(page.table, &key);
+        let place = Place {
+            table: page.table,
+            row_id: &key,
+        };
+        for (source, column) in page.references.iter().zip(columns) {
+            if let Some(parsed) = column {
+                column_refs::read_parsed(ctx, source, parsed, place, findings).await?;
             }
         }
     }

@@ -14,8 +14,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::batch::{Committed, PhaseRun};
 use super::s3_erasure::{self, Refusal};
 use super::state::{Phase, State};
@@ -34,11 +32,7 @@ use crate::store::{Lease, Tx, events, record};
 /// many read-backs, and the pages before it stand.
 const OBJECTS_PER_BATCH: i64 = 4000;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Cursor {
-    /// The last manifest object verified.
-    pub after_seq: i64,
-}
+use crate::store::manifest::ObjectCursor as Cursor;
 
 /// Reading one request's erasure back.
 pub struct Verification<'a> {
@@ -84,9 +78,7 @@ impl PhaseRun for Verification<'_> {
     }
 
     fn cursor_after(&self, page: &Vec<PendingObject>) -> Cursor {
-        Cursor {
-            after_seq: page.last().map(|o| o.seq).unwrap_or_default(),
-        }
+        Cursor::after(page)
     }
 
     async fn act(
