@@ -14,6 +14,7 @@
 //! rests on, and what only the service's team can know is a `TODO(lethe)`
 //! that `lethe catalog check` refuses until it is settled.
 
+mod columns;
 mod names;
 pub mod shapes;
 mod write;
