@@ -176,6 +176,34 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
         format: ReportFormat,
     },
+    /// Serve the HTTP API (/v1, for other teams' systems) and the operator
+    /// and auditor pages (/, in a browser), until SIGINT/SIGTERM.
+    ///
+    /// Every endpoint but /healthz needs a token from [[server.token]] (make
+    /// one with `lethe token new`), by role: submit, operate, audit. Binds
+    /// server.listen (default 127.0.0.1:8080, loopback only): put TLS in front
+    /// with a reverse proxy before exposing it. With --workers N, N requests
+    /// are also worked on in this process (as `lethe worker --concurrency N`).
+    #[cfg(feature = "serve")]
+    Serve {
+        /// The address to bind, instead of server.listen (port 0: any free
+        /// port; the address bound is printed).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Requests to work on in this process too; 0 serves only.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        workers: u32,
+        /// With --workers: work now even if no off-peak window is open.
+        #[arg(long)]
+        ignore_window: bool,
+        /// Print the OpenAPI document and exit (docs/openapi.json is this).
+        #[arg(long, exclusive = true)]
+        openapi: bool,
+    },
+    /// API tokens for `lethe serve`.
+    #[cfg(feature = "serve")]
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Prune the per-object manifests of requests done longer ago than
     /// minimisation.manifest_retention_days to counts (workers also do this
     /// whenever a request is done). Destruction records keep working.
@@ -206,6 +234,24 @@ pub(crate) enum Command {
         /// Ctrl-C (for `lethe plan`, which reads S3, after a demo).
         #[arg(long, conflicts_with = "crash")]
         serve: bool,
+    },
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Make a new random token: prints it once, and the [[server.token]]
+    /// lines (with its SHA-256, never the token) to add to lethe.toml.
+    New {
+        /// Who will hold it (a system or a person); shown in logs and kept
+        /// on the requests it submits.
+        #[arg(long)]
+        name: String,
+        /// submit: submit and read its own submissions; operate: everything
+        /// but destruction records; audit: read-only, with records and the
+        /// register.
+        #[arg(long, value_parser = ["submit", "operate", "audit"])]
+        role: String,
     },
 }
 

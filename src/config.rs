@@ -16,6 +16,9 @@ use serde::Deserialize;
 use crate::schedule::{WindowSpec, Windows, span};
 use crate::store::Backend;
 
+mod server;
+pub use server::{Role, ServerSettings, TokenSpec, token_sha256};
+
 /// Everything lethe can be told.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -35,6 +38,8 @@ pub struct Config {
     /// A request not done this long after submission is flagged overdue
     /// (`5d`: the usual reading of PIPA's "without delay").
     pub overdue_after: String,
+    /// `lethe serve`: its address and API tokens.
+    pub server: ServerSettings,
 }
 
 #[derive(Clone, Deserialize)]
@@ -172,6 +177,7 @@ impl Default for Config {
             minimisation: MinimisationSettings::default(),
             windows: Vec::new(),
             overdue_after: "5d".into(),
+            server: ServerSettings::default(),
         }
     }
 }
@@ -335,6 +341,7 @@ impl Config {
         }
         Windows::parse(&self.windows)?;
         self.overdue_after()?;
+        self.server.validate()?;
         Ok(())
     }
 
@@ -396,6 +403,7 @@ impl fmt::Debug for Config {
             .field("minimisation", &self.minimisation)
             .field("windows", &self.windows)
             .field("overdue_after", &self.overdue_after)
+            .field("server", &self.server)
             .finish()
     }
 }

@@ -26,7 +26,7 @@ use crate::report::{DestructionRecord, Register};
 use crate::retry::RetryPolicy;
 use crate::schedule::{Wakeups, WindowState};
 use crate::status::{self, RequestStatus};
-use crate::store::requests::ListFilter;
+use crate::store::requests::{ListFilter, Provenance};
 use crate::store::{RequestRecord, Store, Submission, manifest};
 use crate::worker::{Worker, WorkerOptions};
 use crate::workflow::Context;
@@ -141,11 +141,25 @@ impl Engine {
         subject: &str,
         idempotency_key: Option<&str>,
     ) -> Result<Submission, Error> {
+        let provenance = Provenance {
+            idempotency_key,
+            ..Provenance::default()
+        };
+        self.submit_from(subject, provenance).await
+    }
+
+    /// [`Engine::submit`], naming who submits (an API token's name) and
+    /// their own reference for the request.
+    pub async fn submit_from(
+        &self,
+        subject: &str,
+        provenance: Provenance<'_>,
+    ) -> Result<Submission, Error> {
         self.store.require_schema().await?;
         let hash = self.hasher().map(|hasher| hasher.hash(subject));
         let submission = self
             .store
-            .submit_matching(subject, idempotency_key, hash.as_deref())
+            .submit_matching(subject, provenance, hash.as_deref())
             .await?;
         match submission.coalesced_into {
             Some(active) => {

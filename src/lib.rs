@@ -70,6 +70,8 @@ pub mod report;
 pub mod retry;
 #[doc(hidden)]
 pub mod schedule;
+#[cfg(feature = "serve")]
+pub mod server;
 pub mod status;
 #[doc(hidden)]
 pub mod store;
@@ -98,7 +100,7 @@ pub use schedule::{WindowSpec, WindowState};
 pub use status::RequestStatus;
 pub use store::events::{Event, EventKind};
 pub use store::manifest::{Anomaly, AnomalyKind};
-pub use store::requests::ListFilter;
+pub use store::requests::{ListCursor, ListFilter, Provenance};
 pub use store::{RequestRecord, StoreError, Submission};
 pub use worker::progress::{Board, Entry as ProgressEntry};
 pub use worker::{RunSummary, Worker, WorkerOptions};

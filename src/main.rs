@@ -13,6 +13,8 @@ use lethe::{Board, ListFilter, WorkerOptions};
 use terminal::{Terminal, TerminalLogs};
 
 mod args;
+#[cfg(feature = "serve")]
+mod serve_command;
 mod terminal;
 use lethe::{Config, Engine, Error};
 
@@ -91,7 +93,24 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
         };
         return Ok(lethe::demo::run(&options).await?);
     }
+    #[cfg(feature = "serve")]
+    match &cli.command {
+        Command::Serve { openapi: true, .. } => {
+            print!("{}", lethe::server::openapi_document());
+            return Ok(());
+        }
+        Command::Token(args::TokenCommand::New { name, role }) => {
+            return serve_command::new_token(name, role);
+        }
+        _ => {}
+    }
     let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    #[cfg(feature = "serve")]
+    if let Command::Serve { workers, .. } = &cli.command
+        && *workers > 0
+    {
+        config.worker.concurrency = *workers;
+    }
     if let Command::Worker {
         concurrency: Some(n),
         ..
@@ -236,6 +255,15 @@ async fn run(cli: Cli, terminal: Option<Arc<Terminal>>) -> anyhow::Result<()> {
             }
             _ => unreachable!("clap requires an id or a period"),
         },
+        #[cfg(feature = "serve")]
+        Command::Serve {
+            listen,
+            workers,
+            ignore_window,
+            ..
+        } => serve_command::serve(&engine, listen.as_deref(), workers, ignore_window).await?,
+        #[cfg(feature = "serve")]
+        Command::Token(_) => unreachable!("handled before connecting"),
         Command::Prune => {
             let summary = engine.prune().await?;
             println!(
@@ -372,27 +400,13 @@ async fn run_worker(
 ) -> anyhow::Result<()> {
     // Installed first, so a signal during start-up is not fatal either.
     let mut signals = Signals::install()?;
-    // The preflight: a worker without a permission it needs would fail
-    // every member, or worse, fail to prove any erasure.
-    let preflight = engine.check().await.context("running the preflight")?;
-    if preflight.permission_missing() || preflight.no_bucket_exists() {
-        anyhow::bail!(
-            "not starting: {} (`lethe check` shows every check)",
-            preflight.problems().join("; ")
-        );
-    }
-    for problem in preflight.problems() {
-        tracing::warn!("preflight: {problem}");
-    }
     let progress = terminal.as_ref().map(|t| t.board());
-    let worker = engine
-        .worker(WorkerOptions {
-            once,
-            ignore_window,
-            progress,
-        })
-        .await
-        .context("starting the worker")?;
+    let options = WorkerOptions {
+        once,
+        ignore_window,
+        progress,
+    };
+    let worker = start_worker(engine, options).await?;
     let redraw = terminal.as_ref().map(|t| t.spawn_redraw());
     let shutdown = worker.shutdown_token();
     tokio::spawn(async move {
@@ -420,15 +434,34 @@ async fn run_worker(
     Ok(())
 }
 
+/// A worker, after the preflight: a worker without a permission it needs
+/// would fail every member, or worse, fail to prove any erasure.
+pub(crate) async fn start_worker(
+    engine: &Engine,
+    options: WorkerOptions,
+) -> anyhow::Result<lethe::Worker> {
+    let preflight = engine.check().await.context("running the preflight")?;
+    if preflight.permission_missing() || preflight.no_bucket_exists() {
+        anyhow::bail!(
+            "not starting: {} (`lethe check` shows every check)",
+            preflight.problems().join("; ")
+        );
+    }
+    for problem in preflight.problems() {
+        tracing::warn!("preflight: {problem}");
+    }
+    engine.worker(options).await.context("starting the worker")
+}
+
 /// SIGTERM and SIGINT, listened to for the whole run: a second signal is
 /// seen even if it comes while the first is being handled.
-struct Signals {
+pub(crate) struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn install() -> anyhow::Result<Signals> {
+    pub(crate) fn install() -> anyhow::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
@@ -436,7 +469,7 @@ impl Signals {
         })
     }
 
-    async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}

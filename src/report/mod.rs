@@ -281,7 +281,7 @@ fn assemble(
     DestructionRecord {
         format: RECORD_FORMAT,
         request_id: r.id,
-        external_reference: r.idempotency_key,
+        external_reference: r.external_ref.or(r.idempotency_key),
         state: r.state,
         outcome,
         coalesced_into: r.coalesced_into,

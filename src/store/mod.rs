@@ -32,6 +32,7 @@ pub mod record;
 pub mod requests;
 pub mod service;
 mod sqlite;
+pub mod stats;
 pub mod sweep;
 mod tx;
 pub mod wake;

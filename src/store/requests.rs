@@ -38,12 +38,15 @@ pub struct Submission {
 
 /// A request as the store holds it, without the subject key.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 pub struct RequestRecord {
     pub id: Uuid,
     pub idempotency_key: Option<String>,
     #[sqlx(try_from = "String")]
     pub state: State,
+    /// A failed request's state to resume from.
     #[sqlx(try_from = "Option<String>")]
+    #[cfg_attr(feature = "serve", schema(value_type = Option<State>))]
     pub resume_state: OptionalState,
     pub coalesced_into: Option<Uuid>,
     pub batch_done: i32,
@@ -75,6 +78,10 @@ pub struct RequestRecord {
     pub coalesced_count: i64,
     /// The raw subject key is gone; only its keyed hash is kept.
     pub subject_minimised: bool,
+    /// The API token (its name) that submitted the request over HTTP.
+    pub submitted_by: Option<String>,
+    /// The submitter's own reference (a ticket, a withdrawal id).
+    pub external_ref: Option<String>,
     /// When it should be done by (submission + `overdue_after`); set by
     /// the engine, not stored.
     #[sqlx(skip)]
@@ -110,7 +117,7 @@ pub(super) const RECORD_COLUMNS: &str = "r.id, r.idempotency_key, r.state, r.res
      r.targets_found_at, r.s3_started_at, r.s3_cleared_at, r.db_masked_at, r.finished_at, \
      r.updated_at, \
      (SELECT count(*) FROM erasure_requests c WHERE c.coalesced_into = r.id) AS coalesced_count, \
-     (r.subject_key IS NULL) AS subject_minimised";
+     (r.subject_key IS NULL) AS subject_minimised, r.submitted_by, r.external_ref";
 
 /// A request's progress counters, read after each batch for its rates.
 #[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
@@ -141,6 +148,58 @@ pub struct ListFilter {
     /// Only unfinished requests (active or failed) submitted before this
     /// instant: the overdue ones, when it is now minus the deadline.
     pub overdue_before: Option<DateTime<Utc>>,
+    /// Only requests this API token submitted.
+    pub submitted_by: Option<String>,
+    /// Only requests after this one in the listing's order (newest first,
+    /// ties by id): the cursor of the page before.
+    pub after: Option<ListCursor>,
+}
+
+/// A place in the listing's order: a request's submission time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub requested_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl ListCursor {
+    /// The cursor just past `record`.
+    pub fn after(record: &RequestRecord) -> ListCursor {
+        ListCursor {
+            requested_at: record.requested_at,
+            id: record.id,
+        }
+    }
+
+    /// The opaque text form, for a URL: microseconds since the epoch and
+    /// the id.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}.{}",
+            self.requested_at.timestamp_micros(),
+            self.id.simple()
+        )
+    }
+
+    /// Reads [`ListCursor::encode`]'s form back.
+    pub fn decode(text: &str) -> Option<ListCursor> {
+        let (micros, id) = text.split_once('.')?;
+        Some(ListCursor {
+            requested_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: Uuid::try_parse(id).ok()?,
+        })
+    }
+}
+
+/// Who submits, and the submitter's own references.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Provenance<'a> {
+    /// Submitting it again returns the same request.
+    pub idempotency_key: Option<&'a str>,
+    /// The submitter's reference (a ticket, a withdrawal id), for the record.
+    pub external_ref: Option<&'a str>,
+    /// The API token (its name) submitting over HTTP.
+    pub submitted_by: Option<&'a str>,
 }
 
 /// A request's checkpoint as stored: batches done, batches known, cursor.
@@ -160,7 +219,11 @@ impl Store {
         subject: &str,
         idempotency_key: Option<&str>,
     ) -> Result<Submission, Error> {
-        self.submit_matching(subject, idempotency_key, None).await
+        let provenance = Provenance {
+            idempotency_key,
+            ..Provenance::default()
+        };
+        self.submit_matching(subject, provenance, None).await
     }
 
     /// [`Store::submit`], also matching the member's finished requests by
@@ -170,15 +233,15 @@ impl Store {
     pub async fn submit_matching(
         &self,
         subject: &str,
-        idempotency_key: Option<&str>,
+        provenance: Provenance<'_>,
         subject_hash: Option<&str>,
     ) -> Result<Submission, Error> {
         if subject.trim().is_empty() {
             return Err(Error::InvalidInput("the subject key is empty".into()));
         }
         let submission = on_backend!(self.db(), pool =>
-            postgres::requests::submit(pool, subject, idempotency_key, subject_hash).await?,
-            sqlite::requests::submit(pool, subject, idempotency_key, subject_hash).await?);
+            postgres::requests::submit(pool, subject, provenance, subject_hash).await?,
+            sqlite::requests::submit(pool, subject, provenance, subject_hash).await?);
         if !submission.replayed && submission.coalesced_into.is_none() {
             self.wake_workers();
         }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where an erasure request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "serve", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Accepted; nothing touched yet.

@@ -10,26 +10,30 @@ use crate::error::Error;
 use crate::store::active_state_names;
 use crate::store::requests::checkpoint::Progress;
 use crate::store::requests::{
-    Leased, ListFilter, LockedState, RECORD_COLUMNS, RequestRecord, StoredCheckpoint, Submission,
-    replayed, unfinished_state_names,
+    Leased, ListFilter, LockedState, Provenance, RECORD_COLUMNS, RequestRecord, StoredCheckpoint,
+    Submission, replayed, unfinished_state_names,
 };
 use crate::workflow::state::State;
 
 pub async fn submit(
     pool: &PgPool,
     subject: &str,
-    idempotency_key: Option<&str>,
+    provenance: Provenance<'_>,
     subject_hash: Option<&str>,
 ) -> Result<Submission, Error> {
+    let idempotency_key = provenance.idempotency_key;
     // The insert trigger folds a duplicate into the active request, under
     // the subject's advisory lock.
     let inserted: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
-        "INSERT INTO erasure_requests (subject_key, idempotency_key) VALUES ($1, $2) \
+        "INSERT INTO erasure_requests (subject_key, idempotency_key, external_ref, submitted_by) \
+         VALUES ($1, $2, $3, $4) \
          ON CONFLICT (idempotency_key) DO NOTHING \
          RETURNING id, coalesced_into",
     )
     .bind(subject)
     .bind(idempotency_key)
+    .bind(provenance.external_ref)
+    .bind(provenance.submitted_by)
     .fetch_optional(pool)
     .await?;
     let previously_done = match subject_hash {
@@ -98,12 +102,17 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<RequestRecor
         "SELECT {RECORD_COLUMNS} FROM erasure_requests r \
           WHERE ($1::text IS NULL OR r.state = $1) \
             AND ($3::timestamptz IS NULL OR (r.state = ANY($4) AND r.requested_at < $3)) \
-          ORDER BY r.requested_at DESC LIMIT $2"
+            AND ($5::text IS NULL OR r.submitted_by = $5) \
+            AND ($6::timestamptz IS NULL OR (r.requested_at, r.id) < ($6, $7::uuid)) \
+          ORDER BY r.requested_at DESC, r.id DESC LIMIT $2"
     )))
     .bind(filter.state.map(State::as_str))
     .bind(filter.limit.unwrap_or(1000))
     .bind(filter.overdue_before)
     .bind(unfinished_state_names())
+    .bind(filter.submitted_by.as_deref())
+    .bind(filter.after.map(|cursor| cursor.requested_at))
+    .bind(filter.after.map(|cursor| cursor.id))
     .fetch_all(pool)
     .await?)
 }

@@ -11,7 +11,7 @@ use super::{id, now, now_plus_secs, time};
 use crate::error::Error;
 use crate::store::requests::checkpoint::Progress;
 use crate::store::requests::{
-    Leased, ListFilter, LockedState, OptionalState, RECORD_COLUMNS, RequestRecord,
+    Leased, ListFilter, LockedState, OptionalState, Provenance, RECORD_COLUMNS, RequestRecord,
     StoredCheckpoint, Submission, replayed, unfinished_state_names,
 };
 use crate::store::{active_state_names, constant_list};
@@ -50,6 +50,8 @@ struct Row {
     updated_at: DateTime<Utc>,
     coalesced_count: i64,
     subject_minimised: bool,
+    submitted_by: Option<String>,
+    external_ref: Option<String>,
 }
 
 impl TryFrom<Row> for RequestRecord {
@@ -86,6 +88,8 @@ impl TryFrom<Row> for RequestRecord {
             updated_at: r.updated_at,
             coalesced_count: r.coalesced_count,
             subject_minimised: r.subject_minimised,
+            submitted_by: r.submitted_by,
+            external_ref: r.external_ref,
             due_by: None,
             overdue: false,
             finished_late: false,
@@ -114,9 +118,10 @@ fn records(rows: Vec<Row>) -> Result<Vec<RequestRecord>, Error> {
 pub async fn submit(
     pool: &SqlitePool,
     subject: &str,
-    idempotency_key: Option<&str>,
+    provenance: Provenance<'_>,
     subject_hash: Option<&str>,
 ) -> Result<Submission, Error> {
+    let idempotency_key = provenance.idempotency_key;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let previously_done: Vec<Uuid> = match subject_hash {
         Some(hash) => sqlx::query_scalar::<_, Hyphenated>(
@@ -161,15 +166,18 @@ pub async fn submit(
     .fetch_optional(&mut *tx)
     .await?;
     let inserted: Hyphenated = sqlx::query_scalar(concat!(
-        "INSERT INTO erasure_requests (subject_key, idempotency_key, state, coalesced_into, finished_at) \
+        "INSERT INTO erasure_requests \
+             (subject_key, idempotency_key, state, coalesced_into, finished_at, external_ref, submitted_by) \
          VALUES ($1, $2, CASE WHEN $3 IS NULL THEN 'requested' ELSE 'coalesced' END, $3, \
                  CASE WHEN $3 IS NULL THEN NULL ELSE ",
         now!(),
-        " END) RETURNING id"
+        " END, $4, $5) RETURNING id"
     ))
     .bind(subject)
     .bind(idempotency_key)
     .bind(active)
+    .bind(provenance.external_ref)
+    .bind(provenance.submitted_by)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -215,12 +223,18 @@ pub async fn list(pool: &SqlitePool, filter: &ListFilter) -> Result<Vec<RequestR
             "SELECT {RECORD_COLUMNS} FROM erasure_requests r \
               WHERE ($1 IS NULL OR r.state = $1) \
                 AND ($3 IS NULL OR (r.state IN ({unfinished}) AND r.requested_at < $3)) \
+                AND ($4 IS NULL OR r.submitted_by = $4) \
+                AND ($5 IS NULL OR r.requested_at < $5 OR (r.requested_at = $5 AND \
+                     r.rowid < (SELECT c.rowid FROM erasure_requests c WHERE c.id = $6))) \
               ORDER BY r.requested_at DESC, r.rowid DESC LIMIT $2",
             unfinished = constant_list(&unfinished_state_names())
         )))
         .bind(filter.state.map(State::as_str))
         .bind(filter.limit.unwrap_or(1000))
         .bind(filter.overdue_before.map(time))
+        .bind(filter.submitted_by.as_deref())
+        .bind(filter.after.map(|cursor| time(cursor.requested_at)))
+        .bind(filter.after.map(|cursor| id(cursor.id)))
         .fetch_all(pool)
         .await?,
     )
