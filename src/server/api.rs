@@ -133,6 +133,11 @@ fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
             "invalid_body",
             format!("the body is not valid JSON: {}", err.body_text()),
         )),
+        Err(err) if err.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the body is larger than 64 KiB; a submission is a few hundred bytes",
+        )),
         Err(err) => Err(Problem::invalid_body(err.body_text())),
     }
 }

@@ -23,7 +23,7 @@ pub struct Problem {
     pub detail: String,
     /// A stable name for the problem: `unauthorized`, `forbidden`,
     /// `not_found`, `refused`, `invalid_body`, `invalid_query`,
-    /// `unsupported_media_type`, `unavailable`, `internal`.
+    /// `unsupported_media_type`, `too_large`, `unavailable`, `internal`.
     pub code: &'static str,
 }
 

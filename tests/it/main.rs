@@ -50,6 +50,7 @@ mod erasure;
 mod evidence;
 mod faults;
 mod features;
+mod http_api;
 mod listing_readback;
 mod load;
 mod locking;

@@ -6,6 +6,8 @@
 //! - [`s3`]: an in-process S3-protocol server per test, with request counters, fault
 //!   injection, modelled latency (off unless set; the benchmarks set it) and
 //!   stop/restart.
+//! - [`http`]: `lethe serve` in-process on a free port, API tokens of each role, and a
+//!   plain HTTP client.
 //! - [`moto`]: one moto S3 server per test-binary process, for versioning, tagging and
 //!   object lock (which s3s-fs lacks); buckets unique per test.
 //!
@@ -16,6 +18,7 @@
 // re-exports alike) would otherwise be reported as unused in this test binary.
 #![allow(dead_code, unused_imports)]
 
+pub mod http;
 pub mod moto;
 mod pg_cluster;
 pub mod postgres;
