@@ -41,6 +41,7 @@ mod harness_selftest;
 mod moto_app;
 mod service;
 
+mod browser;
 mod catalog;
 mod catalog_init;
 mod cli;

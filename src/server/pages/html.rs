@@ -82,7 +82,7 @@ pub fn state_badge(lang: Lang, record: &RequestRecord) -> String {
 }
 
 const STYLE: &str = "\
-body{font-family:system-ui,-apple-system,'Noto Sans KR','Malgun Gothic',sans-serif;margin:0;color:#1d232a;background:#f6f7f9}\
+body{font-family:system-ui,-apple-system,'Noto Sans KR','Malgun Gothic','Apple SD Gothic Neo','NanumGothic',sans-serif;margin:0;color:#1d232a;background:#f6f7f9}\
 header{background:#1d2b3a;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center;flex-wrap:wrap}\
 header a{color:#fff;text-decoration:none;font-weight:600}header .who{margin-left:auto;font-size:.9rem;opacity:.85}\
 header form{display:inline;margin:0}header button{font:inherit;font-size:.85rem}\

@@ -6,6 +6,7 @@
 //! - [`s3`]: an in-process S3-protocol server per test, with request counters, fault
 //!   injection, modelled latency (off unless set; the benchmarks set it) and
 //!   stop/restart.
+//! - [`browser`]: headless Chromium driven over the DevTools protocol.
 //! - [`http`]: `lethe serve` in-process on a free port, API tokens of each role, and a
 //!   plain HTTP client.
 //! - [`moto`]: one moto S3 server per test-binary process, for versioning, tagging and
@@ -18,6 +19,7 @@
 // re-exports alike) would otherwise be reported as unused in this test binary.
 #![allow(dead_code, unused_imports)]
 
+pub mod browser;
 pub mod http;
 pub mod moto;
 mod pg_cluster;
