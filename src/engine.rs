@@ -58,7 +58,10 @@ impl Engine {
     /// Connects to the configured database.
     pub async fn connect(config: Config) -> Result<Engine, Error> {
         let url = config.require_database_url()?.to_owned();
-        let connections = config.worker.concurrency * 2 + 4;
+        // Two a request in hand (its work and its heartbeat), and room for
+        // the HTTP server's handlers and the CLI's own reads. A cap, not a
+        // floor: the pool opens connections only as they are needed.
+        let connections = config.worker.concurrency * 2 + 12;
         let store = Store::connect(&url, connections).await?;
         Ok(Engine {
             store,

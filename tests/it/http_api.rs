@@ -308,7 +308,9 @@ async fn bad_bodies_and_queries_are_refused_with_problems(backend: Backend) {
     let (app, _server, http) = start(backend).await;
     let auth = format!("Bearer {SUBMIT_TOKEN}");
     let json_type = ("content-type", "application/json");
-    let cases: Vec<(Vec<(&str, &str)>, String, u16, &str)> = vec![
+    // Headers, body, the status and problem code expected.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, String, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![json_type], "{not json".into(), 400, "invalid_body"),
         (
             vec![("content-type", "text/plain")],

@@ -52,6 +52,7 @@ mod evidence;
 mod faults;
 mod features;
 mod http_api;
+mod http_load;
 mod listing_readback;
 mod load;
 mod locking;

@@ -21,6 +21,7 @@
 
 pub mod browser;
 pub mod http;
+pub mod http_load;
 pub mod moto;
 mod pg_cluster;
 pub mod postgres;
