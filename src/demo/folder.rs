@@ -96,6 +96,10 @@ impl Folder {
     pub fn write_config(&self, port: u16) -> Result<Config, Error> {
         // A fresh HMAC key per demo, as an operator would make one.
         let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        // Tokens for trying `lethe serve` on the demo's files. A real
+        // deployment keeps only the hashes (`lethe token new` prints both).
+        let operator = format!("demo-operate-{}", Uuid::new_v4().simple());
+        let auditor = format!("demo-audit-{}", Uuid::new_v4().simple());
         let text = format!(
             r#"{MARKER} It points at the demo's files; use it with
 # `lethe --config <this file> <command>`. A real deployment's lethe.toml is
@@ -130,7 +134,28 @@ lease_secs = 5
 # The HMAC key that replaces a member's key in lethe's tables after Done.
 # Made for this demo; a real one is made once (openssl rand -hex 32) and kept.
 subject_hash_secret = "{secret}"
+
+# `lethe --config <this file> serve`: the HTTP API and the pages, at
+# http://127.0.0.1:8080/. Sign in with one of these tokens. They are written
+# here only because this is a demo: a real lethe.toml holds only each
+# token's SHA-256 (`lethe token new` makes a token and its lines).
+[server]
+listen = "127.0.0.1:8080"
+
+# token: {operator}
+[[server.token]]
+name = "demo-operator"
+role = "operate"
+sha256 = "{operator_hash}"
+
+# token: {auditor}
+[[server.token]]
+name = "demo-auditor"
+role = "audit"
+sha256 = "{auditor_hash}"
 "#,
+            operator_hash = crate::config::token_sha256(&operator),
+            auditor_hash = crate::config::token_sha256(&auditor),
             database_url = toml_string(&self.database_url()),
             catalog = toml_string(&self.catalog().display().to_string()),
         );

@@ -326,6 +326,11 @@ fn print_next_steps(shown: &str, requests: &[(Uuid, String)], loaded: &LoadSumma
          (plan reads S3 too, and the demo's S3 server stopped with the demo)\n  \
          lethe demo --crash   the same, with the worker killed mid-batch and resumed from its checkpoint",
     );
+    #[cfg(feature = "serve")]
+    println!(
+        "  lethe --config {config} serve   the HTTP API and the pages: open http://127.0.0.1:8080/ and
+                           sign in with a token written in {config} (an operator's or an auditor's)"
+    );
 }
 
 /// `lethe-demo` for a folder under the working directory, else the full path.

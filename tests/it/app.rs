@@ -320,6 +320,14 @@ impl TestApp {
                 window.cron, window.duration, window.time_zone
             ));
         }
+        for token in &c.server.tokens {
+            text.push_str(&format!(
+                "[[server.token]]\nname = {:?}\nrole = {:?}\nsha256 = {:?}\n",
+                token.name,
+                token.role.as_str(),
+                token.sha256
+            ));
+        }
         // Written aside and renamed into place: a child started a moment
         // ago may be reading the file, and must never see it half-written
         // (it did: a worker read a config without its hash secret).

@@ -64,6 +64,7 @@ mod preflight;
 mod random_schemas;
 mod s3_completeness;
 mod second_sweep;
+mod serve_cli;
 mod shapes;
 mod shutdown;
 mod stuck;

@@ -15,7 +15,7 @@ use tokio::process::Child;
 
 use crate::app::{TestApp, repeated_batches, wait_for_line};
 
-fn send(child: &Child, signal: &str) {
+pub(crate) fn send(child: &Child, signal: &str) {
     let pid = child.id().expect("the child is running").to_string();
     // The shell's own `kill`: no procps needed.
     let status = std::process::Command::new("sh")
@@ -26,7 +26,7 @@ fn send(child: &Child, signal: &str) {
 }
 
 /// The rest of a child's stderr, read to its end in the background.
-fn drain_stderr(child: &mut Child) -> tokio::task::JoinHandle<String> {
+pub(crate) fn drain_stderr(child: &mut Child) -> tokio::task::JoinHandle<String> {
     let mut stderr = child.stderr.take().expect("stderr is piped");
     tokio::spawn(async move {
         let mut text = String::new();
