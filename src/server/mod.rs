@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(pages::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http());
@@ -136,6 +137,14 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn not_found() -> Problem {
     Problem::not_found("no such endpoint; /v1/openapi.json lists them")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; /v1/openapi.json lists what it takes",
+    )
 }
 
 /// A register's period from its two days, as the API and the pages take it.

@@ -23,7 +23,8 @@ pub struct Problem {
     pub detail: String,
     /// A stable name for the problem: `unauthorized`, `forbidden`,
     /// `not_found`, `refused`, `invalid_body`, `invalid_query`,
-    /// `unsupported_media_type`, `too_large`, `unavailable`, `internal`.
+    /// `method_not_allowed`, `unsupported_media_type`, `too_large`,
+    /// `unavailable`, `internal`.
     pub code: &'static str,
 }
 

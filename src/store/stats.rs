@@ -34,15 +34,9 @@ type PhaseTimes = (
     Option<DateTime<Utc>>,
 );
 
-/// What one scrape reads: counts by state, by event kind, the totals,
-/// the overdue count, and the done requests' phase times.
-type Readings = (
-    Vec<(String, i64)>,
-    Vec<(String, i64)>,
-    (i64, i64),
-    i64,
-    Vec<PhaseTimes>,
-);
+/// What a scrape reads besides the state counts: counts by event kind,
+/// the totals, and the done requests' phase times.
+type Readings = (Vec<(String, i64)>, (i64, i64), Vec<PhaseTimes>);
 
 const BY_STATE: &str = "SELECT state, count(*) FROM erasure_requests GROUP BY state";
 const BY_EVENT: &str = "SELECT kind, count(*) FROM erasure_events GROUP BY kind";
@@ -52,30 +46,28 @@ const PHASE_TIMES: &str = "SELECT started_at, targets_found_at, s3_cleared_at, d
                            FROM erasure_requests WHERE state = 'done'";
 
 impl Store {
-    /// The totals now; `overdue_before` is now minus the deadline.
-    pub async fn stats(&self, overdue_before: DateTime<Utc>) -> Result<Stats, Error> {
+    /// Requests per state (every state listed) and the overdue count: what
+    /// the queue page shows, without the rest of [`Store::stats`].
+    pub async fn state_counts(
+        &self,
+        overdue_before: DateTime<Utc>,
+    ) -> Result<(Vec<(State, i64)>, i64), Error> {
         let unfinished = constant_list(&unfinished_state_names());
         let overdue_sql = format!(
             "SELECT count(*) FROM erasure_requests WHERE state IN ({unfinished}) AND requested_at < $1"
         );
-        let (states, events, totals, overdue, times): Readings = on_backend!(self.db(), pool => (
+        let (states, overdue): (Vec<(String, i64)>, i64) = on_backend!(self.db(), pool => (
             sqlx::query_as(BY_STATE).fetch_all(pool).await?,
-            sqlx::query_as(BY_EVENT).fetch_all(pool).await?,
-            sqlx::query_as(TOTALS).fetch_one(pool).await?,
             sqlx::query_scalar(sqlx::AssertSqlSafe(overdue_sql))
                 .bind(overdue_before)
                 .fetch_one(pool)
                 .await?,
-            sqlx::query_as(PHASE_TIMES).fetch_all(pool).await?,
         ), (
             sqlx::query_as(BY_STATE).fetch_all(pool).await?,
-            sqlx::query_as(BY_EVENT).fetch_all(pool).await?,
-            sqlx::query_as(TOTALS).fetch_one(pool).await?,
             sqlx::query_scalar(sqlx::AssertSqlSafe(overdue_sql))
                 .bind(super::sqlite::time(overdue_before))
                 .fetch_one(pool)
                 .await?,
-            sqlx::query_as(PHASE_TIMES).fetch_all(pool).await?,
         ));
         let by_state = State::ALL
             .iter()
@@ -87,6 +79,21 @@ impl Store {
                 (*state, count)
             })
             .collect();
+        Ok((by_state, overdue))
+    }
+
+    /// The totals now; `overdue_before` is now minus the deadline.
+    pub async fn stats(&self, overdue_before: DateTime<Utc>) -> Result<Stats, Error> {
+        let (by_state, overdue) = self.state_counts(overdue_before).await?;
+        let (events, totals, times): Readings = on_backend!(self.db(), pool => (
+            sqlx::query_as(BY_EVENT).fetch_all(pool).await?,
+            sqlx::query_as(TOTALS).fetch_one(pool).await?,
+            sqlx::query_as(PHASE_TIMES).fetch_all(pool).await?,
+        ), (
+            sqlx::query_as(BY_EVENT).fetch_all(pool).await?,
+            sqlx::query_as(TOTALS).fetch_one(pool).await?,
+            sqlx::query_as(PHASE_TIMES).fetch_all(pool).await?,
+        ));
         let phases = [
             Phase::FindingTargets,
             Phase::DeletingObjects,

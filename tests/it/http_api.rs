@@ -415,6 +415,11 @@ async fn bad_bodies_and_queries_are_refused_with_problems(backend: Backend) {
     let unknown = http.get("/v1/nothing-here", Some(OPERATE_TOKEN)).await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.problem_code(), "not_found");
+    let wrong_method = http
+        .send("DELETE", "/v1/erasures", &[("authorization", &auth)], "")
+        .await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.problem_code(), "method_not_allowed");
 }
 
 async fn missing_requests_and_refused_changes_answer_404_and_409(backend: Backend) {

@@ -84,9 +84,9 @@ pub async fn queue(
         .config()
         .overdue_after()
         .map_err(|err| fail(err.into()))?;
-    let stats = engine
+    let (by_state, overdue) = engine
         .store()
-        .stats(engine.clock().now() - deadline)
+        .state_counts(engine.clock().now() - deadline)
         .await
         .map_err(fail)?;
     let window = engine.window_state().map_err(fail)?;
@@ -99,11 +99,11 @@ pub async fn queue(
         window.map_or_else(|| t.window_always_open.to_owned(), |w| esc(&w.to_string()))
     );
     let _ = write!(body, "<h2>{}</h2><table id=\"by-state\"><tr>", t.by_state);
-    for (state, _) in &stats.by_state {
+    for (state, _) in &by_state {
         let _ = write!(body, "<th>{}</th>", state.as_str());
     }
     let _ = write!(body, "<th>{}</th></tr><tr>", t.overdue);
-    for (state, count) in &stats.by_state {
+    for (state, count) in &by_state {
         let _ = write!(
             body,
             "<td class=\"num\" data-state=\"{}\">{count}</td>",
@@ -113,7 +113,7 @@ pub async fn queue(
     let _ = write!(
         body,
         "<td class=\"num\" data-state=\"overdue\">{}</td></tr></table>",
-        stats.overdue
+        overdue
     );
     if submitted_by.is_some() {
         let _ = write!(
