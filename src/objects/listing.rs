@@ -33,9 +33,12 @@ const OTHER_ENTRIES_PER_GROUP: usize = 1000;
 
 impl ObjectStore {
     /// Which of these keys an unversioned bucket still holds: listed by
-    /// prefix group ([`prefix_groups`], `depth` from the catalog), each
-    /// group's listing and the remaining HeadObject calls `concurrency` at a
-    /// time.
+    /// prefix group ([`prefix_groups`], `depth` from the catalog), with a
+    /// HeadObject for each key no listing answers for. The listings and the
+    /// HeadObject calls share one pool of `concurrency` calls in flight, so
+    /// a page costs one round of calls, not a round of listings and then a
+    /// round of HEADs; only keys a listing gave up on (a crowded prefix)
+    /// take a second round.
     pub async fn still_present(
         &self,
         bucket: &str,
@@ -44,38 +47,49 @@ impl ObjectStore {
     ) -> Result<Vec<String>, ObjectError> {
         let (listable, by_head): (Vec<String>, Vec<String>) =
             keys.iter().cloned().partition(|key| listable(key));
-        let mut heads = by_head;
-        let mut listings = Vec::new();
+        let mut calls: Vec<ReadBack> = by_head.into_iter().map(ReadBack::Head).collect();
         for group in prefix_groups(&listable, depth) {
             if group.keys.len() == 1 {
-                heads.extend(group.keys);
+                calls.extend(group.keys.into_iter().map(ReadBack::Head));
                 continue;
             }
             // A large group is listed in slices of a page's worth of keys,
             // side by side: each starts after the previous slice's last key.
             let mut start_after: Option<String> = None;
             for slice in group.keys.chunks(KEYS_PER_LISTING) {
-                listings.push(Slice {
+                calls.push(ReadBack::List(Slice {
                     prefix: group.prefix.clone(),
                     start_after: start_after.clone(),
                     wanted: slice.iter().cloned().collect(),
-                });
+                }));
                 start_after = slice.last().cloned();
             }
         }
         let name: Arc<str> = Arc::from(bucket);
-        let listed = self
-            .concurrently(listings, move |store, slice| {
+        let answers = self
+            .concurrently(calls, move |store, call| {
                 let name = name.clone();
-                async move { store.list_present(&name, slice).await }
+                async move {
+                    match call {
+                        ReadBack::List(slice) => store.list_present(&name, slice).await,
+                        ReadBack::Head(key) => {
+                            let present = store.exists(&name, &key).await?;
+                            Ok(GroupAnswer {
+                                present: if present { vec![key] } else { Vec::new() },
+                                unanswered: Vec::new(),
+                            })
+                        }
+                    }
+                }
             })
             .await?;
         let mut present = Vec::new();
-        for answer in listed {
+        let mut unanswered = Vec::new();
+        for answer in answers {
             present.extend(answer.present);
-            heads.extend(answer.unanswered);
+            unanswered.extend(answer.unanswered);
         }
-        present.extend(self.existing(bucket, heads).await?);
+        present.extend(self.existing(bucket, unanswered).await?);
         Ok(present)
     }
 
@@ -167,6 +181,12 @@ impl ObjectStore {
 
 /// Keys a listing answers for at most: one page.
 const KEYS_PER_LISTING: usize = 1000;
+
+/// One call of a read-back: a listing of a slice, or a HeadObject of a key.
+enum ReadBack {
+    List(Slice),
+    Head(String),
+}
 
 /// A slice of a prefix group, listed on its own.
 struct Slice {

@@ -181,26 +181,21 @@ async fn read_back(
     }
     let mut survivors_found = 0i64;
     let mut retained: Vec<(&PendingObject, Refusal)> = Vec::new();
+    let mut found = read_back_buckets(ctx, lease, &by_bucket).await?;
     let mut missing_buckets: Vec<String> = Vec::new();
     for (bucket, objects) in by_bucket {
-        let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
-        // Asked after the request's deletions: the proof must not rest on a
-        // cached "unversioned" (objects/buckets.rs). A bucket that no longer
-        // exists holds nothing.
-        let read_back = async {
-            let view = ctx
-                .buckets
-                .view(bucket, Freshness::Verifying(lease.request_id))
-                .await?;
-            s3_erasure::survivors(&view, &keys).await
-        };
-        let survivors = match read_back.await {
-            Ok(found) => found,
-            Err(err) if err.is_no_such_bucket() => {
+        let survivors = match found.remove(bucket) {
+            Some(Some(survivors)) => survivors,
+            // A bucket that no longer exists holds nothing.
+            Some(None) => {
                 missing_buckets.push(bucket.to_owned());
                 continue;
             }
-            Err(err) => return Err(err.into()),
+            None => {
+                return Err(Error::Invariant(format!(
+                    "bucket {bucket:?} was not read back"
+                )));
+            }
         };
         if survivors.is_empty() {
             continue;
@@ -284,6 +279,66 @@ async fn read_back(
         anomalies,
         survivors_found,
     })
+}
+
+/// Which of a page's objects each bucket still holds (`None`: the bucket
+/// does not exist). The buckets are read back side by side, the request's
+/// `s3.concurrency` shared between them in proportion to their keys, so a
+/// page costs about one bucket's round of calls, not one per bucket.
+/// Versioning is asked after the request's deletions: the proof must not
+/// rest on a cached "unversioned" (objects/buckets.rs).
+async fn read_back_buckets(
+    ctx: &Context,
+    lease: &Lease,
+    by_bucket: &BTreeMap<&str, Vec<&PendingObject>>,
+) -> Result<BTreeMap<String, Option<Vec<String>>>, Error> {
+    let total: usize = by_bucket.values().map(Vec::len).sum();
+    let mut found = BTreeMap::new();
+    let mut running = tokio::task::JoinSet::new();
+    for (bucket, objects) in by_bucket {
+        let view = match ctx
+            .buckets
+            .view(bucket, Freshness::Verifying(lease.request_id))
+            .await
+        {
+            Ok(view) => view,
+            Err(err) if err.is_no_such_bucket() => {
+                found.insert((*bucket).to_owned(), None);
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let share = (view.store.concurrency() * objects.len())
+            .div_ceil(total.max(1))
+            .max(1);
+        let mut view = view;
+        view.store = view.store.with_concurrency(share);
+        let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+        let name = (*bucket).to_owned();
+        running.spawn(async move {
+            let survivors = s3_erasure::survivors(&view, &keys).await;
+            (name, survivors)
+        });
+    }
+    while let Some(joined) = running.join_next().await {
+        let (bucket, survivors) = match joined {
+            Ok(answer) => answer,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(err) => {
+                return Err(Error::Objects(ObjectError::transient(
+                    "S3 read-back",
+                    "",
+                    format!("a read-back task ended early: {err}"),
+                )));
+            }
+        };
+        match survivors {
+            Ok(keys) => found.insert(bucket, Some(keys)),
+            Err(err) if err.is_no_such_bucket() => found.insert(bucket, None),
+            Err(err) => return Err(err.into()),
+        };
+    }
+    Ok(found)
 }
 
 /// The member's rows that cannot be named (a NULL key column, reported at
