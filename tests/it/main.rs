@@ -53,6 +53,7 @@ mod faults;
 mod features;
 mod http_api;
 mod http_load;
+mod http_pages;
 mod listing_readback;
 mod load;
 mod locking;

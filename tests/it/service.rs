@@ -208,6 +208,32 @@ impl<'a> Service<'a> {
         .expect("manifest size")
     }
 
+    /// Records a failed attempt on a request, as a worker does: its error,
+    /// and either a retry scheduled later (`failed` false) or Failed,
+    /// resumable from where it stood.
+    pub async fn record_failed_attempt(&self, id: Uuid, error: &str, failed: bool) {
+        const RETRYING: &str =
+            "UPDATE erasure_requests SET last_error = $2, attempts = 1 WHERE id = $1";
+        const FAILED: &str = "UPDATE erasure_requests SET last_error = $2, attempts = 8, \
+                              resume_state = state, state = 'failed' WHERE id = $1";
+        let sql = if failed { FAILED } else { RETRYING };
+        let changed = match self.store.db() {
+            Backed::Postgres(pool) => {
+                let done = sqlx::query(sql).bind(id).bind(error).execute(pool).await;
+                done.expect("recording a failed attempt").rows_affected()
+            }
+            Backed::Sqlite(pool) => {
+                let done = sqlx::query(sql)
+                    .bind(id.hyphenated())
+                    .bind(error)
+                    .execute(pool)
+                    .await;
+                done.expect("recording a failed attempt").rows_affected()
+            }
+        };
+        assert_eq!(changed, 1, "request {id}");
+    }
+
     /// A request recorded as done with its raw key still in place, as a
     /// lethe from before minimisation left them.
     pub async fn insert_unminimised_done_request(&self, subject: &str) -> Uuid {

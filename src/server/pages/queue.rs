@@ -1,5 +1,5 @@
-//! The queue: requests by state, what needs attention (overdue and failed)
-//! first, then what is in progress with its live progress, then what
+//! The queue: requests by state, what needs attention (overdue, failed,
+//! and failing: a retry scheduled after an error) first, then what is in progress with its live progress, then what
 //! finished lately; the off-peak window and its next opening. It reloads
 //! itself every few seconds while anything is in progress.
 
@@ -71,7 +71,14 @@ pub async fn queue(
             .await
             .map_err(fail)?
         {
-            if !seen.contains(&record.id) {
+            if seen.contains(&record.id) {
+                continue;
+            }
+            // Failing for now (its last attempt failed, a retry is
+            // scheduled): attention, not routine progress.
+            if record.last_error.is_some() {
+                attention.push(record);
+            } else {
                 active.push(record);
             }
         }
@@ -126,7 +133,8 @@ pub async fn queue(
     section(&mut body, lang, "attention", t.needs_attention, &attention);
     section(&mut body, lang, "active", t.in_progress, &active);
     section(&mut body, lang, "finished", t.recently_finished, &finished);
-    let refresh = (!active.is_empty()).then_some(3);
+    let refresh =
+        (!active.is_empty() || attention.iter().any(|r| !r.state.is_terminal())).then_some(3);
     if refresh.is_some() {
         let _ = write!(body, "<p class=\"note\" id=\"live\">{} (3s)</p>", t.live);
     }
