@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 
-use args::{CatalogCommand, Cli, Command, ExampleCommand, ExampleService, LogFormat, ReportFormat};
+use args::{CatalogCommand, Cli, Command, LogFormat, ReportFormat};
+#[cfg(feature = "demo")]
+use args::{ExampleCommand, ExampleService};
 use lethe::{Board, ListFilter, WorkerOptions};
 use terminal::{Terminal, TerminalLogs};
 
