@@ -82,6 +82,9 @@ pub struct ServerSettings {
     pub tokens: Vec<TokenSpec>,
     /// How long a browser session lasts after signing in, in minutes.
     pub session_minutes: u64,
+    /// The time zone the pages show times in (an IANA name such as
+    /// `Asia/Seoul`). Records, the register's CSV and the API stay in UTC.
+    pub time_zone: String,
 }
 
 impl Default for ServerSettings {
@@ -90,6 +93,7 @@ impl Default for ServerSettings {
             listen: "127.0.0.1:8080".into(),
             tokens: Vec::new(),
             session_minutes: 480,
+            time_zone: "UTC".into(),
         }
     }
 }
@@ -113,8 +117,19 @@ impl ServerSettings {
         })
     }
 
+    /// The pages' time zone, parsed.
+    pub fn zone(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        self.time_zone.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "server.time_zone = {:?} is not an IANA time zone such as \"Asia/Seoul\" or \"UTC\"",
+                self.time_zone
+            ))
+        })
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.zone()?;
         if self.session_minutes == 0 {
             return Err(ConfigError::Invalid(
                 "server.session_minutes must be at least 1".into(),

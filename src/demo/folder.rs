@@ -141,6 +141,8 @@ subject_hash_secret = "{secret}"
 # token's SHA-256 (`lethe token new` makes a token and its lines).
 [server]
 listen = "127.0.0.1:8080"
+# The pages show times in this zone (records and the API stay in UTC).
+time_zone = "Asia/Seoul"
 
 # token: {operator}
 [[server.token]]

@@ -44,6 +44,8 @@ pub struct AppState {
     pub engine: Engine,
     pub tokens: Arc<Tokens>,
     pub sessions: Arc<Sessions>,
+    /// How the pages show times (`server.time_zone`).
+    pub times: pages::html::Times,
 }
 
 impl AppState {
@@ -54,10 +56,13 @@ impl AppState {
         let sessions = Arc::new(Sessions::new(Duration::from_secs(
             settings.session_minutes * 60,
         )));
+        // Validated with the configuration; UTC if it was built without.
+        let zone = settings.zone().unwrap_or(chrono_tz::UTC);
         AppState {
             engine,
             tokens,
             sessions,
+            times: pages::html::Times(zone),
         }
     }
 }

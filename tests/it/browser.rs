@@ -29,7 +29,7 @@ struct Reading {
 async fn read_queue(browser: &mut Browser, id: &str) -> Option<Reading> {
     let script = format!(
         "(() => {{ const row = document.querySelector('tr[data-request=\"{id}\"]'); if (!row) return null; \
-           return {{ section: row.closest('table').id, state: row.querySelector('.state').textContent, \
+           return {{ section: row.closest('table').id, state: row.querySelector('.state').dataset.state, \
                      progress: row.querySelector('.progress').textContent, \
                      objects: row.querySelector('.objects-deleted').textContent, \
                      rows: row.querySelector('.rows-masked').textContent }}; }})()"
@@ -75,6 +75,7 @@ async fn operators_and_auditors_follow_an_erasure_in_a_browser() {
         config.worker.delete_batch_size = 4;
         config.worker.batch_size = 3;
         config.worker.pause_between_batches_ms = 150;
+        config.server.time_zone = "Asia/Seoul".into();
     })
     .await;
     let loaded = app.load("member", 2, 10).await;
@@ -96,8 +97,19 @@ async fn operators_and_auditors_follow_an_erasure_in_a_browser() {
     let mut browser = Browser::launch().await;
     browser.set_accept_language("ko-KR,ko;q=0.9,en;q=0.8").await;
     sign_in(&mut browser, &base, OPERATE_TOKEN).await;
-    // Korean, as the browser asks.
+    // Korean, as the browser asks: labels, state names, and times in the
+    // configured zone.
     assert_eq!(browser.eval("document.documentElement.lang").await, "ko");
+    let row_text = browser
+        .eval(&format!(
+            "document.querySelector('tr[data-request=\"{id}\"]').textContent"
+        ))
+        .await;
+    let row_text = row_text.as_str().unwrap();
+    assert!(
+        row_text.contains("접수") && row_text.contains(" KST"),
+        "{row_text}"
+    );
     let first = read_queue(&mut browser, &id)
         .await
         .expect("the request is on the queue");
@@ -196,7 +208,16 @@ async fn operators_and_auditors_follow_an_erasure_in_a_browser() {
         ))
         .await;
     assert_eq!(browser.location().await, format!("/requests/{id}"));
-    assert_eq!(browser.text("#state .state").await.as_deref(), Some("done"));
+    assert_eq!(
+        browser
+            .eval("document.querySelector('#state .state').dataset.state")
+            .await,
+        "done"
+    );
+    assert_eq!(
+        browser.text("#state .state").await.as_deref(),
+        Some("파기 완료")
+    );
     let timeline_rows = browser
         .eval("document.querySelectorAll('#timeline tr').length")
         .await;

@@ -27,12 +27,23 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// A time as `2026-11-29 14:03:05 UTC`; `-` for none.
-pub fn time(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(
-        || "-".to_owned(),
-        |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-    )
+/// How the pages show times: in `server.time_zone`, with its abbreviation
+/// (`2026-11-29 23:03:05 KST`).
+#[derive(Debug, Clone, Copy)]
+pub struct Times(pub chrono_tz::Tz);
+
+impl Times {
+    /// A time, or `-` for none.
+    pub fn at(self, at: Option<DateTime<Utc>>) -> String {
+        at.map_or_else(
+            || "-".to_owned(),
+            |at| {
+                at.with_timezone(&self.0)
+                    .format("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            },
+        )
+    }
 }
 
 /// A duration between two times as `1h 02m 03s`; `-` when either is missing.
@@ -70,8 +81,9 @@ pub fn progress(lang: Lang, record: &RequestRecord) -> String {
 pub fn state_badge(lang: Lang, record: &RequestRecord) -> String {
     let t = lang.text();
     let mut out = format!(
-        "<span class=\"state s-{0}\">{0}</span>",
-        esc(record.state.as_str())
+        "<span class=\"state s-{0}\" data-state=\"{0}\">{1}</span>",
+        record.state.as_str(),
+        lang.state_name(record.state)
     );
     if record.overdue {
         let _ = write!(out, " <span class=\"flag\">{}</span>", t.overdue);
@@ -190,6 +202,17 @@ mod tests {
             percent_encode_path("/requests/a?x=1&y=한"),
             "/requests/a%3Fx%3D1%26y%3D%ED%95%9C"
         );
+    }
+
+    #[test]
+    fn times_are_shown_in_the_configured_zone() {
+        let at = DateTime::from_timestamp(1_764_424_985, 0);
+        assert_eq!(Times(chrono_tz::UTC).at(at), "2025-11-29 14:03:05 UTC");
+        assert_eq!(
+            Times(chrono_tz::Asia::Seoul).at(at),
+            "2025-11-29 23:03:05 KST"
+        );
+        assert_eq!(Times(chrono_tz::UTC).at(None), "-");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! teams certifying under ISMS-P); the browser's `Accept-Language` or the
 //! switch in the header picks English.
 
+use crate::workflow::state::{Phase, State};
+
 /// A page language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -37,6 +39,32 @@ impl Lang {
         match self {
             Lang::Ko => Lang::En,
             Lang::En => Lang::Ko,
+        }
+    }
+
+    /// A request state's name on the pages.
+    pub fn state_name(self, state: State) -> &'static str {
+        match (self, state) {
+            (Lang::En, state) => state.as_str(),
+            (Lang::Ko, State::Requested) => "접수",
+            (Lang::Ko, State::TargetsFound) => "대상 확인됨",
+            (Lang::Ko, State::S3Cleared) => "파일 삭제됨",
+            (Lang::Ko, State::DbMasked) => "DB 마스킹됨",
+            (Lang::Ko, State::Done) => "파기 완료",
+            (Lang::Ko, State::Failed) => "실패",
+            (Lang::Ko, State::Cancelled) => "취소됨",
+            (Lang::Ko, State::Coalesced) => "병합됨",
+        }
+    }
+
+    /// A phase's name on the pages.
+    pub fn phase_name(self, phase: Phase) -> &'static str {
+        match (self, phase) {
+            (Lang::En, phase) => phase.as_str(),
+            (Lang::Ko, Phase::FindingTargets) => "대상 찾기",
+            (Lang::Ko, Phase::DeletingObjects) => "파일 삭제",
+            (Lang::Ko, Phase::MaskingRows) => "행 마스킹",
+            (Lang::Ko, Phase::Verifying) => "검증",
         }
     }
 

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::response::{Html, Response};
 
-use super::html::{esc, page, progress, state_badge, time};
+use super::html::{Times, esc, page, progress, state_badge};
 use super::labels::Lang;
 use super::{PageSession, message_page};
 use crate::config::Role;
@@ -107,7 +107,7 @@ pub async fn queue(
     );
     let _ = write!(body, "<h2>{}</h2><table id=\"by-state\"><tr>", t.by_state);
     for (state, _) in &by_state {
-        let _ = write!(body, "<th>{}</th>", state.as_str());
+        let _ = write!(body, "<th>{}</th>", lang.state_name(*state));
     }
     let _ = write!(body, "<th>{}</th></tr><tr>", t.overdue);
     for (state, count) in &by_state {
@@ -130,9 +130,30 @@ pub async fn queue(
             esc(&session.session.caller.name)
         );
     }
-    section(&mut body, lang, "attention", t.needs_attention, &attention);
-    section(&mut body, lang, "active", t.in_progress, &active);
-    section(&mut body, lang, "finished", t.recently_finished, &finished);
+    section(
+        &mut body,
+        lang,
+        state.times,
+        "attention",
+        t.needs_attention,
+        &attention,
+    );
+    section(
+        &mut body,
+        lang,
+        state.times,
+        "active",
+        t.in_progress,
+        &active,
+    );
+    section(
+        &mut body,
+        lang,
+        state.times,
+        "finished",
+        t.recently_finished,
+        &finished,
+    );
     let refresh =
         (!active.is_empty() || attention.iter().any(|r| !r.state.is_terminal())).then_some(3);
     if refresh.is_some() {
@@ -148,7 +169,14 @@ pub async fn queue(
     )))
 }
 
-fn section(body: &mut String, lang: Lang, id: &str, heading: &str, records: &[RequestRecord]) {
+fn section(
+    body: &mut String,
+    lang: Lang,
+    times: Times,
+    id: &str,
+    heading: &str,
+    records: &[RequestRecord],
+) {
     let t = lang.text();
     let _ = write!(body, "<h2>{heading}</h2>");
     if records.is_empty() {
@@ -183,15 +211,15 @@ fn section(body: &mut String, lang: Lang, id: &str, heading: &str, records: &[Re
              <td class=\"num rows-masked\">{masked} / {rows}</td>\
              <td class=\"num\">{attempts}</td><td>{requested}</td><td>{due}</td><td class=\"error\">{error}</td></tr>",
             state = state_badge(lang, record),
-            phase = record.state.phase().map_or("-", |p| p.as_str()),
+            phase = record.state.phase().map_or("-", |p| lang.phase_name(p)),
             progress = progress(lang, record),
             deleted = record.objects_deleted,
             found = record.objects_found,
             masked = record.rows_masked,
             rows = record.rows_found,
             attempts = record.attempts,
-            requested = time(Some(record.requested_at)),
-            due = time(record.due_by),
+            requested = times.at(Some(record.requested_at)),
+            due = times.at(record.due_by),
             error = esc(&error),
         );
     }

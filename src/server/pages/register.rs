@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{Days, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::html::{esc, page, time};
+use super::html::{esc, page};
 use super::labels::Lang;
 use super::{PageSession, message_page};
 use crate::config::Role;
@@ -76,6 +76,7 @@ pub async fn register(
         Err(response) => return response,
     };
     let t = lang.text();
+    let times = state.times;
     let (from, to) = (register.from, register.to);
     let mut body = String::new();
     let _ = write!(
@@ -128,8 +129,8 @@ pub async fn register(
             id = record.request_id,
             short = &record.request_id.simple().to_string()[..8],
             reference = esc(record.external_reference.as_deref().unwrap_or("-")),
-            requested = time(Some(record.requested_at)),
-            finished = time(record.finished_at),
+            requested = times.at(Some(record.requested_at)),
+            finished = times.at(record.finished_at),
             outcome = esc(&record.outcome),
             verification = esc(&record.verification.result),
         );

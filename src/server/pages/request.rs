@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
-use super::html::{esc, page, progress, state_badge, time, took};
+use super::html::{esc, page, progress, state_badge, took};
 use super::labels::Lang;
 use super::{CsrfForm, PageSession, message_page};
 use crate::config::Role;
@@ -18,6 +18,7 @@ use crate::report::DestructionRecord;
 use crate::server::AppState;
 use crate::status::RequestStatus;
 use crate::store::events;
+use crate::workflow::state::Phase;
 
 /// Events shown, the latest.
 const EVENTS_SHOWN: usize = 200;
@@ -94,6 +95,7 @@ async fn render(
     notice: Option<&str>,
 ) -> Result<Html<String>, Response> {
     let t = lang.text();
+    let times = state.times;
     let status = visible(state, lang, session, id).await?;
     let r = &status.record;
     let mut body = String::new();
@@ -105,7 +107,7 @@ async fn render(
         );
     }
     let lease = match (&r.lease_owner, r.lease_expires_at) {
-        (Some(owner), expires) => format!("{} ({})", esc(owner), time(expires)),
+        (Some(owner), expires) => format!("{} ({})", esc(owner), times.at(expires)),
         _ => t.no_lease.to_owned(),
     };
     let optional = |value: &Option<String>| value.as_deref().map_or("-".to_owned(), esc);
@@ -121,7 +123,7 @@ async fn render(
         t.state,
         state_badge(lang, r),
         t.phase,
-        r.state.phase().map_or("-", |p| p.as_str()),
+        r.state.phase().map_or("-", |p| lang.phase_name(p)),
         t.progress,
         progress(lang, r),
         t.objects_deleted,
@@ -133,13 +135,13 @@ async fn render(
         t.attempts,
         r.attempts,
         t.next_attempt,
-        time(Some(r.next_attempt_at)),
+        times.at(Some(r.next_attempt_at)),
         t.lease,
         lease,
         t.last_error,
         optional(&r.last_error),
         t.due_by,
-        time(r.due_by),
+        times.at(r.due_by),
         t.external_ref,
         optional(&r.external_ref),
         t.idempotency_key,
@@ -183,15 +185,15 @@ async fn render(
         t.timeline, t.phase, t.started, t.finished, t.duration
     );
     let phases = [
-        ("finding_targets", r.started_at, r.targets_found_at),
+        (Phase::FindingTargets, r.started_at, r.targets_found_at),
         (
-            "deleting_objects",
+            Phase::DeletingObjects,
             r.s3_started_at.or(r.targets_found_at),
             r.s3_cleared_at,
         ),
-        ("masking_rows", r.s3_cleared_at, r.db_masked_at),
+        (Phase::MaskingRows, r.s3_cleared_at, r.db_masked_at),
         (
-            "verifying",
+            Phase::Verifying,
             r.db_masked_at,
             r.finished_at.filter(|_| r.db_masked_at.is_some()),
         ),
@@ -199,9 +201,11 @@ async fn render(
     for (phase, from, to) in phases {
         let _ = write!(
             body,
-            "<tr><td>{phase}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
-            time(from),
-            time(to),
+            "<tr data-phase=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            phase.as_str(),
+            lang.phase_name(phase),
+            times.at(from),
+            times.at(to),
             took(from, to)
         );
     }
@@ -209,8 +213,8 @@ async fn render(
         body,
         "<tr><td><strong>{}</strong></td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr></table>",
         t.requested_at,
-        time(Some(r.requested_at)),
-        time(r.finished_at),
+        times.at(Some(r.requested_at)),
+        times.at(r.finished_at),
         took(Some(r.requested_at), r.finished_at)
     );
 
@@ -260,7 +264,7 @@ async fn render(
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-            time(Some(event.at)),
+            times.at(Some(event.at)),
             esc(&event.kind),
             esc(event.phase.as_deref().unwrap_or("")),
             event.batch_no.map_or(String::new(), |n| n.to_string()),
