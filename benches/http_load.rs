@@ -20,15 +20,13 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::*;
-use harness::http_load::{LoadReport, ms, submit_over_http};
+use harness::http_load::{LoadReport, drive, ms, submit_over_http};
 use lethe::config::token_sha256;
 use lethe::store::Store;
 use lethe::{Config, Engine, Provenance};
-use tokio::sync::Mutex;
 
 const TOKEN: &str = "lethe_bench_http_load_submit_token";
 
@@ -141,50 +139,26 @@ async fn submit_in_process(service: &Service, submissions: usize, clients: usize
     };
     config.minimisation.subject_hash_secret = Some(HASH_SECRET.to_owned());
     let engine = Engine::with_store(Store::from_pool(service.pool().clone()), config);
-    let report = Arc::new(Mutex::new(LoadReport {
-        submissions,
-        clients,
-        ..LoadReport::default()
-    }));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for client in 0..clients {
+    drive(submissions, clients, move |n| {
         let engine = engine.clone();
-        let report = report.clone();
-        tasks.push(tokio::spawn(async move {
-            for n in (client..submissions).step_by(clients) {
-                let key = format!("library-key-{n:06}");
-                let sent = Instant::now();
-                let submitted = engine
-                    .submit_from(
-                        &format!("library-{n:06}"),
-                        Provenance {
-                            idempotency_key: Some(&key),
-                            external_ref: Some(&format!("LOAD-{n}")),
-                            submitted_by: Some("baseline"),
-                        },
-                    )
-                    .await;
-                let latency: Duration = sent.elapsed();
-                let mut report = report.lock().await;
-                report.sent += 1;
-                report.latencies.push(latency);
-                match submitted {
-                    Ok(submission) => report
-                        .answers
-                        .entry(key)
-                        .or_default()
-                        .push(submission.id.to_string()),
-                    Err(err) => report.failures.push(format!("{key}: {err}")),
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let mut report = Arc::try_unwrap(report).unwrap().into_inner();
-    report.elapsed = started.elapsed();
-    report.latencies.sort();
-    report
+        async move {
+            let key = format!("library-key-{n:06}");
+            let sent = Instant::now();
+            let submitted = engine
+                .submit_from(
+                    &format!("library-{n:06}"),
+                    Provenance {
+                        idempotency_key: Some(&key),
+                        external_ref: Some(&format!("LOAD-{n}")),
+                        submitted_by: Some("baseline"),
+                    },
+                )
+                .await;
+            let answer = submitted
+                .map(|submission| submission.id.to_string())
+                .map_err(|err| err.to_string());
+            (key, vec![(sent.elapsed(), answer)])
+        }
+    })
+    .await
 }

@@ -183,6 +183,15 @@ impl Engine {
         self.describe(record).await
     }
 
+    /// One request, marked overdue or not: [`Engine::status`] without its
+    /// anomalies, the request it was folded into, and the window.
+    pub async fn request(&self, id: Uuid) -> Result<RequestRecord, Error> {
+        self.store.require_schema().await?;
+        let mut record = self.store.get(id).await?;
+        self.mark_due(&mut record)?;
+        Ok(record)
+    }
+
     /// Every request for a subject, newest first: active ones by the raw
     /// key, done ones by its keyed hash (when the secret is configured).
     pub async fn status_for_subject(&self, subject: &str) -> Result<Vec<RequestStatus>, Error> {

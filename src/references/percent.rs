@@ -62,7 +62,8 @@ fn hex(byte: u8) -> Option<u8> {
 
 /// Encodes a key the way S3 and the AWS console write URL paths: unreserved
 /// characters and `/` as they are, everything else as `%XX`. The inverse of
-/// [`decode_path`]; used by tests and the example generator.
+/// [`decode_path`]; used by tests, the example generator, and the pages'
+/// links back (a path and query inside a query value).
 pub fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for byte in key.bytes() {

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::Caller;
 use super::problem::Problem;
+use super::{AppState, Change};
 use crate::config::Role;
 use crate::report::{record_csv, register_csv};
 use crate::store::RequestRecord;
@@ -217,7 +217,7 @@ async fn visible_request(
     id: &str,
 ) -> Result<RequestRecord, Problem> {
     let id = request_id(id)?;
-    let record = state.engine.status(id).await?.record;
+    let record = state.engine.request(id).await?;
     if caller.role == Role::Submit && record.submitted_by.as_deref() != Some(&caller.name) {
         return Err(Problem::not_found(format!(
             "no erasure request with id {id}"
@@ -332,11 +332,7 @@ pub async fn retry(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<RequestRecord>, Problem> {
-    let caller = caller.require(&[Role::Operate])?;
-    let id = request_id(&id)?;
-    let record = state.engine.retry(id).await?;
-    tracing::info!(request_id = %id, by = %caller.name, "retried over HTTP");
-    Ok(Json(record))
+    change(state, caller, &id, Change::Retry).await
 }
 
 /// Cancel a request that has not started deleting objects.
@@ -354,11 +350,19 @@ pub async fn cancel(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> Result<Json<RequestRecord>, Problem> {
+    change(state, caller, &id, Change::Cancel).await
+}
+
+/// Retry or cancel, for an `operate` token.
+async fn change(
+    state: AppState,
+    caller: ApiCaller,
+    id: &str,
+    change: Change,
+) -> Result<Json<RequestRecord>, Problem> {
     let caller = caller.require(&[Role::Operate])?;
-    let id = request_id(&id)?;
-    let record = state.engine.cancel(id).await?;
-    tracing::info!(request_id = %id, by = %caller.name, "cancelled over HTTP");
-    Ok(Json(record))
+    let id = request_id(id)?;
+    Ok(Json(change.apply(&state.engine, id, caller).await?))
 }
 
 /// `json` or `csv`.

@@ -152,6 +152,31 @@ async fn method_not_allowed() -> Problem {
     )
 }
 
+/// What an operator may change about a request, from the API or a page:
+/// the same rules and refusals as `lethe retry` and `lethe cancel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Retry,
+    Cancel,
+}
+
+impl Change {
+    /// Applies it, logging who did.
+    pub async fn apply(
+        self,
+        engine: &Engine,
+        id: uuid::Uuid,
+        by: &auth::Caller,
+    ) -> Result<crate::store::RequestRecord, Error> {
+        let record = match self {
+            Change::Retry => engine.retry(id).await?,
+            Change::Cancel => engine.cancel(id).await?,
+        };
+        tracing::info!(request_id = %id, by = %by.name, change = ?self, "changed over HTTP");
+        Ok(record)
+    }
+}
+
 /// A register's period from its two days, as the API and the pages take it.
 pub(crate) fn period(from: &str, to: &str) -> Result<(NaiveDate, NaiveDate), Problem> {
     let day = |name: &str, text: &str| {

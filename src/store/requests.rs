@@ -19,22 +19,8 @@ use crate::retry::{Decision, RetryPolicy, Verdict};
 use crate::store::events::EventKind;
 use crate::workflow::state::State;
 
-/// What a submission produced.
-#[derive(Debug, Clone, Serialize)]
-pub struct Submission {
-    /// The id of this submission's request row.
-    pub id: Uuid,
-    /// When the subject already had an active request: that request, which
-    /// this submission was folded into.
-    pub coalesced_into: Option<Uuid>,
-    /// True when the idempotency key named an earlier submission, which is
-    /// returned instead of a new one.
-    pub replayed: bool,
-    /// Earlier erasures of the same member that are done (matched by the
-    /// keyed hash that replaced their key), newest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub previously_done: Vec<Uuid>,
-}
+pub use super::list_filter::{ListCursor, ListFilter};
+pub use super::submission::{Provenance, Submission};
 
 /// A request as the store holds it, without the subject key.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -138,68 +124,6 @@ pub struct Claimed {
     pub attempts: i32,
     /// The previous holder, when this claim took over an expired lease.
     pub took_over_from: Option<String>,
-}
-
-/// Filters for [`Store::list`].
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    pub state: Option<State>,
-    pub limit: Option<i64>,
-    /// Only unfinished requests (active or failed) submitted before this
-    /// instant: the overdue ones, when it is now minus the deadline.
-    pub overdue_before: Option<DateTime<Utc>>,
-    /// Only requests this API token submitted.
-    pub submitted_by: Option<String>,
-    /// Only requests after this one in the listing's order (newest first,
-    /// ties by id): the cursor of the page before.
-    pub after: Option<ListCursor>,
-}
-
-/// A place in the listing's order: a request's submission time and id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListCursor {
-    pub requested_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
-impl ListCursor {
-    /// The cursor just past `record`.
-    pub fn after(record: &RequestRecord) -> ListCursor {
-        ListCursor {
-            requested_at: record.requested_at,
-            id: record.id,
-        }
-    }
-
-    /// The opaque text form, for a URL: microseconds since the epoch and
-    /// the id.
-    pub fn encode(&self) -> String {
-        format!(
-            "{}.{}",
-            self.requested_at.timestamp_micros(),
-            self.id.simple()
-        )
-    }
-
-    /// Reads [`ListCursor::encode`]'s form back.
-    pub fn decode(text: &str) -> Option<ListCursor> {
-        let (micros, id) = text.split_once('.')?;
-        Some(ListCursor {
-            requested_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-            id: Uuid::try_parse(id).ok()?,
-        })
-    }
-}
-
-/// Who submits, and the submitter's own references.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Provenance<'a> {
-    /// Submitting it again returns the same request.
-    pub idempotency_key: Option<&'a str>,
-    /// The submitter's reference (a ticket, a withdrawal id), for the record.
-    pub external_ref: Option<&'a str>,
-    /// The API token (its name) submitting over HTTP.
-    pub submitted_by: Option<&'a str>,
 }
 
 /// A request's checkpoint as stored: batches done, batches known, cursor.

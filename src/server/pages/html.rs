@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use super::labels::Lang;
+use crate::references::percent::encode_key;
 use crate::server::auth::Session;
 use crate::store::RequestRecord;
 
@@ -163,24 +164,10 @@ pub fn page(
         "<a href=\"/lang/{code}?back={back}\" lang=\"{code}\" id=\"lang-switch\">{name}</a></header><main>\
          <h1>{heading}</h1>{body}</main></body></html>",
         code = other.code(),
-        back = esc(&percent_encode_path(back_to)),
+        back = esc(&encode_key(back_to)),
         name = other.text().language_name,
         heading = esc(heading)
     );
-    out
-}
-
-/// Percent-encodes what a path-and-query may not carry inside a query
-/// value (for `?back=`).
-pub fn percent_encode_path(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
     out
 }
 
@@ -199,7 +186,7 @@ mod tests {
     #[test]
     fn back_links_are_encoded_for_a_query() {
         assert_eq!(
-            percent_encode_path("/requests/a?x=1&y=한"),
+            encode_key("/requests/a?x=1&y=한"),
             "/requests/a%3Fx%3D1%26y%3D%ED%95%9C"
         );
     }

@@ -41,8 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/lang/{code}", get(switch_language))
         .route("/requests/{id}", get(request::request))
-        .route("/requests/{id}/retry", post(request::retry))
-        .route("/requests/{id}/cancel", post(request::cancel))
+        .route("/requests/{id}/{change}", post(request::change))
         .route("/requests/{id}/record.csv", get(request::record_csv))
         .route("/register", get(register::register))
         .route("/register.csv", get(register::register_csv))
@@ -87,10 +86,11 @@ impl FromRequestParts<AppState> for PageSession {
                     .path_and_query()
                     .map_or("/", |pq| pq.as_str())
                     .to_owned();
-                Err(
-                    Redirect::to(&format!("/login?next={}", html::percent_encode_path(&here)))
-                        .into_response(),
-                )
+                Err(Redirect::to(&format!(
+                    "/login?next={}",
+                    crate::references::percent::encode_key(&here)
+                ))
+                .into_response())
             }
         }
     }
@@ -106,11 +106,9 @@ impl PageSession {
         if self.session.csrf_matches(presented) {
             return Ok(());
         }
-        Err(message_page(
+        Err(self.refuse(
             lang,
             StatusCode::FORBIDDEN,
-            Some(&self.session),
-            "403",
             "the form's CSRF token is missing or stale: reload the page and try again",
         ))
     }
@@ -120,13 +118,26 @@ impl PageSession {
         if roles.contains(&self.role()) {
             return Ok(());
         }
-        Err(message_page(
+        Err(self.refuse(lang, StatusCode::FORBIDDEN, lang.text().not_allowed))
+    }
+
+    /// A page saying only `message`, headed by its status.
+    pub fn refuse(&self, lang: Lang, status: StatusCode, message: &str) -> Response {
+        message_page(lang, status, Some(&self.session), status.as_str(), message)
+    }
+
+    /// The page for an error while `doing` something: 404 for a request
+    /// that does not exist, else 500 (the error itself goes to the log).
+    pub fn failure(&self, lang: Lang, err: crate::error::Error, doing: &str) -> Response {
+        if let crate::error::Error::NotFound(_) = err {
+            return self.refuse(lang, StatusCode::NOT_FOUND, lang.text().not_found);
+        }
+        tracing::error!(error = %err, "{doing}");
+        self.refuse(
             lang,
-            StatusCode::FORBIDDEN,
-            Some(&self.session),
-            "403",
-            lang.text().not_allowed,
-        ))
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the database did not answer; the server's log says why",
+        )
     }
 }
 

@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::response::{Html, Response};
 
+use super::PageSession;
 use super::html::{Times, esc, page, progress, state_badge};
 use super::labels::Lang;
-use super::{PageSession, message_page};
 use crate::config::Role;
 use crate::store::RequestRecord;
 use crate::store::requests::ListFilter;
@@ -27,16 +27,7 @@ pub async fn queue(
 ) -> Result<Html<String>, Response> {
     let t = lang.text();
     let engine = &state.engine;
-    let fail = |err: crate::error::Error| {
-        tracing::error!(error = %err, "rendering the queue");
-        message_page(
-            lang,
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            Some(&session.session),
-            "500",
-            "the database did not answer; the server's log says why",
-        )
-    };
+    let fail = |err| session.failure(lang, err, "rendering the queue");
     let submitted_by =
         (session.role() == Role::Submit).then(|| session.session.caller.name.clone());
     let filter = |state: Option<RequestState>, limit: i64| ListFilter {

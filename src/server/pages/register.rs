@@ -9,9 +9,9 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{Days, NaiveDate, Utc};
 use serde::Deserialize;
 
+use super::PageSession;
 use super::html::{esc, page};
 use super::labels::Lang;
-use super::{PageSession, message_page};
 use crate::config::Role;
 use crate::server::AppState;
 use crate::server::api::csv_download;
@@ -34,15 +34,8 @@ fn period(
         .clone()
         .unwrap_or_else(|| (today - Days::new(30)).to_string());
     let to = asked.to.clone().unwrap_or_else(|| today.to_string());
-    crate::server::period(&from, &to).map_err(|problem| {
-        message_page(
-            lang,
-            StatusCode::BAD_REQUEST,
-            Some(&session.session),
-            "400",
-            &problem.detail,
-        )
-    })
+    crate::server::period(&from, &to)
+        .map_err(|problem| session.refuse(lang, StatusCode::BAD_REQUEST, &problem.detail))
 }
 
 async fn load(
@@ -53,16 +46,11 @@ async fn load(
 ) -> Result<crate::report::Register, Response> {
     session.require(lang, &[Role::Audit])?;
     let (from, to) = period(lang, session, asked)?;
-    state.engine.register(from, to).await.map_err(|err| {
-        tracing::error!(error = %err, "building the register");
-        message_page(
-            lang,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Some(&session.session),
-            "500",
-            "the database did not answer; the server's log says why",
-        )
-    })
+    state
+        .engine
+        .register(from, to)
+        .await
+        .map_err(|err| session.failure(lang, err, "building the register"))
 }
 
 pub async fn register(

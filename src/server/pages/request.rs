@@ -11,39 +11,17 @@ use uuid::Uuid;
 
 use super::html::{esc, page, progress, state_badge, took};
 use super::labels::Lang;
-use super::{CsrfForm, PageSession, message_page};
+use super::{CsrfForm, PageSession};
 use crate::config::Role;
 use crate::error::Error;
 use crate::report::DestructionRecord;
-use crate::server::AppState;
+use crate::server::{AppState, Change};
 use crate::status::RequestStatus;
 use crate::store::events;
 use crate::workflow::state::Phase;
 
 /// Events shown, the latest.
 const EVENTS_SHOWN: usize = 200;
-
-fn failure(lang: Lang, session: &PageSession, err: Error) -> Response {
-    match err {
-        Error::NotFound(_) => message_page(
-            lang,
-            StatusCode::NOT_FOUND,
-            Some(&session.session),
-            "404",
-            lang.text().not_found,
-        ),
-        err => {
-            tracing::error!(error = %err, "rendering a request page");
-            message_page(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Some(&session.session),
-                "500",
-                "the database did not answer; the server's log says why",
-            )
-        }
-    }
-}
 
 /// The request, if this session may see it (a `submit` token: only its own).
 async fn visible(
@@ -52,21 +30,13 @@ async fn visible(
     session: &PageSession,
     id: &str,
 ) -> Result<RequestStatus, Response> {
-    let not_found = || {
-        message_page(
-            lang,
-            StatusCode::NOT_FOUND,
-            Some(&session.session),
-            "404",
-            lang.text().not_found,
-        )
-    };
+    let not_found = || session.refuse(lang, StatusCode::NOT_FOUND, lang.text().not_found);
     let id = Uuid::try_parse(id).map_err(|_| not_found())?;
     let status = state
         .engine
         .status(id)
         .await
-        .map_err(|err| failure(lang, session, err))?;
+        .map_err(|err| session.failure(lang, err, "rendering a request page"))?;
     if session.role() == Role::Submit
         && status.record.submitted_by.as_deref() != Some(&session.session.caller.name)
     {
@@ -245,7 +215,7 @@ async fn render(
             .engine
             .report(r.id)
             .await
-            .map_err(|err| failure(lang, session, err))?;
+            .map_err(|err| session.failure(lang, err, "rendering a request page"))?;
         record_section(&mut body, lang, &record);
     } else {
         let _ = write!(body, "<p class=\"note\">{}</p>", t.record_hidden);
@@ -253,7 +223,7 @@ async fn render(
 
     let events = events::of_request(state.engine.store(), r.id)
         .await
-        .map_err(|err| failure(lang, session, err))?;
+        .map_err(|err| session.failure(lang, err, "rendering a request page"))?;
     let _ = write!(
         body,
         "<h2>{} ({})</h2><table id=\"events\"><tr><th>at</th><th>kind</th><th>phase</th><th>batch</th><th>worker</th><th>detail</th></tr>",
@@ -336,16 +306,21 @@ fn record_section(body: &mut String, lang: Lang, record: &DestructionRecord) {
     body.push_str("</table>");
 }
 
-/// Retry or cancel from the page: the same rules as the CLI and the API; a
-/// refusal is shown on the request's page.
-async fn act(
-    state: AppState,
+/// Retry or cancel from the page (`/requests/{id}/retry`, `.../cancel`):
+/// the same rules as the CLI and the API; a refusal is shown on the
+/// request's page.
+pub async fn change(
+    State(state): State<AppState>,
     lang: Lang,
     session: PageSession,
-    id: String,
-    form: CsrfForm,
-    retry: bool,
+    Path((id, change)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
+    let change = match change.as_str() {
+        "retry" => Change::Retry,
+        "cancel" => Change::Cancel,
+        _ => return session.refuse(lang, StatusCode::NOT_FOUND, lang.text().not_found),
+    };
     if let Err(refusal) = session.require(lang, &[Role::Operate]) {
         return refusal;
     }
@@ -357,16 +332,11 @@ async fn act(
         Err(response) => return response,
     };
     let id = status.record.id;
-    let outcome = if retry {
-        state.engine.retry(id).await
-    } else {
-        state.engine.cancel(id).await
-    };
-    match outcome {
-        Ok(_) => {
-            tracing::info!(request_id = %id, by = %session.session.caller.name, retry, "changed from the pages");
-            Redirect::to(&format!("/requests/{id}")).into_response()
-        }
+    match change
+        .apply(&state.engine, id, &session.session.caller)
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/requests/{id}")).into_response(),
         Err(Error::Refused { reason, .. }) => {
             let notice = format!("{}: {reason}", lang.text().refused);
             match render(&state, lang, &session, &id.to_string(), Some(&notice)).await {
@@ -374,28 +344,8 @@ async fn act(
                 Err(response) => response,
             }
         }
-        Err(err) => failure(lang, &session, err),
+        Err(err) => session.failure(lang, err, "changing a request"),
     }
-}
-
-pub async fn retry(
-    State(state): State<AppState>,
-    lang: Lang,
-    session: PageSession,
-    Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    act(state, lang, session, id, form, true).await
-}
-
-pub async fn cancel(
-    State(state): State<AppState>,
-    lang: Lang,
-    session: PageSession,
-    Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    act(state, lang, session, id, form, false).await
 }
 
 /// The record as CSV (`audit`).
@@ -417,6 +367,6 @@ pub async fn record_csv(
             crate::report::record_csv(&record),
             &format!("lethe-record-{}.csv", record.request_id),
         ),
-        Err(err) => failure(lang, &session, err),
+        Err(err) => session.failure(lang, err, "building a record"),
     }
 }

@@ -139,21 +139,10 @@ impl Browser {
             .expect("sending to Chromium");
         let reply = tokio::time::timeout(STEP_TIMEOUT, async {
             loop {
-                let message = self
-                    .ws
-                    .next()
-                    .await
-                    .expect("Chromium closed the connection")
-                    .expect("reading from Chromium");
-                let Ok(text) = message.to_text() else {
-                    continue;
-                };
-                let value: Value = serde_json::from_str(text).expect("DevTools speaks JSON");
-                if value["id"] == id {
-                    return value;
-                }
-                if value.get("method").is_some() {
-                    self.events.push(value);
+                if let Some(reply) = self.receive().await
+                    && reply["id"] == id
+                {
+                    return reply;
                 }
             }
         })
@@ -163,6 +152,24 @@ impl Browser {
             panic!("{method}: {error}");
         }
         reply["result"].clone()
+    }
+
+    /// Reads one message: an event is kept in `events` (None), a command's
+    /// reply is returned.
+    async fn receive(&mut self) -> Option<Value> {
+        let message = self
+            .ws
+            .next()
+            .await
+            .expect("Chromium closed the connection")
+            .expect("reading from Chromium");
+        let text = message.to_text().ok()?;
+        let value: Value = serde_json::from_str(text).expect("DevTools speaks JSON");
+        if value.get("method").is_some() {
+            self.events.push(value);
+            return None;
+        }
+        Some(value)
     }
 
     /// A command to the page.
@@ -186,18 +193,7 @@ impl Browser {
                     self.events.drain(..=index);
                     return event;
                 }
-                let message = self
-                    .ws
-                    .next()
-                    .await
-                    .expect("Chromium closed the connection")
-                    .expect("reading from Chromium");
-                if let Ok(text) = message.to_text()
-                    && let Ok(value) = serde_json::from_str::<Value>(text)
-                    && value.get("method").is_some()
-                {
-                    self.events.push(value);
-                }
+                self.receive().await;
             }
         })
         .await;

@@ -1,11 +1,12 @@
 //! The HTTP load: `submissions` erasures submitted over HTTP by `clients`
-//! concurrent clients, each with its own connections, every submission with
+//! concurrent clients (sharing a pool of keep-alive connections), every submission with
 //! an idempotency key. Some are sent twice, as a client that lost the answer
 //! would: every tenth again after its answer, every twenty-fifth twice at
 //! once. The report has every answer's latency and which request each key
 //! got, so a caller can check that none was lost and none duplicated.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,14 +90,18 @@ pub fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// Submits `submissions` members `<prefix>-<n>` from `clients` clients.
-pub async fn submit_over_http(
-    base: &str,
-    token: &str,
-    submissions: usize,
-    clients: usize,
-    prefix: &str,
-) -> LoadReport {
+/// One submission's answers: for each time it was sent, how long the answer
+/// took and the request id (or why there was none).
+pub type Answers = Vec<(Duration, Result<String, String>)>;
+
+/// Runs `submit(n)` for every n below `submissions`, from `clients`
+/// concurrent clients (client c takes c, c + clients, ...), and reports every
+/// answer under the submission's idempotency key.
+pub async fn drive<F, Fut>(submissions: usize, clients: usize, submit: F) -> LoadReport
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = (String, Answers)> + Send,
+{
     let report = Arc::new(Mutex::new(LoadReport {
         submissions,
         clients,
@@ -105,44 +110,18 @@ pub async fn submit_over_http(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..clients {
-        let http = Http::new(base);
         let report = report.clone();
-        let token = token.to_owned();
-        let prefix = prefix.to_owned();
+        let submit = submit.clone();
         tasks.push(tokio::spawn(async move {
             for n in (client..submissions).step_by(clients) {
-                let key = format!("{prefix}-key-{n:06}");
-                let body = json!({
-                    "subject_key": format!("{prefix}-{n:06}"),
-                    "idempotency_key": key,
-                    "external_ref": format!("LOAD-{n}"),
-                });
-                let send = || async {
-                    let sent = Instant::now();
-                    let reply = http.post("/v1/erasures", Some(&token), &body).await;
-                    (sent.elapsed(), reply)
-                };
-                let mut replies = Vec::new();
-                if n % 25 == 0 {
-                    let (a, b) = tokio::join!(send(), send());
-                    replies.extend([a, b]);
-                } else {
-                    replies.push(send().await);
-                }
-                if n % 10 == 0 {
-                    replies.push(send().await);
-                }
+                let (key, answers) = submit(n).await;
                 let mut report = report.lock().await;
-                for (latency, reply) in replies {
+                for (latency, answer) in answers {
                     report.sent += 1;
                     report.latencies.push(latency);
-                    if reply.status == 202 {
-                        let id = reply.json()["id"].as_str().unwrap_or_default().to_owned();
-                        report.answers.entry(key.clone()).or_default().push(id);
-                    } else {
-                        report
-                            .failures
-                            .push(format!("{key}: {} {}", reply.status, reply.body));
+                    match answer {
+                        Ok(id) => report.answers.entry(key.clone()).or_default().push(id),
+                        Err(why) => report.failures.push(format!("{key}: {why}")),
                     }
                 }
             }
@@ -155,4 +134,53 @@ pub async fn submit_over_http(
     report.elapsed = started.elapsed();
     report.latencies.sort();
     report
+}
+
+/// Submits `submissions` members `<prefix>-<n>` over HTTP from `clients`
+/// concurrent clients.
+pub async fn submit_over_http(
+    base: &str,
+    token: &str,
+    submissions: usize,
+    clients: usize,
+    prefix: &str,
+) -> LoadReport {
+    let http = Http::new(base);
+    let (token, prefix) = (Arc::<str>::from(token), Arc::<str>::from(prefix));
+    drive(submissions, clients, move |n| {
+        // One connection pool: with `clients` requests in flight it keeps
+        // about as many keep-alive connections.
+        let http = http.clone();
+        let (token, prefix) = (token.clone(), prefix.clone());
+        async move {
+            let key = format!("{prefix}-key-{n:06}");
+            let body = json!({
+                "subject_key": format!("{prefix}-{n:06}"),
+                "idempotency_key": key,
+                "external_ref": format!("LOAD-{n}"),
+            });
+            let send = || async {
+                let sent = Instant::now();
+                let reply = http.post("/v1/erasures", Some(&token), &body).await;
+                let answer = if reply.status == 202 {
+                    Ok(reply.json()["id"].as_str().unwrap_or_default().to_owned())
+                } else {
+                    Err(format!("{} {}", reply.status, reply.body))
+                };
+                (sent.elapsed(), answer)
+            };
+            let mut answers = Vec::new();
+            if n % 25 == 0 {
+                let (a, b) = tokio::join!(send(), send());
+                answers.extend([a, b]);
+            } else {
+                answers.push(send().await);
+            }
+            if n % 10 == 0 {
+                answers.push(send().await);
+            }
+            (key, answers)
+        }
+    })
+    .await
 }
