@@ -16,6 +16,8 @@
 //! rows, and coalescing matches duplicates on it.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -66,11 +68,18 @@ impl fmt::Debug for SubjectHasher {
     }
 }
 
+/// How often a worker looks for done requests that kept a raw key (left by
+/// a lethe that did not minimise yet): at its first Done, then at most this
+/// often, instead of after every Done.
+const BACKFILL_EVERY: Duration = Duration::from_secs(600);
+
 /// The hasher and the retention, as a worker uses them.
 #[derive(Debug, Clone)]
 pub struct Minimiser {
     pub hasher: SubjectHasher,
     pub retention_days: u32,
+    /// When this process last backfilled (shared by its clones).
+    last_backfill: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Minimiser {
@@ -87,6 +96,7 @@ impl Minimiser {
         Ok(Minimiser {
             hasher: SubjectHasher::new(secret),
             retention_days: settings.manifest_retention_days,
+            last_backfill: Arc::default(),
         })
     }
 
@@ -106,6 +116,19 @@ impl Minimiser {
     /// returns the requests pruned.
     pub async fn prune(&self, store: &Store) -> Result<Vec<Uuid>, Error> {
         prune(store, self.retention_days).await
+    }
+
+    /// [`Minimiser::backfill`] when this process has not run it for
+    /// [`BACKFILL_EVERY`]; what a worker calls after each Done.
+    pub async fn backfill_if_due(&self, store: &Store) -> Result<u64, Error> {
+        {
+            let mut last = self.last_backfill.lock().expect("never poisoned");
+            if last.is_some_and(|at| at.elapsed() < BACKFILL_EVERY) {
+                return Ok(0);
+            }
+            *last = Some(Instant::now());
+        }
+        self.backfill(store).await
     }
 
     /// Minimises done requests that still hold a raw key (finished by a

@@ -105,8 +105,8 @@ pub(super) const RECORD_COLUMNS: &str = "r.id, r.idempotency_key, r.state, r.res
      (SELECT count(*) FROM erasure_requests c WHERE c.coalesced_into = r.id) AS coalesced_count, \
      (r.subject_key IS NULL) AS subject_minimised, r.submitted_by, r.external_ref";
 
-/// A request's progress counters, read after each batch for its rates.
-#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+/// A request's progress counters, as each batch's commit leaves them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Counters {
     pub rows_found: i64,
     pub objects_found: i64,
@@ -510,18 +510,18 @@ pub mod checkpoint {
     }
 
     /// Records one completed batch: cursor, batch count, counters, and a
-    /// reset of the consecutive-failure count.
+    /// reset of the consecutive-failure count. Returns the counters as they
+    /// now stand (the worker's progress report, without a read of its own).
     pub async fn batch_done(
         tx: &mut Tx,
         lease: &Lease,
         cursor: &serde_json::Value,
         progress: Progress,
-    ) -> Result<(), Error> {
+    ) -> Result<Counters, Error> {
         let id = lease.request_id;
-        on_backend!(tx.conn(), conn =>
+        Ok(on_backend!(tx.conn(), conn =>
             postgres::requests::batch_done(conn, id, cursor, progress).await?,
-            sqlite::requests::batch_done(conn, id, cursor, progress).await?);
-        Ok(())
+            sqlite::requests::batch_done(conn, id, cursor, progress).await?))
     }
 
     /// Records how many batches the current phase has, once, when it starts.

@@ -471,8 +471,12 @@ async fn drive(
                 batch,
                 total,
                 advanced,
+                counters: committed,
             }) => {
-                let after = ctx.store.counters(request_id).await.unwrap_or(counters);
+                let after = match committed {
+                    Some(after) => after,
+                    None => ctx.store.counters(request_id).await.unwrap_or(counters),
+                };
                 let report = BatchReport {
                     phase,
                     batch,

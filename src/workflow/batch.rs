@@ -165,7 +165,9 @@ pub async fn run_batch<P: PhaseRun>(
         // After the batch's effects, before its checkpoint: where a crash
         // test kills the worker.
         failpoint::pause_if_armed(P::PHASE, batch).await;
-        checkpoint::batch_done(&mut tx, lease, &cursor_value(&after), committed.progress).await?;
+        let counters =
+            checkpoint::batch_done(&mut tx, lease, &cursor_value(&after), committed.progress)
+                .await?;
         events::record(
             &mut tx,
             lease,
@@ -187,6 +189,7 @@ pub async fn run_batch<P: PhaseRun>(
             batch,
             total: Some(total),
             advanced,
+            counters: Some(counters),
         })
     }
     .instrument(span)

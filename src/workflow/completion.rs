@@ -4,8 +4,9 @@
 //! member's raw key is replaced by its keyed hash. So a Done request always
 //! has its record, and never keeps the raw key. Then, outside that
 //! transaction, manifests whose retention has passed are pruned to counts,
-//! and requests done before lethe minimised get their keys hashed (best
-//! effort: `lethe prune` does the same on demand).
+//! and (at most every ten minutes per worker process) requests done before
+//! lethe minimised get their keys hashed (best effort: `lethe prune` does
+//! the same on demand).
 
 use super::state::{Phase, State};
 use super::{Context, Step};
@@ -75,7 +76,7 @@ pub async fn finish(
             "pruning manifests past their retention: {err}; `lethe prune` or the next Done retries"
         ),
     }
-    if let Err(err) = minimiser.backfill(&ctx.store).await {
+    if let Err(err) = minimiser.backfill_if_due(&ctx.store).await {
         tracing::warn!(
             "hashing the keys of requests done before minimisation: {err}; `lethe prune` retries"
         );

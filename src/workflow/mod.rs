@@ -37,6 +37,7 @@ use crate::objects::{Buckets, ObjectStore};
 use crate::pace::Pace;
 use crate::references::Resolver;
 use crate::store::events::EventKind;
+use crate::store::requests::Counters;
 use crate::store::{Lease, Store, events};
 use state::{Phase, State};
 
@@ -68,6 +69,9 @@ pub enum Step {
         batch: i32,
         total: Option<i32>,
         advanced: Option<State>,
+        /// The request's counters as the batch's commit left them, when
+        /// the commit returned them (the worker reads them otherwise).
+        counters: Option<Counters>,
     },
     /// The phase finished; the request reached this milestone.
     Advanced(State),

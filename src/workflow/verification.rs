@@ -152,6 +152,7 @@ impl PhaseRun for Verification<'_> {
                 batch,
                 total,
                 advanced: None,
+                counters: None,
             });
         }
         refuse_unnamed_rows(lease, &left)?;

@@ -7,12 +7,12 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::store::active_state_names;
 use crate::store::requests::checkpoint::Progress;
 use crate::store::requests::{
-    Leased, ListFilter, LockedState, Provenance, RECORD_COLUMNS, RequestRecord, StoredCheckpoint,
-    Submission, replayed, unfinished_state_names,
+    Counters, Leased, ListFilter, LockedState, Provenance, RECORD_COLUMNS, RequestRecord,
+    StoredCheckpoint, Submission, replayed, unfinished_state_names,
 };
+use crate::store::{active_state_names, constant_list};
 use crate::workflow::state::State;
 
 pub async fn submit(
@@ -140,10 +140,12 @@ pub async fn lease_next(
     owner: &str,
     ttl: Duration,
 ) -> Result<Option<Leased>, Error> {
-    let claimed: Option<(Uuid, i64, String, i32, Option<String>)> = sqlx::query_as(
+    // The states are written into the statement, not bound: only then can
+    // its cached (generic) plan use the partial index `erasure_requests_claimable`.
+    let claimed: Option<(Uuid, i64, String, i32, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH candidate AS ( \
              SELECT id, lease_owner AS previous_owner FROM erasure_requests \
-              WHERE state = ANY($3) AND next_attempt_at <= now() \
+              WHERE state IN ({active}) AND next_attempt_at <= now() \
                 AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
               ORDER BY next_attempt_at, requested_at \
               LIMIT 1 FOR UPDATE SKIP LOCKED) \
@@ -157,10 +159,10 @@ pub async fn lease_next(
                 updated_at = now() \
            FROM candidate WHERE r.id = candidate.id \
          RETURNING r.id, r.lease_epoch, r.state, r.attempts, candidate.previous_owner",
-    )
+        active = constant_list(&active_state_names())
+    )))
     .bind(owner)
     .bind(ttl.as_secs_f64())
-    .bind(active_state_names())
     .fetch_optional(conn)
     .await?;
     Ok(
@@ -177,13 +179,13 @@ pub async fn lease_next(
 /// Seconds until the earliest waiting request falls due, by the database's
 /// clock (negative when one is already due); `None` when none waits.
 pub async fn next_due_in(pool: &PgPool) -> Result<Option<f64>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT extract(epoch FROM \
                 min(greatest(next_attempt_at, coalesce(lease_expires_at, next_attempt_at))) - now() \
                )::float8 \
-           FROM erasure_requests WHERE state = ANY($1)",
-    )
-    .bind(active_state_names())
+           FROM erasure_requests WHERE state IN ({active})",
+        active = constant_list(&active_state_names())
+    )))
     .fetch_one(pool)
     .await?)
 }
@@ -291,15 +293,17 @@ pub async fn batch_done(
     id: Uuid,
     cursor: &serde_json::Value,
     progress: Progress,
-) -> Result<(), Error> {
-    sqlx::query(
+) -> Result<Counters, Error> {
+    Ok(sqlx::query_as(
         "UPDATE erasure_requests SET phase_cursor = $2, batch_done = batch_done + 1, \
                 rows_found = rows_found + $3, objects_found = objects_found + $4, \
                 objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
                 rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
                 objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
                 attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
-          WHERE id = $1",
+          WHERE id = $1 \
+          RETURNING rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
+                    anomaly_count",
     )
     .bind(id)
     .bind(cursor)
@@ -311,9 +315,8 @@ pub async fn batch_done(
     .bind(progress.anomalies)
     .bind(progress.objects_scheduled)
     .bind(progress.objects_locked)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await?)
 }
 
 pub async fn phase_started(

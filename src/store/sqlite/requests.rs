@@ -11,8 +11,8 @@ use super::{id, now, now_plus_secs, time};
 use crate::error::Error;
 use crate::store::requests::checkpoint::Progress;
 use crate::store::requests::{
-    Leased, ListFilter, LockedState, OptionalState, Provenance, RECORD_COLUMNS, RequestRecord,
-    StoredCheckpoint, Submission, replayed, unfinished_state_names,
+    Counters, Leased, ListFilter, LockedState, OptionalState, Provenance, RECORD_COLUMNS,
+    RequestRecord, StoredCheckpoint, Submission, replayed, unfinished_state_names,
 };
 use crate::store::{active_state_names, constant_list};
 use crate::workflow::state::State;
@@ -427,8 +427,8 @@ pub async fn batch_done(
     request: Uuid,
     cursor: &serde_json::Value,
     progress: Progress,
-) -> Result<(), Error> {
-    sqlx::query(concat!(
+) -> Result<Counters, Error> {
+    Ok(sqlx::query_as(concat!(
         "UPDATE erasure_requests SET phase_cursor = $2, batch_done = batch_done + 1, \
                 rows_found = rows_found + $3, objects_found = objects_found + $4, \
                 objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
@@ -436,7 +436,9 @@ pub async fn batch_done(
                 objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
                 attempts = 0, progress_epoch = lease_epoch, updated_at = ",
         now!(),
-        " WHERE id = $1"
+        " WHERE id = $1 \
+          RETURNING rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
+                    anomaly_count"
     ))
     .bind(id(request))
     .bind(cursor.to_string())
@@ -448,9 +450,8 @@ pub async fn batch_done(
     .bind(progress.anomalies)
     .bind(progress.objects_scheduled)
     .bind(progress.objects_locked)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await?)
 }
 
 pub async fn phase_started(
