@@ -417,19 +417,21 @@ async fn rows_of_batch_after(
     Ok(Some((batch_no, rows)))
 }
 
-/// Marks a batch's rows of one table erased, by `method` (masked or
-/// deleted), inside the batch's transaction; `except` are kept by policy.
+/// Marks a batch's rows erased, each table's by its method (masked or
+/// deleted), in one statement inside the batch's transaction. Rows kept by
+/// policy are marked after it ([`mark_kept`], same transaction).
 pub async fn mark_erased(
     tx: &mut Tx,
     request_id: Uuid,
     batch_no: i32,
-    table: &str,
-    method: &str,
-    except: &[String],
+    erased: &[(&str, &str)],
 ) -> Result<(), Error> {
+    if erased.is_empty() {
+        return Ok(());
+    }
     on_backend!(tx.conn(), conn =>
-        postgres::manifest::mark_erased(conn, request_id, batch_no, table, method, except).await?,
-        sqlite::manifest::mark_erased(conn, request_id, batch_no, table, method, except).await?);
+        postgres::manifest::mark_erased(conn, request_id, batch_no, erased).await?,
+        sqlite::manifest::mark_erased(conn, request_id, batch_no, erased).await?);
     Ok(())
 }
 

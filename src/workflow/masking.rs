@@ -139,6 +139,7 @@ impl PhaseRun for Masking {
                 .push(row.row_id.clone());
         }
         let mut masked = 0u64;
+        let mut erased: Vec<(String, &str)> = Vec::new();
         for table in ctx.plan.erase_order() {
             let name = table.name.to_string();
             if let Some(ids) = ids_by_table.remove(name.as_str()) {
@@ -147,15 +148,16 @@ impl PhaseRun for Masking {
                     RowErasure::Mask => "masked",
                     RowErasure::Delete => "deleted",
                 };
-                let except: Vec<String> = kept
-                    .iter()
-                    .filter(|row| row.table == name)
-                    .map(|row| row.row_id.clone())
-                    .collect();
-                manifest::mark_erased(tx, lease.request_id, batch_no, &name, method, &except)
-                    .await?;
+                erased.push((name, method));
             }
         }
+        // The batch's rows of every erased table in one statement, then the
+        // rows kept by policy set back to kept.
+        let erased: Vec<(&str, &str)> = erased
+            .iter()
+            .map(|(table, method)| (table.as_str(), *method))
+            .collect();
+        manifest::mark_erased(tx, lease.request_id, batch_no, &erased).await?;
         manifest::mark_kept(tx, lease.request_id, &kept).await?;
         if let Some(table) = ids_by_table.keys().next() {
             // The manifest names a table the catalog no longer has: stop

@@ -120,19 +120,19 @@ pub async fn mark_erased(
     conn: &mut PgConnection,
     request_id: Uuid,
     batch_no: i32,
-    table: &str,
-    method: &str,
-    except: &[String],
+    erased: &[(&str, &str)],
 ) -> Result<(), Error> {
+    let tables: Vec<&str> = erased.iter().map(|(table, _)| *table).collect();
+    let methods: Vec<&str> = erased.iter().map(|(_, method)| *method).collect();
     sqlx::query(
-        "UPDATE erasure_manifest_rows SET masked_at = now(), method = $4 \
-          WHERE request_id = $1 AND batch_no = $2 AND table_name = $3 AND NOT (row_id = ANY($5))",
+        "UPDATE erasure_manifest_rows m SET masked_at = now(), method = u.method \
+           FROM UNNEST($3::text[], $4::text[]) AS u(t, method) \
+          WHERE m.request_id = $1 AND m.batch_no = $2 AND m.table_name = u.t",
     )
     .bind(request_id)
     .bind(batch_no)
-    .bind(table)
-    .bind(method)
-    .bind(except)
+    .bind(&tables)
+    .bind(&methods)
     .execute(conn)
     .await?;
     Ok(())

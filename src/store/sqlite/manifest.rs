@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use super::{id, now};
 use crate::error::Error;
-use crate::store::dynamic::ids_json;
 use crate::store::manifest::{Added, Anomaly, ManifestObject, ManifestRow, ObjectEnd};
 
 /// Inserts a batch's rows and objects; anomalies are the caller's.
@@ -123,22 +122,22 @@ pub async fn mark_erased(
     conn: &mut SqliteConnection,
     request_id: Uuid,
     batch_no: i32,
-    table: &str,
-    method: &str,
-    except: &[String],
+    erased: &[(&str, &str)],
 ) -> Result<(), Error> {
+    let methods: serde_json::Map<String, serde_json::Value> = erased
+        .iter()
+        .map(|(table, method)| ((*table).to_owned(), (*method).into()))
+        .collect();
     sqlx::query(concat!(
         "UPDATE erasure_manifest_rows SET masked_at = ",
         now!(),
-        ", method = $4 \
-          WHERE request_id = $1 AND batch_no = $2 AND table_name = $3 \
-            AND row_id NOT IN (SELECT value FROM json_each($5))"
+        ", method = (SELECT value FROM json_each($3) WHERE key = table_name) \
+          WHERE request_id = $1 AND batch_no = $2 \
+            AND table_name IN (SELECT key FROM json_each($3))"
     ))
     .bind(id(request_id))
     .bind(batch_no)
-    .bind(table)
-    .bind(method)
-    .bind(ids_json(except))
+    .bind(serde_json::Value::Object(methods).to_string())
     .execute(conn)
     .await?;
     Ok(())
