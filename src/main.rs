@@ -15,12 +15,14 @@ use lethe::{Board, ListFilter, WorkerOptions};
 use terminal::{Terminal, TerminalLogs};
 
 mod args;
+mod malloc_arenas;
 #[cfg(feature = "serve")]
 mod serve_command;
 mod terminal;
 use lethe::{Config, Engine, Error};
 
 fn main() -> ExitCode {
+    malloc_arenas::limit();
     let cli = Cli::parse();
     // A worker on a terminal gets a live status line below its logs.
     let terminal = (matches!(cli.command, Command::Worker { .. })
