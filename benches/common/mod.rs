@@ -208,7 +208,18 @@ impl Service {
     pub fn worker(&self, worker: &WorkerSettings, log: &str) -> (Command, PathBuf) {
         let config = self.dir.join(format!("{log}.toml"));
         fs::write(&config, worker.toml()).expect("writing the worker's config file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lethe"));
+        // `LETHE_BENCH_WRAP="heaptrack -o /tmp/lethe"` (or `env MALLOC_ARENA_MAX=2`) runs
+        // the worker under a profiler: how the figures are explained, not how they are taken.
+        let wrap = std::env::var("LETHE_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(env!("CARGO_BIN_EXE_lethe"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_lethe")),
+        };
         command
             .arg("--config")
             .arg(&config)
