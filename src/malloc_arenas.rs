@@ -6,10 +6,10 @@
 //! long-running process whose tasks hop between tokio's threads (and the
 //! blocking threads S3 connections resolve names on) grows its resident set
 //! with the hours it has run rather than with its work. lethe's allocations
-//! are small and few per S3 call or statement; one arena costs nothing
-//! measurable in speed and keeps peak memory set by the batch sizes
+//! are small and few per S3 call or statement; with one arena the
+//! benchmarks ran no slower, and peak memory follows the batch sizes
 //! (benches/peak_rss.rs: 26,000 requests at 1.216x the peak of 2,600 with
-//! glibc's default, about 1.10x with one arena). `MALLOC_ARENA_MAX` in the
+//! glibc's default, 1.12x with one arena). `MALLOC_ARENA_MAX` in the
 //! environment, when set, is left to decide.
 
 /// Call first in `main`, before any thread starts.

@@ -105,6 +105,15 @@ pub(super) const RECORD_COLUMNS: &str = "r.id, r.idempotency_key, r.state, r.res
      (SELECT count(*) FROM erasure_requests c WHERE c.coalesced_into = r.id) AS coalesced_count, \
      (r.subject_key IS NULL) AS subject_minimised, r.submitted_by, r.external_ref";
 
+/// [`Counters`]' columns, in its order: what [`Store::counters`] reads and
+/// what a batch's commit returns (`checkpoint::batch_done`).
+macro_rules! counter_columns {
+    () => {
+        "rows_found, objects_found, objects_retained, objects_deleted, rows_masked, anomaly_count"
+    };
+}
+pub(crate) use counter_columns;
+
 /// A request's progress counters, as each batch's commit leaves them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Counters {
@@ -203,10 +212,11 @@ impl Store {
     /// A request's progress counters.
     pub async fn counters(&self, id: Uuid) -> Result<Counters, Error> {
         Ok(on_either_backend!(self.db(), id, |pool, stored_id| {
-            sqlx::query_as(
-                "SELECT rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
-                        anomaly_count FROM erasure_requests WHERE id = $1",
-            )
+            sqlx::query_as(concat!(
+                "SELECT ",
+                counter_columns!(),
+                " FROM erasure_requests WHERE id = $1"
+            ))
             .bind(stored_id)
             .fetch_one(pool)
             .await?

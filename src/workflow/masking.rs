@@ -139,10 +139,9 @@ impl PhaseRun for Masking {
                 .push(row.row_id.clone());
         }
         let mut masked = 0u64;
-        let mut erased: Vec<(String, &str)> = Vec::new();
+        let mut erased: Vec<(&str, &str)> = Vec::new();
         for table in ctx.plan.erase_order() {
-            let name = table.name.to_string();
-            if let Some(ids) = ids_by_table.remove(name.as_str()) {
+            if let Some((name, ids)) = ids_by_table.remove_entry(table.name.to_string().as_str()) {
                 masked += service::erase(tx, table, &ids).await?;
                 let method = match table.erase {
                     RowErasure::Mask => "masked",
@@ -153,10 +152,6 @@ impl PhaseRun for Masking {
         }
         // The batch's rows of every erased table in one statement, then the
         // rows kept by policy set back to kept.
-        let erased: Vec<(&str, &str)> = erased
-            .iter()
-            .map(|(table, method)| (table.as_str(), *method))
-            .collect();
         manifest::mark_erased(tx, lease.request_id, batch_no, &erased).await?;
         manifest::mark_kept(tx, lease.request_id, &kept).await?;
         if let Some(table) = ids_by_table.keys().next() {

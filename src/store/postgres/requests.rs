@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::store::requests::checkpoint::Progress;
+use crate::store::requests::counter_columns;
 use crate::store::requests::{
     Counters, Leased, ListFilter, LockedState, Provenance, RECORD_COLUMNS, RequestRecord,
     StoredCheckpoint, Submission, replayed, unfinished_state_names,
@@ -294,17 +295,16 @@ pub async fn batch_done(
     cursor: &serde_json::Value,
     progress: Progress,
 ) -> Result<Counters, Error> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "UPDATE erasure_requests SET phase_cursor = $2, batch_done = batch_done + 1, \
                 rows_found = rows_found + $3, objects_found = objects_found + $4, \
                 objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
                 rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
                 objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
                 attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
-          WHERE id = $1 \
-          RETURNING rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
-                    anomaly_count",
-    )
+          WHERE id = $1 RETURNING ",
+        counter_columns!()
+    ))
     .bind(id)
     .bind(cursor)
     .bind(progress.rows_found)

@@ -10,6 +10,7 @@ use uuid::fmt::Hyphenated;
 use super::{id, now, now_plus_secs, time};
 use crate::error::Error;
 use crate::store::requests::checkpoint::Progress;
+use crate::store::requests::counter_columns;
 use crate::store::requests::{
     Counters, Leased, ListFilter, LockedState, OptionalState, Provenance, RECORD_COLUMNS,
     RequestRecord, StoredCheckpoint, Submission, replayed, unfinished_state_names,
@@ -436,9 +437,8 @@ pub async fn batch_done(
                 objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
                 attempts = 0, progress_epoch = lease_epoch, updated_at = ",
         now!(),
-        " WHERE id = $1 \
-          RETURNING rows_found, objects_found, objects_retained, objects_deleted, rows_masked, \
-                    anomaly_count"
+        " WHERE id = $1 RETURNING ",
+        counter_columns!()
     ))
     .bind(id(request))
     .bind(cursor.to_string())
