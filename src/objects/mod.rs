@@ -176,31 +176,17 @@ impl ObjectStore {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
-        let identifiers = targets
-            .iter()
-            .map(|(key, version)| {
-                ObjectIdentifier::builder()
-                    .key(key)
-                    .set_version_id(version.clone())
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| ObjectError::construction("DeleteObjects", bucket, err))?;
-        // Quiet mode: the response lists only failures, so its size does not
-        // grow with the batch.
-        let delete = Delete::builder()
-            .set_objects(Some(identifiers))
-            .quiet(true)
-            .build()
-            .map_err(|err| ObjectError::construction("DeleteObjects", bucket, err))?;
-        let delete = &delete;
+        // The request is built for each attempt rather than built once and
+        // cloned: one copy of the keys at a time, whatever the re-sends.
         let output = self
             .resend
             .run(move || async move {
+                let delete = delete_request(targets)
+                    .map_err(|err| ObjectError::construction("DeleteObjects", bucket, err))?;
                 self.client
                     .delete_objects()
                     .bucket(bucket)
-                    .delete(delete.clone())
+                    .delete(delete)
                     .send()
                     .await
                     .map_err(|err| ObjectError::from_sdk("DeleteObjects", bucket, err))
@@ -375,4 +361,24 @@ impl ObjectStore {
         }
         Ok(Some(Some(bytes.to_vec())))
     }
+}
+
+/// A DeleteObjects body for these targets, in quiet mode: the response lists
+/// only failures, so its size does not grow with the call.
+fn delete_request(
+    targets: &[(String, Option<String>)],
+) -> Result<Delete, aws_sdk_s3::error::BuildError> {
+    let identifiers = targets
+        .iter()
+        .map(|(key, version)| {
+            ObjectIdentifier::builder()
+                .key(key)
+                .set_version_id(version.clone())
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Delete::builder()
+        .set_objects(Some(identifiers))
+        .quiet(true)
+        .build()
 }

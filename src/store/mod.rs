@@ -129,6 +129,18 @@ macro_rules! on_either_backend {
 }
 pub(crate) use on_either_backend;
 
+/// Shrinks a connection's I/O buffers as it goes back to the pool. A
+/// statement that sends or reads a lot (a discovery page's manifest rows in
+/// one `INSERT`, a deletion batch's objects) grows them, and a pooled
+/// connection would otherwise keep that memory for the rest of the process:
+/// one grown buffer per connection, so a member with more pages left more of
+/// them behind (issue 12's peak-memory benchmark). Shrinking only reallocates
+/// a buffer larger than its default size. (SQLite connections have no such
+/// buffers.)
+fn give_back_grown_buffers(conn: &mut sqlx::PgConnection) {
+    sqlx::Connection::shrink_buffers(conn);
+}
+
 /// A handle on lethe's tables.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -174,6 +186,12 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            give_back_grown_buffers(conn);
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::Connect { target, source })?;

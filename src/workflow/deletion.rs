@@ -160,55 +160,55 @@ async fn erase_batch(
     lease: &Lease,
     pending: &[PendingObject],
 ) -> Result<Erasure, Error> {
-    let by_key: HashMap<(&str, &str), &PendingObject> = pending
-        .iter()
-        .map(|o| ((o.bucket.as_str(), o.key.as_str()), o))
-        .collect();
     let mut ends: Vec<ObjectEnd> = Vec::with_capacity(pending.len());
     let mut retained: Vec<(&PendingObject, Refusal)> = Vec::new();
     let mut transient: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut missing_buckets: Vec<String> = Vec::new();
     let mut calls = 0;
     for containers in [false, true] {
-        let mut by_bucket: Vec<(String, Vec<String>)> = Vec::new();
+        // The keys are borrowed from the batch, not copied: a batch's
+        // memory is what bounds a worker's (issue 12).
+        let mut by_bucket: Vec<(&str, Vec<&PendingObject>)> = Vec::new();
         for object in pending.iter().filter(|o| o.container == containers) {
             match by_bucket
                 .iter_mut()
                 .find(|(bucket, _)| *bucket == object.bucket)
             {
-                Some((_, keys)) => keys.push(object.key.clone()),
-                None => by_bucket.push((object.bucket.clone(), vec![object.key.clone()])),
+                Some((_, objects)) => objects.push(object),
+                None => by_bucket.push((object.bucket.as_str(), vec![object])),
             }
         }
-        for (bucket, keys) in &by_bucket {
+        for (bucket, objects) in &by_bucket {
             calls += 1;
+            let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
             let result =
-                s3_erasure::erase_in(&ctx.buckets, bucket, keys, Freshness::Cached).await?;
-            if result.bucket_missing && !missing_buckets.contains(bucket) {
-                missing_buckets.push(bucket.clone());
+                s3_erasure::erase_in(&ctx.buckets, bucket, &keys, Freshness::Cached).await?;
+            if result.bucket_missing && !missing_buckets.iter().any(|b| b == bucket) {
+                missing_buckets.push((*bucket).to_owned());
             }
-            // Answers are matched to the keys sent byte for byte; one for a
-            // key this batch did not send is not ours to record (the store
-            // already drops those, so this only guards the invariant).
-            let object_of = |key: &str| -> Option<&PendingObject> {
-                by_key.get(&(bucket.as_str(), key)).copied()
-            };
             for erased in result.erased {
-                let Some(object) = object_of(&erased.key) else {
-                    continue;
-                };
+                let object = objects[erased.index];
                 ends.push(ObjectEnd {
                     seq: object.seq,
                     outcome: erased.outcome.as_str(),
                     versions: erased.versions,
                 });
             }
+            // Refusals are matched to the keys sent byte for byte; one for a
+            // key this batch did not send is not ours to record (the store
+            // already drops those, so this only guards the invariant).
+            let mut sent: HashMap<&str, &PendingObject> = HashMap::new();
             for refusal in result.refused {
                 if refusal.transient {
                     *transient
-                        .entry((bucket.clone(), refusal.code.clone()))
+                        .entry(((*bucket).to_owned(), refusal.code.clone()))
                         .or_default() += 1;
-                } else if let Some(object) = object_of(&refusal.key) {
+                    continue;
+                }
+                if sent.is_empty() {
+                    sent = objects.iter().map(|o| (o.key.as_str(), *o)).collect();
+                }
+                if let Some(object) = sent.get(refusal.key.as_str()) {
                     retained.push((object, refusal));
                 }
             }

@@ -61,7 +61,9 @@ impl ObjectOutcome {
 /// An object erased (or scheduled).
 #[derive(Debug, Clone)]
 pub struct Erased {
-    pub key: String,
+    /// Where its key is in the keys given: the caller finds its own record
+    /// of the object there, with no map from keys back to objects.
+    pub index: usize,
     pub outcome: ObjectOutcome,
     /// Versions and markers removed (or versions tagged); `None` in an
     /// unversioned bucket.
@@ -107,10 +109,10 @@ pub struct BucketResult {
 /// Erases these keys of the named bucket, the way its settings say. A
 /// bucket that no longer exists (NoSuchBucket) holds nothing: its keys are
 /// erased, and the result says the bucket is missing.
-pub async fn erase_in(
+pub async fn erase_in<K: AsRef<str>>(
     buckets: &Buckets,
     bucket: &str,
-    keys: &[String],
+    keys: &[K],
     freshness: Freshness,
 ) -> Result<BucketResult, ObjectError> {
     let attempt = async {
@@ -119,10 +121,9 @@ pub async fn erase_in(
     };
     match attempt.await {
         Err(err) if err.is_no_such_bucket() => Ok(BucketResult {
-            erased: keys
-                .iter()
-                .map(|key| Erased {
-                    key: key.clone(),
+            erased: (0..keys.len())
+                .map(|index| Erased {
+                    index,
                     outcome: ObjectOutcome::Deleted,
                     versions: None,
                 })
@@ -135,12 +136,20 @@ pub async fn erase_in(
 }
 
 /// Erases these keys of one bucket.
-pub async fn erase(bucket: &BucketView, keys: &[String]) -> Result<BucketResult, ObjectError> {
+pub async fn erase<K: AsRef<str>>(
+    bucket: &BucketView,
+    keys: &[K],
+) -> Result<BucketResult, ObjectError> {
     match (bucket.mode, bucket.versioned) {
         (ErasureMode::Delete, false) => delete_unversioned(bucket, keys).await,
-        (ErasureMode::Delete, true) => delete_versions(bucket, keys).await,
-        (ErasureMode::Tag, versioned) => tag(bucket, keys, versioned).await,
+        (ErasureMode::Delete, true) => delete_versions(bucket, &owned(keys)).await,
+        (ErasureMode::Tag, versioned) => tag(bucket, &owned(keys), versioned).await,
     }
+}
+
+/// The keys as owned strings, for the calls that list versions first.
+fn owned<K: AsRef<str>>(keys: &[K]) -> Vec<String> {
+    keys.iter().map(|key| key.as_ref().to_owned()).collect()
 }
 
 /// The keys of which something is left: the object (a listing or
@@ -206,15 +215,20 @@ pub fn with_replicas(
     out
 }
 
-async fn delete_unversioned(
+async fn delete_unversioned<K: AsRef<str>>(
     bucket: &BucketView,
-    keys: &[String],
+    keys: &[K],
 ) -> Result<BucketResult, ObjectError> {
     let mut refused = BTreeMap::new();
     // The batch's calls go out together, up to the request's concurrency.
     let chunks: Vec<Vec<(String, Option<String>)>> = keys
         .chunks(MAX_KEYS_PER_DELETE)
-        .map(|chunk| chunk.iter().map(|key| (key.clone(), None)).collect())
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|key| (key.as_ref().to_owned(), None))
+                .collect()
+        })
         .collect();
     let view = Arc::new(bucket.clone());
     let answers = bucket
@@ -232,9 +246,10 @@ async fn delete_unversioned(
     Ok(BucketResult {
         erased: keys
             .iter()
-            .filter(|key| !refused.contains_key(*key))
-            .map(|key| Erased {
-                key: key.clone(),
+            .enumerate()
+            .filter(|(_, key)| !refused.contains_key(key.as_ref()))
+            .map(|(index, _)| Erased {
+                index,
                 outcome: ObjectOutcome::Deleted,
                 versions: None,
             })
@@ -295,9 +310,10 @@ async fn delete_versions(
     Ok(BucketResult {
         erased: keys
             .iter()
-            .filter(|key| !refused.contains_key(*key))
-            .map(|key| Erased {
-                key: key.clone(),
+            .enumerate()
+            .filter(|(_, key)| !refused.contains_key(*key))
+            .map(|(index, key)| Erased {
+                index,
                 outcome: ObjectOutcome::Deleted,
                 versions: removed.get(key.as_str()).copied(),
             })
@@ -334,10 +350,12 @@ async fn tag(
         }
     }
     Ok(BucketResult {
-        erased: tagged
-            .into_iter()
-            .map(|(key, count)| Erased {
-                key: key.to_owned(),
+        erased: keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| (index, tagged[key.as_str()]))
+            .map(|(index, count)| Erased {
+                index,
                 // Nothing there to tag: nothing left to expire either.
                 outcome: if count > 0 {
                     ObjectOutcome::Scheduled

@@ -189,7 +189,8 @@ pub async fn run(
             let result =
                 s3_erasure::erase_in(&ctx.buckets, bucket, &keys, Freshness::Fresh).await?;
             for erased in result.erased {
-                outcomes.push((bucket.to_owned(), erased.key, erased.outcome.as_str()));
+                let key = keys[erased.index].clone();
+                outcomes.push((bucket.to_owned(), key, erased.outcome.as_str()));
             }
             for refusal in result.refused {
                 if refusal.transient {
