@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Store, Tx, on_backend, postgres, sqlite};
+use super::{Backed, Store, Tx, on_backend, on_either_backend, postgres, sqlite};
 use crate::error::Error;
 use crate::store::events::EventKind;
 use crate::workflow::state::State;
@@ -46,6 +46,11 @@ impl Lease {
         let holder = on_backend!(tx.conn(), conn =>
             postgres::lease::lock_holder(conn, id).await?,
             sqlite::lease::lock_holder(conn, id).await?);
+        self.check(id, holder, expected)
+    }
+
+    /// Whether `holder` shows this lease holding the request in `expected`.
+    fn check(&self, id: Uuid, holder: Option<Holder>, expected: State) -> Result<(), Error> {
         let Some(holder) = holder else {
             return Err(Error::NotFound(id));
         };
@@ -62,6 +67,39 @@ impl Lease {
         Ok(())
     }
 
+    /// Why a write fenced in its own `WHERE` wrote nothing: the request is
+    /// gone, another lease holds it, or it left `expected` (read now,
+    /// without a lock; the write is already undone by not having happened).
+    pub async fn why_fenced(&self, store: &Store, expected: State) -> Error {
+        let id = self.request_id;
+        let holder: Result<Option<(String, i64, Option<String>)>, sqlx::Error> =
+            on_either_backend!(store.db(), id, |pool, stored_id| {
+                sqlx::query_as(
+                    "SELECT state, lease_epoch, lease_owner FROM erasure_requests WHERE id = $1",
+                )
+                .bind(stored_id)
+                .fetch_optional(pool)
+                .await
+            });
+        match holder {
+            Err(err) => err.into(),
+            Ok(holder) => match self.check(
+                id,
+                holder.map(|(state, epoch, owner)| Holder {
+                    state,
+                    epoch,
+                    owner,
+                }),
+                expected,
+            ) {
+                Err(err) => err,
+                // It holds now, so it changed and changed back in between:
+                // a lease taken over and returned is still not this one's.
+                Ok(()) => Error::Fenced(id),
+            },
+        }
+    }
+
     /// Extends the lease by its TTL. False when the lease is lost (another
     /// worker holds a newer epoch, or the request was cancelled or finished).
     pub async fn renew(&self, store: &Store) -> Result<bool, Error> {
@@ -70,12 +108,23 @@ impl Lease {
             sqlite::lease::renew(pool, self).await?))
     }
 
-    /// Gives the request back so any worker can claim it at once.
+    /// Gives the request back so any worker can claim it at once, with a
+    /// `released` event when this lease still held it (on PostgreSQL one
+    /// statement, on SQLite a transaction of two).
     pub async fn release(&self, store: &Store) -> Result<(), Error> {
+        if let Backed::Postgres(pool) = store.db() {
+            postgres::lease::release(pool, self).await?;
+            return Ok(());
+        }
         let mut tx = store.begin().await?;
-        let released = on_backend!(tx.conn(), conn =>
-            postgres::lease::release(conn, self).await?,
-            sqlite::lease::release(conn, self).await?);
+        let released = match tx.conn() {
+            Backed::Sqlite(conn) => sqlite::lease::release(conn, self).await?,
+            Backed::Postgres(_) => {
+                return Err(Error::Invariant(
+                    "a PostgreSQL release is one statement (postgres::lease::release)".into(),
+                ));
+            }
+        };
         if released {
             super::events::record(&mut tx, self, EventKind::Released, None, None, None).await?;
         }

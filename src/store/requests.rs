@@ -12,12 +12,12 @@ use uuid::Uuid;
 
 use super::lease::Lease;
 use super::{
-    Store, Tx, active_state_names, events, on_backend, on_either_backend, postgres, sqlite,
+    Backed, Store, Tx, active_state_names, events, on_backend, on_either_backend, postgres, sqlite,
 };
 use crate::error::Error;
 use crate::retry::{Decision, RetryPolicy, Verdict};
 use crate::store::events::EventKind;
-use crate::workflow::state::State;
+use crate::workflow::state::{Phase, State};
 
 pub use super::list_filter::{ListCursor, ListFilter};
 pub use super::submission::{Provenance, Submission};
@@ -135,6 +135,14 @@ pub struct Claimed {
     pub took_over_from: Option<String>,
 }
 
+/// Where a claimed request stands, for the worker that goes on with it
+/// ([`Store::resumption`]). Not `Debug`: it holds the member's key.
+pub struct Resumption {
+    pub subject: String,
+    pub counters: Counters,
+    pub checkpoint: StoredCheckpoint,
+}
+
 /// A request's checkpoint as stored: batches done, batches known, cursor.
 #[derive(Debug, Clone, Default)]
 pub struct StoredCheckpoint {
@@ -230,26 +238,99 @@ impl Store {
             sqlite::requests::checkpoint(pool, id).await?))
     }
 
-    /// The subject key of a request, for the worker only (never logged).
-    pub(crate) async fn subject_of(&self, id: Uuid) -> Result<String, Error> {
-        let subject: Option<String> = on_either_backend!(self.db(), id, |pool, stored_id| {
-            sqlx::query_scalar("SELECT subject_key FROM erasure_requests WHERE id = $1")
-                .bind(stored_id)
-                .fetch_one(pool)
-                .await?
+    /// What a worker needs to go on with a request it has claimed, read in
+    /// one statement: the member's key (for the worker only, never logged),
+    /// the counters and the checkpoint.
+    pub(crate) async fn resumption(&self, id: Uuid) -> Result<Resumption, Error> {
+        #[allow(clippy::type_complexity)]
+        let row: (
+            Option<String>,
+            i32,
+            Option<i32>,
+            Option<String>,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i32,
+        ) = on_either_backend!(self.db(), id, |pool, stored_id| {
+            sqlx::query_as(concat!(
+                "SELECT subject_key, batch_done, batch_total, CAST(phase_cursor AS TEXT), ",
+                counter_columns!(),
+                " FROM erasure_requests WHERE id = $1"
+            ))
+            .bind(stored_id)
+            .fetch_one(pool)
+            .await?
         });
-        subject.ok_or_else(|| Error::Invariant(format!("request {id} has no subject key left")))
+        let (subject, batch_done, batch_total, cursor) = (row.0, row.1, row.2, row.3);
+        let subject = subject
+            .ok_or_else(|| Error::Invariant(format!("request {id} has no subject key left")))?;
+        let cursor = cursor
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|source| Error::Cursor { id, source })?;
+        Ok(Resumption {
+            subject,
+            counters: Counters {
+                rows_found: row.4,
+                objects_found: row.5,
+                objects_retained: row.6,
+                objects_deleted: row.7,
+                rows_masked: row.8,
+                anomaly_count: row.9,
+            },
+            checkpoint: StoredCheckpoint {
+                batch_done,
+                batch_total,
+                cursor,
+            },
+        })
     }
 
     /// Claims the next due request whose lease is free or expired. On
     /// PostgreSQL, rows another worker is claiming this instant are skipped
     /// (SKIP LOCKED); on SQLite, claims are serialised by the write lock.
     pub async fn claim(&self, owner: &str, ttl: Duration) -> Result<Option<Claimed>, Error> {
+        let leased = match self.db() {
+            // One statement: the lease and its event.
+            Backed::Postgres(pool) => postgres::requests::lease_next(pool, owner, ttl).await?,
+            Backed::Sqlite(_) => self.claim_in_transaction(owner, ttl).await?,
+        };
+        let Some(leased) = leased else {
+            return Ok(None);
+        };
+        Ok(Some(Claimed {
+            lease: Lease {
+                request_id: leased.id,
+                epoch: leased.epoch,
+                owner: owner.to_owned(),
+                ttl,
+            },
+            state: leased.state.parse()?,
+            attempts: leased.attempts,
+            took_over_from: leased.previous_owner,
+        }))
+    }
+
+    /// The claim as a transaction of two statements (SQLite): the lease,
+    /// then its event.
+    async fn claim_in_transaction(
+        &self,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Leased>, Error> {
         let mut tx = self.begin().await?;
-        let claimed = on_backend!(tx.conn(), conn =>
-            postgres::requests::lease_next(conn, owner, ttl).await?,
-            sqlite::requests::lease_next(conn, owner, ttl).await?);
-        let Some(leased) = claimed else {
+        let leased = match tx.conn() {
+            Backed::Sqlite(conn) => sqlite::requests::lease_next(conn, owner, ttl).await?,
+            Backed::Postgres(_) => {
+                return Err(Error::Invariant(
+                    "a PostgreSQL claim is one statement (postgres::requests::lease_next)".into(),
+                ));
+            }
+        };
+        let Some(leased) = leased else {
             tx.rollback().await?;
             return Ok(None);
         };
@@ -274,12 +355,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Some(Claimed {
-            lease,
-            state: leased.state.parse()?,
-            attempts: leased.attempts,
-            took_over_from: leased.previous_owner,
-        }))
+        Ok(Some(leased))
     }
 
     /// How long until the earliest waiting request becomes due (zero when
@@ -519,34 +595,98 @@ pub mod checkpoint {
         pub anomalies: i32,
     }
 
-    /// Records one completed batch: cursor, batch count, counters, and a
-    /// reset of the consecutive-failure count. Returns the counters as they
+    /// The event a batch's commit appends (`batch_committed`, or the second
+    /// sweep's).
+    #[derive(Debug, Clone, Copy)]
+    pub struct CommitEvent<'a> {
+        pub kind: EventKind,
+        pub phase: Phase,
+        pub batch: Option<i32>,
+        /// Counts, never keys.
+        pub detail: &'a str,
+    }
+
+    /// Records one completed batch: cursor, batch count, counters, a reset
+    /// of the consecutive-failure count, and its event (on PostgreSQL in
+    /// the same statement). Returns the counters as they
     /// now stand (the worker's progress report, without a read of its own).
     pub async fn batch_done(
         tx: &mut Tx,
         lease: &Lease,
         cursor: &serde_json::Value,
         progress: Progress,
+        event: CommitEvent<'_>,
     ) -> Result<Counters, Error> {
         let id = lease.request_id;
-        Ok(on_backend!(tx.conn(), conn =>
-            postgres::requests::batch_done(conn, id, cursor, progress).await?,
-            sqlite::requests::batch_done(conn, id, cursor, progress).await?))
+        let counters = match tx.conn() {
+            Backed::Postgres(conn) => {
+                return postgres::requests::batch_done(conn, lease, cursor, progress, event).await;
+            }
+            Backed::Sqlite(conn) => {
+                sqlite::requests::batch_done(conn, id, cursor, progress).await?
+            }
+        };
+        events::record(
+            tx,
+            lease,
+            event.kind,
+            Some(event.phase),
+            event.batch,
+            Some(event.detail),
+        )
+        .await?;
+        Ok(counters)
     }
 
-    /// Records how many batches the current phase has, once, when it starts.
-    /// Starting S3 deletion also stamps `s3_started_at`, the point after which
-    /// the request can no longer be cancelled.
-    pub async fn phase_started(
-        tx: &mut Tx,
+    /// Starts a phase with its first batch, committed together under the
+    /// lease's fence: the phase's batch total (starting deletion also stamps
+    /// `s3_started_at`, the point after which the request can no longer be
+    /// cancelled) and the batch's `batch_started` event. On PostgreSQL one
+    /// statement whose `WHERE` is the fence; on SQLite a fenced transaction.
+    pub async fn start_phase(
+        store: &Store,
         lease: &Lease,
         state: State,
+        phase: Phase,
+        batch: i32,
         total: i32,
     ) -> Result<(), Error> {
         let (id, s3) = (lease.request_id, state == State::TargetsFound);
-        on_backend!(tx.conn(), conn =>
-            postgres::requests::phase_started(conn, id, total, s3).await?,
-            sqlite::requests::phase_started(conn, id, total, s3).await?);
+        if let Backed::Postgres(pool) = store.db() {
+            let start = postgres::requests::PhaseStart {
+                state,
+                phase,
+                batch,
+                total,
+                s3_starts: s3,
+            };
+            if postgres::requests::start_phase(pool, lease, start).await? {
+                return Ok(());
+            }
+            // Nothing was written: the fence says why.
+            return Err(lease.why_fenced(store, state).await);
+        }
+        let mut tx = store.begin().await?;
+        lease.fence(&mut tx, state).await?;
+        match tx.conn() {
+            Backed::Sqlite(conn) => sqlite::requests::phase_started(conn, id, total, s3).await?,
+            Backed::Postgres(_) => {
+                return Err(Error::Invariant(
+                    "a PostgreSQL phase start is one statement (postgres::requests::start_phase)"
+                        .into(),
+                ));
+            }
+        }
+        events::record(
+            &mut tx,
+            lease,
+            EventKind::BatchStarted,
+            Some(phase),
+            Some(batch),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -557,9 +697,13 @@ pub mod checkpoint {
         from.check_transition(to)?;
         let stamp = milestone_column(to)?;
         let id = lease.request_id;
-        on_backend!(tx.conn(), conn =>
-            postgres::requests::advance(conn, id, to, stamp).await?,
-            sqlite::requests::advance(conn, id, to, stamp).await?);
+        match tx.conn() {
+            // The update and its `advanced` event in one statement.
+            Backed::Postgres(conn) => {
+                return postgres::requests::advance(conn, lease, from, to, stamp).await;
+            }
+            Backed::Sqlite(conn) => sqlite::requests::advance(conn, id, to, stamp).await?,
+        }
         events::record(
             tx,
             lease,

@@ -43,7 +43,7 @@ use crate::retry::{Decision, RetryPolicy};
 use crate::schedule::{Gate, Wakeups, Windows};
 use crate::store::requests::Claimed;
 use crate::workflow::state::State;
-use crate::workflow::{self, Context, Step};
+use crate::workflow::{self, Checkpoint, Context, Step};
 use failure::Failure;
 use progress::Board;
 use report::BatchReport;
@@ -444,11 +444,15 @@ async fn drive(
     let lease = &claimed.lease;
     let request_id = lease.request_id;
     let mut state = claimed.state;
-    let subject = match ctx.store.subject_of(request_id).await {
-        Ok(subject) => subject,
+    let resumption = match ctx.store.resumption(request_id).await {
+        Ok(resumption) => resumption,
         Err(err) => return fail(ctx, policy, claimed, state, Failure::of(&err)).await,
     };
-    let mut counters = ctx.store.counters(request_id).await.unwrap_or_default();
+    let subject = resumption.subject;
+    let mut counters = resumption.counters;
+    // The checkpoint the next step starts from, when known without a read:
+    // as read with the key, and after each advance (a phase not started).
+    let mut known = Some(Checkpoint::stored(request_id, resumption.checkpoint));
     loop {
         if lost.is_cancelled() {
             return Outcome::LostLease;
@@ -465,7 +469,7 @@ async fn drive(
             return Outcome::WindowClosed;
         }
         let started = Instant::now();
-        match workflow::step(ctx, lease, state, &subject).await {
+        match workflow::step(ctx, lease, state, &subject, known.take()).await {
             Ok(Step::Batch {
                 phase,
                 batch,
@@ -493,6 +497,7 @@ async fn drive(
                 if let Some(next) = advanced {
                     tracing::info!(from = %state, to = %next, "advanced");
                     state = next;
+                    known = Some(Checkpoint::fresh(request_id));
                 }
                 // Cut short by a shutdown, which the top of the loop sees.
                 ctx.pace.pause_between_batches().await;
@@ -511,6 +516,7 @@ async fn drive(
             Ok(Step::Advanced(next)) => {
                 tracing::info!(from = %state, to = %next, "advanced");
                 state = next;
+                known = Some(Checkpoint::fresh(request_id));
                 if state == State::Done {
                     return Outcome::Done;
                 }

@@ -29,8 +29,8 @@ use crate::error::Error;
 use crate::failpoint;
 use crate::pace::Admission;
 use crate::store::events::EventKind;
-use crate::store::requests::checkpoint::{self, Progress};
-use crate::store::{Lease, Tx, events};
+use crate::store::requests::checkpoint::{self, CommitEvent, Progress};
+use crate::store::{Lease, Tx};
 
 /// What a batch's write leaves for the runner to commit with it.
 pub struct Committed {
@@ -74,6 +74,13 @@ pub trait PhaseRun: Sync {
 
     /// Where the phase stands once this batch has committed.
     fn cursor_after(&self, work: &Self::Work) -> Self::Cursor;
+
+    /// Whether this batch's input itself shows that nothing follows it (a
+    /// page shorter than the one asked for), so that its end needs no read
+    /// to see. By default the runner asks.
+    fn is_final(&self, _ctx: &Context, _work: &Self::Work) -> bool {
+        false
+    }
 
     /// Paid before the batch starts (load limits), so that a shutdown
     /// during the wait gives the batch up before anything is touched.
@@ -125,8 +132,12 @@ pub async fn run_batch<P: PhaseRun>(
     ctx: &Context,
     lease: &Lease,
     phase: &P,
+    known: Option<Checkpoint>,
 ) -> Result<Step, Error> {
-    let checkpoint = Checkpoint::load(&ctx.store, lease.request_id).await?;
+    let checkpoint = match known {
+        Some(checkpoint) => checkpoint,
+        None => Checkpoint::load(&ctx.store, lease.request_id).await?,
+    };
     let starting = checkpoint.batch_total.is_none();
     let total = match checkpoint.batch_total {
         Some(total) => total,
@@ -152,10 +163,11 @@ pub async fn run_batch<P: PhaseRun>(
         let effects = phase.act(ctx, lease, batch, &work).await?;
         let after = phase.cursor_after(&work);
         // The batch the phase's total said was the last: if nothing is left
-        // after it (asked now, outside the transaction), it also advances.
+        // after it (seen in its input, or asked now, outside the
+        // transaction), it also advances.
         let last = P::ENDS_BY_ADVANCING
             && batch >= total
-            && phase.read(ctx, lease, &after).await?.is_none();
+            && (phase.is_final(ctx, &work) || phase.read(ctx, lease, &after).await?.is_none());
 
         let mut tx = phase.begin(ctx).await?;
         lease.fence(&mut tx, P::FROM).await?;
@@ -165,16 +177,18 @@ pub async fn run_batch<P: PhaseRun>(
         // After the batch's effects, before its checkpoint: where a crash
         // test kills the worker.
         failpoint::pause_if_armed(P::PHASE, batch).await;
-        let counters =
-            checkpoint::batch_done(&mut tx, lease, &cursor_value(&after), committed.progress)
-                .await?;
-        events::record(
+        let event = CommitEvent {
+            kind: EventKind::BatchCommitted,
+            phase: P::PHASE,
+            batch: Some(batch),
+            detail: &committed.detail,
+        };
+        let counters = checkpoint::batch_done(
             &mut tx,
             lease,
-            EventKind::BatchCommitted,
-            Some(P::PHASE),
-            Some(batch),
-            Some(&committed.detail),
+            &cursor_value(&after),
+            committed.progress,
+            event,
         )
         .await?;
         let advanced = if last {

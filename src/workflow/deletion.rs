@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::batch::{Committed, PhaseRun};
 use super::s3_erasure::{self, ObjectOutcome, Refusal};
 use super::state::{Phase, State};
-use super::{Context, Step};
+use super::{Checkpoint, Context, Step};
 use crate::catalog::LockedObjectRows;
 use crate::error::Error;
 use crate::objects::ObjectError;
@@ -82,6 +82,12 @@ impl PhaseRun for Deletion {
         Cursor::after(pending)
     }
 
+    /// The manifest is complete before deletion starts, and a page is read
+    /// in `seq` order: one shorter than asked for is the last.
+    fn is_final(&self, ctx: &Context, pending: &Vec<PendingObject>) -> bool {
+        (pending.len() as i64) < objects_per_batch(ctx)
+    }
+
     async fn act(
         &self,
         ctx: &Context,
@@ -135,8 +141,8 @@ impl PhaseRun for Deletion {
     }
 }
 
-pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
-    super::batch::run_batch(ctx, lease, &Deletion).await
+pub async fn step(ctx: &Context, lease: &Lease, known: Option<Checkpoint>) -> Result<Step, Error> {
+    super::batch::run_batch(ctx, lease, &Deletion, known).await
 }
 
 /// Objects per deletion batch: `worker.delete_batch_size`, sent as calls of

@@ -7,7 +7,7 @@
 use super::batch::{Committed, PhaseRun};
 use super::state::{Phase, State};
 use super::targets::{self, Cursor, Findings, Page};
-use super::{Context, Step};
+use super::{Checkpoint, Context, Step};
 use crate::error::Error;
 use crate::store::requests::checkpoint::Progress;
 use crate::store::{Lease, Tx, manifest};
@@ -88,6 +88,11 @@ impl PhaseRun for Discovery<'_> {
     }
 }
 
-pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, Error> {
-    super::batch::run_batch(ctx, lease, &Discovery { subject }).await
+pub async fn step(
+    ctx: &Context,
+    lease: &Lease,
+    subject: &str,
+    known: Option<Checkpoint>,
+) -> Result<Step, Error> {
+    super::batch::run_batch(ctx, lease, &Discovery { subject }, known).await
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{Committed, PhaseRun};
 use super::state::{Phase, State};
-use super::{Context, Step};
+use super::{Checkpoint, Context, Step};
 use crate::catalog::{LockedObjectRows, RowErasure};
 use crate::error::Error;
 use crate::pace::Admission;
@@ -174,6 +174,6 @@ impl PhaseRun for Masking {
     }
 }
 
-pub async fn step(ctx: &Context, lease: &Lease) -> Result<Step, Error> {
-    super::batch::run_batch(ctx, lease, &Masking).await
+pub async fn step(ctx: &Context, lease: &Lease, known: Option<Checkpoint>) -> Result<Step, Error> {
+    super::batch::run_batch(ctx, lease, &Masking, known).await
 }

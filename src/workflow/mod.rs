@@ -37,7 +37,7 @@ use crate::objects::{Buckets, ObjectStore};
 use crate::pace::Pace;
 use crate::references::Resolver;
 use crate::store::events::EventKind;
-use crate::store::requests::Counters;
+use crate::store::requests::{Counters, StoredCheckpoint};
 use crate::store::{Lease, Store, events};
 use state::{Phase, State};
 
@@ -91,13 +91,25 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub async fn load(store: &Store, request_id: Uuid) -> Result<Checkpoint, Error> {
-        let stored = store.checkpoint(request_id).await?;
-        Ok(Checkpoint {
+        Ok(Checkpoint::stored(
+            request_id,
+            store.checkpoint(request_id).await?,
+        ))
+    }
+
+    /// The checkpoint as read with the rest of the request.
+    pub fn stored(request_id: Uuid, stored: StoredCheckpoint) -> Checkpoint {
+        Checkpoint {
             request_id,
             batch_done: stored.batch_done,
             batch_total: stored.batch_total,
             cursor: stored.cursor,
-        })
+        }
+    }
+
+    /// The checkpoint an advance leaves: a phase not started.
+    pub fn fresh(request_id: Uuid) -> Checkpoint {
+        Checkpoint::stored(request_id, StoredCheckpoint::default())
     }
 
     /// The phase-specific cursor, or its default at the phase's start.
@@ -122,18 +134,21 @@ pub fn cursor_value<T: Serialize>(cursor: &T) -> serde_json::Value {
     serde_json::to_value(cursor).expect("cursors are plain data")
 }
 
-/// Runs one step of the request in `state`.
+/// Runs one step of the request in `state`. `known` is its checkpoint when
+/// the caller already has it (read with the claim, or left by an advance),
+/// sparing a read; `None` reads it.
 pub async fn step(
     ctx: &Context,
     lease: &Lease,
     state: State,
     subject: &str,
+    known: Option<Checkpoint>,
 ) -> Result<Step, Error> {
     match state {
-        State::Requested => discovery::step(ctx, lease, subject).await,
-        State::TargetsFound => deletion::step(ctx, lease).await,
-        State::S3Cleared => masking::step(ctx, lease).await,
-        State::DbMasked => verification::step(ctx, lease, subject).await,
+        State::Requested => discovery::step(ctx, lease, subject, known).await,
+        State::TargetsFound => deletion::step(ctx, lease, known).await,
+        State::S3Cleared => masking::step(ctx, lease, known).await,
+        State::DbMasked => verification::step(ctx, lease, subject, known).await,
         other => Err(Error::Invariant(format!(
             "request {}: no work in state {other}",
             lease.request_id
@@ -160,9 +175,10 @@ pub async fn batch_started(
     .await
 }
 
-/// Starts a phase with its first batch, in one committed transaction:
-/// the phase's batch total (starting deletion also stamps `s3_started_at`:
-/// from then on the request cannot be cancelled) and the batch's start.
+/// Starts a phase with its first batch, committed together under the
+/// lease's fence: the phase's batch total (starting deletion also stamps
+/// `s3_started_at`: from then on the request cannot be cancelled) and the
+/// batch's start.
 pub async fn start_phase(
     ctx: &Context,
     lease: &Lease,
@@ -171,20 +187,8 @@ pub async fn start_phase(
     batch: i32,
     total: i32,
 ) -> Result<(), Error> {
-    let mut tx = ctx.store.begin().await?;
-    lease.fence(&mut tx, state).await?;
-    crate::store::requests::checkpoint::phase_started(&mut tx, lease, state, total).await?;
-    events::record(
-        &mut tx,
-        lease,
-        EventKind::BatchStarted,
-        Some(phase),
-        Some(batch),
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    crate::store::requests::checkpoint::start_phase(&ctx.store, lease, state, phase, batch, total)
+        .await
 }
 
 /// Moves to the next milestone, fenced.

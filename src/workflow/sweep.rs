@@ -28,7 +28,7 @@ use crate::objects::ObjectError;
 use crate::objects::buckets::Freshness;
 use crate::store::events::EventKind;
 use crate::store::manifest::{self, Anomaly, AnomalyKind, ManifestRow};
-use crate::store::requests::checkpoint::{self, Progress};
+use crate::store::requests::checkpoint::{self, CommitEvent, Progress};
 use crate::store::{Lease, events, service, sweep};
 
 /// Sweeps allowed between two `retry`s.
@@ -273,16 +273,13 @@ pub async fn run(
         anomalies: findings.anomalies.len() as i32,
         ..Progress::default()
     };
-    checkpoint::batch_done(&mut tx, lease, checkpoint_cursor, progress).await?;
-    events::record(
-        &mut tx,
-        lease,
-        EventKind::SecondSweep,
-        Some(Phase::Verifying),
-        None,
-        Some(&detail),
-    )
-    .await?;
+    let event = CommitEvent {
+        kind: EventKind::SecondSweep,
+        phase: Phase::Verifying,
+        batch: None,
+        detail: &detail,
+    };
+    checkpoint::batch_done(&mut tx, lease, checkpoint_cursor, progress, event).await?;
     tx.commit().await?;
     tracing::info!(
         objects = outcomes.len(),

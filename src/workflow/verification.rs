@@ -161,8 +161,13 @@ impl PhaseRun for Verification<'_> {
     }
 }
 
-pub async fn step(ctx: &Context, lease: &Lease, subject: &str) -> Result<Step, Error> {
-    super::batch::run_batch(ctx, lease, &Verification { subject }).await
+pub async fn step(
+    ctx: &Context,
+    lease: &Lease,
+    subject: &str,
+    known: Option<Checkpoint>,
+) -> Result<Step, Error> {
+    super::batch::run_batch(ctx, lease, &Verification { subject }, known).await
 }
 
 /// Reads a page back, bucket by bucket; a survivor is erased once more and

@@ -51,6 +51,7 @@ mod erasure;
 mod evidence;
 mod faults;
 mod features;
+mod fencing;
 mod http_api;
 mod http_load;
 mod http_pages;

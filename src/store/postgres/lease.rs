@@ -4,6 +4,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::store::events::EventKind;
 use crate::store::lease::{Holder, Lease};
 
 /// The lease columns, with the row locked for the rest of the transaction.
@@ -37,16 +38,23 @@ pub async fn renew(pool: &PgPool, lease: &Lease) -> Result<bool, Error> {
     Ok(renewed == 1)
 }
 
-pub async fn release(conn: &mut PgConnection, lease: &Lease) -> Result<bool, Error> {
+/// Releases the lease and, when it still held the request, appends the
+/// `released` event, in one statement.
+pub async fn release(pool: &PgPool, lease: &Lease) -> Result<bool, Error> {
     let released = sqlx::query(
-        "UPDATE erasure_requests \
-            SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
-          WHERE id = $1 AND lease_epoch = $2 AND lease_owner = $3",
+        "WITH released AS ( \
+             UPDATE erasure_requests \
+                SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
+              WHERE id = $1 AND lease_epoch = $2 AND lease_owner = $3 \
+             RETURNING id) \
+         INSERT INTO erasure_events (request_id, worker, lease_epoch, kind) \
+         SELECT id, $3, $2, $4 FROM released",
     )
     .bind(lease.request_id)
     .bind(lease.epoch)
     .bind(&lease.owner)
-    .execute(conn)
+    .bind(EventKind::Released.as_str())
+    .execute(pool)
     .await?
     .rows_affected();
     Ok(released == 1)

@@ -7,14 +7,16 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::store::requests::checkpoint::Progress;
+use crate::store::events::EventKind;
+use crate::store::lease::Lease;
+use crate::store::requests::checkpoint::{CommitEvent, Progress};
 use crate::store::requests::counter_columns;
 use crate::store::requests::{
     Counters, Leased, ListFilter, LockedState, Provenance, RECORD_COLUMNS, RequestRecord,
     StoredCheckpoint, Submission, replayed, unfinished_state_names,
 };
 use crate::store::{active_state_names, constant_list};
-use crate::workflow::state::State;
+use crate::workflow::state::{Phase, State};
 
 pub async fn submit(
     pool: &PgPool,
@@ -134,10 +136,13 @@ pub async fn checkpoint(pool: &PgPool, id: Uuid) -> Result<StoredCheckpoint, Err
 }
 
 /// Leases the next due request whose lease is free or expired, skipping
-/// rows another worker is claiming this instant (SKIP LOCKED). Taking over
-/// an expired lease counts an attempt, unless that lease made progress.
+/// rows another worker is claiming this instant (SKIP LOCKED), and appends
+/// the claim's event (`claimed`, or `taken_over` naming the previous
+/// holder): one statement, so one round trip and no transaction of its
+/// own. Taking over an expired lease counts an attempt, unless that lease
+/// made progress.
 pub async fn lease_next(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     owner: &str,
     ttl: Duration,
 ) -> Result<Option<Leased>, Error> {
@@ -149,8 +154,9 @@ pub async fn lease_next(
               WHERE state IN ({active}) AND next_attempt_at <= now() \
                 AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
               ORDER BY next_attempt_at, requested_at \
-              LIMIT 1 FOR UPDATE SKIP LOCKED) \
-         UPDATE erasure_requests r \
+              LIMIT 1 FOR UPDATE SKIP LOCKED), \
+         leased AS ( \
+             UPDATE erasure_requests r \
             SET lease_owner = $1, \
                 lease_expires_at = now() + make_interval(secs => $2), \
                 lease_epoch = r.lease_epoch + 1, \
@@ -159,12 +165,20 @@ pub async fn lease_next(
                                               OR r.progress_epoch = r.lease_epoch THEN 0 ELSE 1 END, \
                 updated_at = now() \
            FROM candidate WHERE r.id = candidate.id \
-         RETURNING r.id, r.lease_epoch, r.state, r.attempts, candidate.previous_owner",
+         RETURNING r.id, r.lease_epoch, r.state, r.attempts, candidate.previous_owner), \
+         event AS ( \
+             INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, detail) \
+             SELECT id, $1, lease_epoch, \
+                    CASE WHEN previous_owner IS NULL THEN $3 ELSE $4 END, previous_owner \
+               FROM leased) \
+         SELECT id, lease_epoch, state, attempts, previous_owner FROM leased",
         active = constant_list(&active_state_names())
     )))
     .bind(owner)
     .bind(ttl.as_secs_f64())
-    .fetch_optional(conn)
+    .bind(EventKind::Claimed.as_str())
+    .bind(EventKind::TakenOver.as_str())
+    .fetch_optional(pool)
     .await?;
     Ok(
         claimed.map(|(id, epoch, state, attempts, previous_owner)| Leased {
@@ -289,23 +303,32 @@ pub async fn cancel(conn: &mut PgConnection, id: Uuid) -> Result<(), Error> {
     Ok(())
 }
 
+/// A batch's checkpoint and its event, in one statement.
 pub async fn batch_done(
     conn: &mut PgConnection,
-    id: Uuid,
+    lease: &Lease,
     cursor: &serde_json::Value,
     progress: Progress,
+    event: CommitEvent<'_>,
 ) -> Result<Counters, Error> {
     Ok(sqlx::query_as(concat!(
-        "UPDATE erasure_requests SET phase_cursor = $2, batch_done = batch_done + 1, \
-                rows_found = rows_found + $3, objects_found = objects_found + $4, \
-                objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
-                rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
-                objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
-                attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
-          WHERE id = $1 RETURNING ",
-        counter_columns!()
+        "WITH done AS ( \
+             UPDATE erasure_requests SET phase_cursor = $2, batch_done = batch_done + 1, \
+                    rows_found = rows_found + $3, objects_found = objects_found + $4, \
+                    objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
+                    rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
+                    objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
+                    attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
+              WHERE id = $1 RETURNING id, ",
+        counter_columns!(),
+        "), event AS ( \
+             INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, batch_no, detail) \
+             SELECT id, $11, $12, $13, $14, $15, $16 FROM done) \
+         SELECT ",
+        counter_columns!(),
+        " FROM done"
     ))
-    .bind(id)
+    .bind(lease.request_id)
     .bind(cursor)
     .bind(progress.rows_found)
     .bind(progress.objects_found)
@@ -315,44 +338,78 @@ pub async fn batch_done(
     .bind(progress.anomalies)
     .bind(progress.objects_scheduled)
     .bind(progress.objects_locked)
+    .bind(&lease.owner)
+    .bind(lease.epoch)
+    .bind(event.kind.as_str())
+    .bind(event.phase.as_str())
+    .bind(event.batch)
+    .bind(event.detail)
     .fetch_one(conn)
     .await?)
 }
 
-pub async fn phase_started(
-    conn: &mut PgConnection,
-    id: Uuid,
-    total: i32,
-    s3_starts: bool,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE erasure_requests SET batch_total = $2, \
-                s3_started_at = CASE WHEN $3 THEN coalesce(s3_started_at, now()) ELSE s3_started_at END, \
-                updated_at = now() WHERE id = $1",
-    )
-    .bind(id)
-    .bind(total)
-    .bind(s3_starts)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// A phase's start, as [`start_phase`] writes it.
+pub struct PhaseStart {
+    pub state: State,
+    pub phase: Phase,
+    pub batch: i32,
+    pub total: i32,
+    pub s3_starts: bool,
 }
 
-/// `stamp` is one of lethe's own milestone column names.
+/// Starts a phase: its batch total and its first batch's `batch_started`
+/// event, in one statement whose `WHERE` is the lease's fence (this lease
+/// still holds the request, in `state`). False when it wrote nothing.
+pub async fn start_phase(pool: &PgPool, lease: &Lease, start: PhaseStart) -> Result<bool, Error> {
+    let written = sqlx::query(
+        "WITH started AS ( \
+             UPDATE erasure_requests SET batch_total = $2, \
+                    s3_started_at = CASE WHEN $3 THEN coalesce(s3_started_at, now()) ELSE s3_started_at END, \
+                    updated_at = now() \
+              WHERE id = $1 AND lease_epoch = $4 AND lease_owner = $5 AND state = $6 \
+             RETURNING id) \
+         INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, batch_no) \
+         SELECT id, $5, $4, $7, $8, $9 FROM started",
+    )
+    .bind(lease.request_id)
+    .bind(start.total)
+    .bind(start.s3_starts)
+    .bind(lease.epoch)
+    .bind(&lease.owner)
+    .bind(start.state.as_str())
+    .bind(EventKind::BatchStarted.as_str())
+    .bind(start.phase.as_str())
+    .bind(start.batch)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(written == 1)
+}
+
+/// The move to the next milestone and its `advanced` event, in one
+/// statement. `stamp` is one of lethe's own milestone column names.
 pub async fn advance(
     conn: &mut PgConnection,
-    id: Uuid,
+    lease: &Lease,
+    from: State,
     to: State,
     stamp: &'static str,
 ) -> Result<(), Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE erasure_requests SET state = $2, {stamp} = now(), batch_done = 0, batch_total = NULL, \
-                s3_started_at = CASE WHEN $2 = 's3_cleared' THEN coalesce(s3_started_at, now()) ELSE s3_started_at END, \
-                phase_cursor = NULL, attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
-          WHERE id = $1"
+        "WITH advanced AS ( \
+             UPDATE erasure_requests SET state = $2, {stamp} = now(), batch_done = 0, batch_total = NULL, \
+                    s3_started_at = CASE WHEN $2 = 's3_cleared' THEN coalesce(s3_started_at, now()) ELSE s3_started_at END, \
+                    phase_cursor = NULL, attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
+              WHERE id = $1 RETURNING id) \
+         INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, detail) \
+         SELECT id, $3, $4, $5, $6, $2 FROM advanced"
     )))
-    .bind(id)
+    .bind(lease.request_id)
     .bind(to.as_str())
+    .bind(&lease.owner)
+    .bind(lease.epoch)
+    .bind(EventKind::Advanced.as_str())
+    .bind(from.phase().map(Phase::as_str))
     .execute(conn)
     .await?;
     Ok(())
