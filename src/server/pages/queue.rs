@@ -20,6 +20,14 @@ use crate::workflow::state::State as RequestState;
 /// Rows per section.
 const SECTION_ROWS: i64 = 100;
 
+/// The states of a request in progress, in the workflow's order.
+const IN_PROGRESS: [RequestState; 4] = [
+    RequestState::Requested,
+    RequestState::TargetsFound,
+    RequestState::S3Cleared,
+    RequestState::DbMasked,
+];
+
 pub async fn queue(
     State(state): State<super::AppState>,
     lang: Lang,
@@ -50,13 +58,12 @@ pub async fn queue(
             attention.push(failed);
         }
     }
-    let mut active = Vec::new();
-    for state in [
-        RequestState::DbMasked,
-        RequestState::S3Cleared,
-        RequestState::TargetsFound,
-        RequestState::Requested,
-    ] {
+    // The states are read one after another, in the workflow's order: a
+    // request that moves on between two reads is seen again (its later
+    // sighting kept), never missed, as it would be read the other way
+    // round. Done is read last for the same reason.
+    let mut sighted: Vec<RequestRecord> = Vec::new();
+    for state in IN_PROGRESS {
         for record in engine
             .list(&filter(Some(state), SECTION_ROWS))
             .await
@@ -65,13 +72,24 @@ pub async fn queue(
             if seen.contains(&record.id) {
                 continue;
             }
-            // Failing for now (its last attempt failed, a retry is
-            // scheduled): attention, not routine progress.
-            if record.last_error.is_some() {
-                attention.push(record);
-            } else {
-                active.push(record);
+            match sighted.iter_mut().find(|r| r.id == record.id) {
+                Some(earlier) => *earlier = record,
+                None => sighted.push(record),
             }
+        }
+    }
+    // Shown furthest along first.
+    sighted.sort_by_key(|record| {
+        std::cmp::Reverse(IN_PROGRESS.iter().position(|s| *s == record.state))
+    });
+    let mut active = Vec::new();
+    for record in sighted {
+        // Failing for now (its last attempt failed, a retry is
+        // scheduled): attention, not routine progress.
+        if record.last_error.is_some() {
+            attention.push(record);
+        } else {
+            active.push(record);
         }
     }
     let finished = engine
