@@ -70,44 +70,25 @@ pub async fn counts(store: &Store, request_id: Uuid) -> Result<Vec<Count>, Error
         sqlite::record::counts(pool, request_id).await?))
 }
 
-/// Adds verification figures for one verified page (in its transaction).
-pub async fn add_verified(
+/// Records verification's last figures, in Done's transaction: the rows
+/// read back, and which client tables were checked for the member's key
+/// (and which could not be).
+pub async fn finish_verification(
     tx: &mut Tx,
     request_id: Uuid,
-    objects: i64,
-    survivors: i64,
-    rows: i64,
-) -> Result<(), Error> {
-    on_either_backend!(tx.conn(), request_id, |conn, id| {
-        sqlx::query(
-            "UPDATE erasure_requests SET objects_verified = objects_verified + $2, \
-                    survivors_found = survivors_found + $3, rows_verified = rows_verified + $4 \
-              WHERE id = $1",
-        )
-        .bind(id)
-        .bind(objects)
-        .bind(survivors)
-        .bind(rows)
-        .execute(conn)
-        .await?;
-    });
-    Ok(())
-}
-
-/// Records which client tables verification read back for the member's
-/// key, and which it could not.
-pub async fn set_key_check(
-    tx: &mut Tx,
-    request_id: Uuid,
+    rows_verified: i64,
     checked: &[String],
     unchecked: &[String],
 ) -> Result<(), Error> {
     let (checked, unchecked) = (checked.join(", "), unchecked.join(", "));
     on_either_backend!(tx.conn(), request_id, |conn, id| {
         sqlx::query(
-            "UPDATE erasure_requests SET key_check_tables = $2, key_unchecked_tables = $3 WHERE id = $1",
+            "UPDATE erasure_requests SET rows_verified = rows_verified + $2, \
+                    key_check_tables = $3, key_unchecked_tables = $4 \
+              WHERE id = $1",
         )
         .bind(id)
+        .bind(rows_verified)
         .bind(&checked)
         .bind(&unchecked)
         .execute(conn)

@@ -593,6 +593,9 @@ pub mod checkpoint {
         pub objects_locked: i64,
         pub rows_masked: i64,
         pub anomalies: i32,
+        /// Objects read back, and survivors found, by verification.
+        pub objects_verified: i64,
+        pub survivors_found: i64,
     }
 
     /// The event a batch's commit appends (`batch_committed`, or the second

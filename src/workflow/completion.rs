@@ -31,7 +31,6 @@ pub async fn finish(
     // duplicate submission arriving now.
     requests::lock_subject(&mut tx, subject).await?;
     lease.fence(&mut tx, State::DbMasked).await?;
-    record::add_verified(&mut tx, lease.request_id, 0, 0, rows_verified).await?;
     let (checked, unchecked): (Vec<_>, Vec<_>) = ctx
         .plan
         .clients
@@ -40,9 +39,10 @@ pub async fn finish(
     let names = |clients: Vec<&crate::catalog::plan::ClientPlan>| -> Vec<String> {
         clients.into_iter().map(|c| c.table.clone()).collect()
     };
-    record::set_key_check(
+    record::finish_verification(
         &mut tx,
         lease.request_id,
+        rows_verified,
         &names(checked),
         &names(unchecked),
     )

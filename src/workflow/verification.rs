@@ -24,7 +24,7 @@ use crate::objects::buckets::Freshness;
 use crate::store::events::EventKind;
 use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
 use crate::store::requests::checkpoint::Progress;
-use crate::store::{Lease, Tx, events, record};
+use crate::store::{Lease, Tx, events};
 
 /// Objects are verified in pages of this many read-backs (HeadObject calls
 /// sent `s3.concurrency` at a time, or listings), each page checkpointed: a
@@ -102,18 +102,12 @@ impl PhaseRun for Verification<'_> {
     ) -> Result<Committed, Error> {
         manifest::record_outcomes(tx, lease.request_id, &found.ends).await?;
         manifest::record_anomalies(tx, lease.request_id, &found.anomalies).await?;
-        record::add_verified(
-            tx,
-            lease.request_id,
-            page.len() as i64,
-            found.survivors_found,
-            0,
-        )
-        .await?;
         Ok(Committed {
             progress: Progress {
                 objects_locked: found.ends.len() as i64,
                 anomalies: found.anomalies.len() as i32,
+                objects_verified: page.len() as i64,
+                survivors_found: found.survivors_found,
                 ..Progress::default()
             },
             detail: format!(

@@ -318,6 +318,7 @@ pub async fn batch_done(
                     objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
                     rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
                     objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
+                    objects_verified = objects_verified + $17, survivors_found = survivors_found + $18, \
                     attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
               WHERE id = $1 RETURNING id, ",
         counter_columns!(),
@@ -344,6 +345,8 @@ pub async fn batch_done(
     .bind(event.phase.as_str())
     .bind(event.batch)
     .bind(event.detail)
+    .bind(progress.objects_verified)
+    .bind(progress.survivors_found)
     .fetch_one(conn)
     .await?)
 }
