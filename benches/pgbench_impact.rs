@@ -144,10 +144,15 @@ async fn main() {
     );
     for (label, from, to) in &phases {
         let tps = mean_tps(&during, *from, *to);
+        // A phase shorter than pgbench's one-second reports may hold none.
+        let (tps, dropped) = if tps.is_nan() {
+            ("no report".to_owned(), "—".to_owned())
+        } else {
+            (format!("{tps:.0}"), format!("{:.1}%", drop(tps)))
+        };
         report.push_str(&format!(
-            "| {label} | {:.1} s | {tps:.0} | {:.1}% |\n",
-            to - from,
-            drop(tps)
+            "| {label} | {:.1} s | {tps} | {dropped} |\n",
+            to - from
         ));
     }
     report.push_str(&format!(
