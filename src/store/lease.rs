@@ -68,8 +68,8 @@ impl Lease {
     }
 
     /// Why a write fenced in its own `WHERE` wrote nothing: the request is
-    /// gone, another lease holds it, or it left `expected` (read now,
-    /// without a lock; the write is already undone by not having happened).
+    /// gone, another lease holds it, or it left `expected`. Read after the
+    /// write, without a lock: nothing was written, so nothing is undone.
     pub async fn why_fenced(&self, store: &Store, expected: State) -> Error {
         let id = self.request_id;
         let holder: Result<Option<(String, i64, Option<String>)>, sqlx::Error> =

@@ -143,6 +143,18 @@ pub struct Resumption {
     pub checkpoint: StoredCheckpoint,
 }
 
+/// The row [`Store::resumption`] reads; the cursor as JSON text on both
+/// backends.
+#[derive(sqlx::FromRow)]
+struct ResumptionRow {
+    subject_key: Option<String>,
+    batch_done: i32,
+    batch_total: Option<i32>,
+    phase_cursor: Option<String>,
+    #[sqlx(flatten)]
+    counters: Counters,
+}
+
 /// A request's checkpoint as stored: batches done, batches known, cursor.
 #[derive(Debug, Clone, Default)]
 pub struct StoredCheckpoint {
@@ -242,21 +254,10 @@ impl Store {
     /// one statement: the member's key (for the worker only, never logged),
     /// the counters and the checkpoint.
     pub(crate) async fn resumption(&self, id: Uuid) -> Result<Resumption, Error> {
-        #[allow(clippy::type_complexity)]
-        let row: (
-            Option<String>,
-            i32,
-            Option<i32>,
-            Option<String>,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            i32,
-        ) = on_either_backend!(self.db(), id, |pool, stored_id| {
+        let row: ResumptionRow = on_either_backend!(self.db(), id, |pool, stored_id| {
             sqlx::query_as(concat!(
-                "SELECT subject_key, batch_done, batch_total, CAST(phase_cursor AS TEXT), ",
+                "SELECT subject_key, batch_done, batch_total, \
+                        CAST(phase_cursor AS TEXT) AS phase_cursor, ",
                 counter_columns!(),
                 " FROM erasure_requests WHERE id = $1"
             ))
@@ -264,26 +265,20 @@ impl Store {
             .fetch_one(pool)
             .await?
         });
-        let (subject, batch_done, batch_total, cursor) = (row.0, row.1, row.2, row.3);
-        let subject = subject
+        let subject = row
+            .subject_key
             .ok_or_else(|| Error::Invariant(format!("request {id} has no subject key left")))?;
-        let cursor = cursor
+        let cursor = row
+            .phase_cursor
             .map(|text| serde_json::from_str(&text))
             .transpose()
             .map_err(|source| Error::Cursor { id, source })?;
         Ok(Resumption {
             subject,
-            counters: Counters {
-                rows_found: row.4,
-                objects_found: row.5,
-                objects_retained: row.6,
-                objects_deleted: row.7,
-                rows_masked: row.8,
-                anomaly_count: row.9,
-            },
+            counters: row.counters,
             checkpoint: StoredCheckpoint {
-                batch_done,
-                batch_total,
+                batch_done: row.batch_done,
+                batch_total: row.batch_total,
                 cursor,
             },
         })
