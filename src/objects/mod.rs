@@ -192,6 +192,10 @@ impl ObjectStore {
                     .map_err(|err| ObjectError::from_sdk("DeleteObjects", bucket, err))
             })
             .await?;
+        // Quiet mode: usually no entries at all, and nothing to match.
+        if output.errors().is_empty() {
+            return Ok(Vec::new());
+        }
         let sent: std::collections::HashSet<&str> =
             targets.iter().map(|(key, _)| key.as_str()).collect();
         let mut unattributed = 0usize;

@@ -21,10 +21,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::Context;
 use super::batch::{Committed, PhaseRun};
 use super::s3_erasure::{self, ObjectOutcome, Refusal};
 use super::state::{Phase, State};
-use super::{Checkpoint, Context, Step};
 use crate::catalog::LockedObjectRows;
 use crate::error::Error;
 use crate::objects::ObjectError;
@@ -139,10 +139,6 @@ impl PhaseRun for Deletion {
             progress,
         })
     }
-}
-
-pub async fn step(ctx: &Context, lease: &Lease, known: Option<Checkpoint>) -> Result<Step, Error> {
-    super::batch::run_batch(ctx, lease, &Deletion, known).await
 }
 
 /// Objects per deletion batch: `worker.delete_batch_size`, sent as calls of

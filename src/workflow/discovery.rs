@@ -4,10 +4,10 @@
 //! checkpoint in one transaction ([`super::batch`]), so a crash leaves
 //! either the whole batch or none of it. Nothing is deleted here.
 
+use super::Context;
 use super::batch::{Committed, PhaseRun};
 use super::state::{Phase, State};
 use super::targets::{self, Cursor, Findings, Page};
-use super::{Checkpoint, Context, Step};
 use crate::error::Error;
 use crate::store::requests::checkpoint::Progress;
 use crate::store::{Lease, Tx, manifest};
@@ -86,13 +86,4 @@ impl PhaseRun for Discovery<'_> {
             ),
         })
     }
-}
-
-pub async fn step(
-    ctx: &Context,
-    lease: &Lease,
-    subject: &str,
-    known: Option<Checkpoint>,
-) -> Result<Step, Error> {
-    super::batch::run_batch(ctx, lease, &Discovery { subject }, known).await
 }

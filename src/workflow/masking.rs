@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::Context;
 use super::batch::{Committed, PhaseRun};
 use super::state::{Phase, State};
-use super::{Checkpoint, Context, Step};
 use crate::catalog::{LockedObjectRows, RowErasure};
 use crate::error::Error;
 use crate::pace::Admission;
@@ -172,8 +172,4 @@ impl PhaseRun for Masking {
             detail: format!("rows {masked}"),
         })
     }
-}
-
-pub async fn step(ctx: &Context, lease: &Lease, known: Option<Checkpoint>) -> Result<Step, Error> {
-    super::batch::run_batch(ctx, lease, &Masking, known).await
 }

@@ -39,7 +39,12 @@ use crate::references::Resolver;
 use crate::store::events::EventKind;
 use crate::store::requests::{Counters, StoredCheckpoint};
 use crate::store::{Lease, Store, events};
+use batch::run_batch;
+use deletion::Deletion;
+use discovery::Discovery;
+use masking::Masking;
 use state::{Phase, State};
+use verification::Verification;
 
 /// Everything a step needs.
 #[derive(Clone)]
@@ -145,10 +150,10 @@ pub async fn step(
     known: Option<Checkpoint>,
 ) -> Result<Step, Error> {
     match state {
-        State::Requested => discovery::step(ctx, lease, subject, known).await,
-        State::TargetsFound => deletion::step(ctx, lease, known).await,
-        State::S3Cleared => masking::step(ctx, lease, known).await,
-        State::DbMasked => verification::step(ctx, lease, subject, known).await,
+        State::Requested => run_batch(ctx, lease, &Discovery { subject }, known).await,
+        State::TargetsFound => run_batch(ctx, lease, &Deletion, known).await,
+        State::S3Cleared => run_batch(ctx, lease, &Masking, known).await,
+        State::DbMasked => run_batch(ctx, lease, &Verification { subject }, known).await,
         other => Err(Error::Invariant(format!(
             "request {}: no work in state {other}",
             lease.request_id

@@ -155,15 +155,6 @@ impl PhaseRun for Verification<'_> {
     }
 }
 
-pub async fn step(
-    ctx: &Context,
-    lease: &Lease,
-    subject: &str,
-    known: Option<Checkpoint>,
-) -> Result<Step, Error> {
-    super::batch::run_batch(ctx, lease, &Verification { subject }, known).await
-}
-
 /// Reads a page back, bucket by bucket; a survivor is erased once more and
 /// read back again.
 async fn read_back(

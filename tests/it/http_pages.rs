@@ -4,12 +4,12 @@
 //! on the pages, CSRF on every form that changes something, the language
 //! chosen by `Accept-Language`, and hostile values shown as text.
 
-use crate::app::TestApp;
+use crate::app::{TestApp, run_worker_once};
 use crate::harness::http::{
     AUDIT_TOKEN, Http, OPERATE_TOKEN, SUBMIT_TOKEN, TestServer, with_tokens,
 };
+use lethe::State;
 use lethe::store::Backend;
-use lethe::{State, WorkerOptions};
 
 /// Signs in with `token`; the session cookie (`lethe_session=...`).
 async fn sign_in(http: &Http, token: &str) -> String {
@@ -266,16 +266,8 @@ async fn a_request_moving_on_is_on_every_render_of_the_queue(backend: Backend) {
     for member in &loaded.members {
         ids.push(app.submit(&member.key).await);
     }
-    let worker = app
-        .engine
-        .worker(WorkerOptions {
-            once: true,
-            ignore_window: true,
-            ..WorkerOptions::default()
-        })
-        .await
-        .expect("a worker");
-    let running = tokio::spawn(worker.run());
+    let engine = app.engine.clone();
+    let running = tokio::spawn(async move { run_worker_once(&engine).await });
     let mut renders = 0;
     while !running.is_finished() {
         let queue = page(&http, "/", &cookie).await;
@@ -288,7 +280,7 @@ async fn a_request_moving_on_is_on_every_render_of_the_queue(backend: Backend) {
         }
         renders += 1;
     }
-    running.await.unwrap().expect("the worker ran");
+    running.await.expect("the worker ran");
     for id in &ids {
         assert_eq!(app.state_of(*id).await, State::Done);
     }

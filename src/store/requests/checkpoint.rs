@@ -1,0 +1,157 @@
+//! A request's checkpoint writes, each under its lease's fence: a phase's
+//! start (its own fenced statement or transaction), and inside a batch's
+//! transaction, after [`Lease::fence`], the batch's commit and an advance.
+
+use super::*;
+
+/// Counter increments a batch contributes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub rows_found: i64,
+    pub objects_found: i64,
+    pub objects_retained: i64,
+    pub objects_deleted: i64,
+    /// Tagged for expiry (tag-and-expire buckets).
+    pub objects_scheduled: i64,
+    /// Retained because S3 refused them for good.
+    pub objects_locked: i64,
+    pub rows_masked: i64,
+    pub anomalies: i32,
+    /// Objects read back, and survivors found, by verification.
+    pub objects_verified: i64,
+    pub survivors_found: i64,
+}
+
+/// The event a batch's commit appends (`batch_committed`, or the second
+/// sweep's).
+#[derive(Debug, Clone, Copy)]
+pub struct CommitEvent<'a> {
+    pub kind: EventKind,
+    pub phase: Phase,
+    pub batch: Option<i32>,
+    /// Counts, never keys.
+    pub detail: &'a str,
+}
+
+/// Records one completed batch: cursor, batch count, counters, a reset
+/// of the consecutive-failure count, and its event (on PostgreSQL in
+/// the same statement). Returns the counters as they
+/// now stand (the worker's progress report, without a read of its own).
+pub async fn batch_done(
+    tx: &mut Tx,
+    lease: &Lease,
+    cursor: &serde_json::Value,
+    progress: Progress,
+    event: CommitEvent<'_>,
+) -> Result<Counters, Error> {
+    let id = lease.request_id;
+    let counters = match tx.conn() {
+        Backed::Postgres(conn) => {
+            return postgres::requests::batch_done(conn, lease, cursor, progress, event).await;
+        }
+        Backed::Sqlite(conn) => sqlite::requests::batch_done(conn, id, cursor, progress).await?,
+    };
+    events::record(
+        tx,
+        lease,
+        event.kind,
+        Some(event.phase),
+        event.batch,
+        Some(event.detail),
+    )
+    .await?;
+    Ok(counters)
+}
+
+/// Starts a phase with its first batch, committed together under the
+/// lease's fence: the phase's batch total (starting deletion also stamps
+/// `s3_started_at`, the point after which the request can no longer be
+/// cancelled) and the batch's `batch_started` event. On PostgreSQL one
+/// statement whose `WHERE` is the fence; on SQLite a fenced transaction.
+pub async fn start_phase(
+    store: &Store,
+    lease: &Lease,
+    state: State,
+    phase: Phase,
+    batch: i32,
+    total: i32,
+) -> Result<(), Error> {
+    let (id, s3) = (lease.request_id, state == State::TargetsFound);
+    if let Backed::Postgres(pool) = store.db() {
+        let start = postgres::requests::PhaseStart {
+            state,
+            phase,
+            batch,
+            total,
+            s3_starts: s3,
+        };
+        if postgres::requests::start_phase(pool, lease, start).await? {
+            return Ok(());
+        }
+        // Nothing was written: the fence says why.
+        return Err(lease.why_fenced(store, state).await);
+    }
+    let mut tx = store.begin().await?;
+    lease.fence(&mut tx, state).await?;
+    match tx.conn() {
+        Backed::Sqlite(conn) => sqlite::requests::phase_started(conn, id, total, s3).await?,
+        Backed::Postgres(_) => {
+            return Err(Error::Invariant(
+                "a PostgreSQL phase start is one statement (postgres::requests::start_phase)"
+                    .into(),
+            ));
+        }
+    }
+    events::record(
+        &mut tx,
+        lease,
+        EventKind::BatchStarted,
+        Some(phase),
+        Some(batch),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Moves to the next milestone and resets the phase checkpoint. Reaching
+/// S3Cleared stamps `s3_started_at` if deletion had nothing to start
+/// (a member without objects): past it, no request can be cancelled.
+pub async fn advance(tx: &mut Tx, lease: &Lease, from: State, to: State) -> Result<(), Error> {
+    from.check_transition(to)?;
+    let stamp = milestone_column(to)?;
+    let id = lease.request_id;
+    match tx.conn() {
+        // The update and its `advanced` event in one statement.
+        Backed::Postgres(conn) => {
+            return postgres::requests::advance(conn, lease, from, to, stamp).await;
+        }
+        Backed::Sqlite(conn) => sqlite::requests::advance(conn, id, to, stamp).await?,
+    }
+    events::record(
+        tx,
+        lease,
+        EventKind::Advanced,
+        from.phase(),
+        None,
+        Some(to.as_str()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The column that stamps when a request reached a milestone.
+fn milestone_column(to: State) -> Result<&'static str, Error> {
+    Ok(match to {
+        State::TargetsFound => "targets_found_at",
+        State::S3Cleared => "s3_cleared_at",
+        State::DbMasked => "db_masked_at",
+        State::Done => "finished_at",
+        other => {
+            return Err(Error::Invariant(format!(
+                "advance to {other} is not a milestone"
+            )));
+        }
+    })
+}
