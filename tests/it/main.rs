@@ -58,6 +58,7 @@ mod http_pages;
 mod listing_readback;
 mod load;
 mod locking;
+mod manifest_writes;
 mod null_keys;
 mod observability;
 mod overdue;

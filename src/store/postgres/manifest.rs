@@ -1,13 +1,23 @@
 //! Statements on the manifest and anomalies, PostgreSQL: set-based, one
 //! statement per kind per batch (arrays bound and UNNESTed).
 
+use std::collections::HashSet;
+
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::Error;
 use crate::store::manifest::{Added, Anomaly, ManifestObject, ManifestRow, ObjectEnd};
 
-/// Inserts a batch's rows and objects; anomalies are the caller's.
+/// Inserts a batch's rows and objects that the manifest does not hold yet;
+/// anomalies are the caller's.
+///
+/// An entry already there is skipped by an anti-join, not `ON CONFLICT`
+/// (whose speculative insertion cost as much again as the insert itself), so
+/// a batch names each entry once (the first, which keeps its place in the
+/// deletion order). No other transaction writes this request's manifest at
+/// the same time: every caller has fenced its lease first, which holds the
+/// request's row `FOR UPDATE`.
 pub async fn add(
     conn: &mut PgConnection,
     request_id: Uuid,
@@ -17,12 +27,14 @@ pub async fn add(
 ) -> Result<Added, Error> {
     let mut added = Added::default();
     if !rows.is_empty() {
+        let rows = first_of_each(rows, |r| (r.table.as_str(), r.row_id.as_str()));
         let tables: Vec<&str> = rows.iter().map(|r| r.table.as_str()).collect();
         let ids: Vec<&str> = rows.iter().map(|r| r.row_id.as_str()).collect();
         added.rows = sqlx::query(
             "INSERT INTO erasure_manifest_rows (request_id, batch_no, table_name, row_id) \
              SELECT $1, $2, t, r FROM UNNEST($3::text[], $4::text[]) AS u(t, r) \
-             ON CONFLICT DO NOTHING",
+              WHERE NOT EXISTS (SELECT 1 FROM erasure_manifest_rows m \
+                                 WHERE m.request_id = $1 AND m.table_name = t AND m.row_id = r)",
         )
         .bind(request_id)
         .bind(batch_no)
@@ -33,6 +45,9 @@ pub async fn add(
         .rows_affected() as i64;
     }
     if !objects.is_empty() {
+        let objects = first_of_each(objects, |o| {
+            (o.object.bucket.as_str(), o.object.key.as_str())
+        });
         let buckets: Vec<&str> = objects.iter().map(|o| o.object.bucket.as_str()).collect();
         let keys: Vec<&str> = objects.iter().map(|o| o.object.key.as_str()).collect();
         let dispositions: Vec<&str> = objects.iter().map(|o| o.disposition()).collect();
@@ -51,7 +66,8 @@ pub async fn add(
                     b, k, d, s, r, p, c \
                FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) \
                     WITH ORDINALITY AS u(b, k, d, s, r, p, c, n) \
-             ON CONFLICT DO NOTHING \
+              WHERE NOT EXISTS (SELECT 1 FROM erasure_manifest_objects m \
+                                 WHERE m.request_id = $1 AND m.bucket = b AND m.object_key = k) \
              RETURNING disposition",
         )
         .bind(request_id)
@@ -68,6 +84,15 @@ pub async fn add(
         added.objects_retained = inserted.len() as i64 - added.objects_to_delete;
     }
     Ok(added)
+}
+
+/// The entries in their order, each key once: its first occurrence.
+fn first_of_each<'a, T, K: Eq + std::hash::Hash + 'a>(
+    entries: &'a [T],
+    key: impl Fn(&'a T) -> K,
+) -> Vec<&'a T> {
+    let mut seen = HashSet::with_capacity(entries.len());
+    entries.iter().filter(|e| seen.insert(key(e))).collect()
 }
 
 pub async fn record_anomalies(
