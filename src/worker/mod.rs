@@ -453,6 +453,8 @@ async fn drive(
     // The checkpoint the next step starts from, when known without a read:
     // as read with the key, and after each advance (a phase not started).
     let mut known = Some(Checkpoint::stored(request_id, resumption.checkpoint));
+    // The next batch, when the last one prepared it while it committed.
+    let mut ahead = None;
     loop {
         if lost.is_cancelled() {
             return Outcome::LostLease;
@@ -469,7 +471,7 @@ async fn drive(
             return Outcome::WindowClosed;
         }
         let started = Instant::now();
-        match workflow::step(ctx, lease, state, &subject, known.take()).await {
+        match workflow::step(ctx, lease, state, &subject, known.take(), &mut ahead).await {
             Ok(Step::Batch {
                 phase,
                 batch,

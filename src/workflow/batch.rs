@@ -13,8 +13,13 @@
 //! anywhere repeats at most the one batch in flight. Transactions are few
 //! (a small erasure's phase is one batch: its start and its commit): a
 //! phase with no work is not started at all, and the last batch advances
-//! the request in its own commit.
+//! the request in its own commit. A phase whose work only reads
+//! (discovery) reads and works out its next batch while this one commits
+//! ([`Ahead`]): the database writes one batch while lethe and S3 prepare
+//! the next, and a crash still repeats one batch, since the one prepared
+//! wrote nothing.
 
+use std::any::Any;
 use std::future::Future;
 
 use serde::Serialize;
@@ -29,6 +34,7 @@ use crate::error::Error;
 use crate::failpoint;
 use crate::pace::Admission;
 use crate::store::events::EventKind;
+use crate::store::requests::Counters;
 use crate::store::requests::checkpoint::{self, CommitEvent, Progress};
 use crate::store::{Lease, Tx};
 
@@ -44,9 +50,9 @@ pub trait PhaseRun: Sync {
     /// Where the phase stands between batches (stored as JSON).
     type Cursor: Serialize + DeserializeOwned + Default + Send + Sync;
     /// A batch's input, read before anything is done.
-    type Work: Send + Sync;
+    type Work: Send + Sync + 'static;
     /// What the batch's work outside the database produced.
-    type Effects: Send;
+    type Effects: Send + 'static;
 
     /// The milestone the phase starts from.
     const FROM: State;
@@ -56,6 +62,10 @@ pub trait PhaseRun: Sync {
     /// default [`PhaseRun::finish`]), so that its last batch may advance in
     /// its own transaction.
     const ENDS_BY_ADVANCING: bool = true;
+    /// Whether [`PhaseRun::act`] only reads (nothing outside lethe's
+    /// transaction changes), so that the next batch may be read and worked
+    /// out while this one commits ([`Ahead`]).
+    const ACT_ONLY_READS: bool = false;
 
     /// How many batches the phase has, counted when it starts.
     fn total(
@@ -127,12 +137,43 @@ pub trait PhaseRun: Sync {
     }
 }
 
-/// Runs one step of a phase: one batch, or the phase's end.
+/// The next batch's input and work, done while the batch before it
+/// committed, in a phase whose work only reads
+/// ([`PhaseRun::ACT_ONLY_READS`]: discovery). The next step commits it
+/// without reading it or working it out again; anything else first (an
+/// error, a shutdown, a lost lease) drops it, and it is simply done again.
+/// It wrote nothing, so there is nothing to undo.
+pub struct Ahead {
+    /// The cursor it was read after; the next step must start there.
+    cursor: serde_json::Value,
+    /// `Option<(P::Work, P::Effects)>`: None when nothing came after.
+    prepared: Box<dyn Any + Send>,
+}
+
+impl Ahead {
+    /// The prepared batch, if it is this phase's and starts at `cursor`.
+    fn take<P: PhaseRun>(
+        self,
+        cursor: &serde_json::Value,
+    ) -> Option<Option<(P::Work, P::Effects)>> {
+        if &self.cursor != cursor {
+            return None;
+        }
+        self.prepared
+            .downcast::<Option<(P::Work, P::Effects)>>()
+            .ok()
+            .map(|prepared| *prepared)
+    }
+}
+
+/// Runs one step of a phase: one batch, or the phase's end. `ahead` holds
+/// what the step before prepared, and what this one prepares for the next.
 pub async fn run_batch<P: PhaseRun>(
     ctx: &Context,
     lease: &Lease,
     phase: &P,
     known: Option<Checkpoint>,
+    ahead: &mut Option<Ahead>,
 ) -> Result<Step, Error> {
     let checkpoint = match known {
         Some(checkpoint) => checkpoint,
@@ -144,7 +185,15 @@ pub async fn run_batch<P: PhaseRun>(
         None => phase.total(ctx, lease).await?,
     };
     let cursor: P::Cursor = checkpoint.cursor()?;
-    let Some(work) = phase.read(ctx, lease, &cursor).await? else {
+    let prepared = ahead
+        .take()
+        .and_then(|ahead| ahead.take::<P>(&cursor_value(&cursor)));
+    let (work, effects) = match prepared {
+        Some(Some((work, effects))) => (Some(work), Some(effects)),
+        Some(None) => (None, None),
+        None => (phase.read(ctx, lease, &cursor).await?, None),
+    };
+    let Some(work) = work else {
         // Done, or never anything to do: a phase without work is not
         // started, it ends.
         return phase.finish(ctx, lease, &checkpoint, Some(total)).await;
@@ -160,44 +209,47 @@ pub async fn run_batch<P: PhaseRun>(
         } else {
             batch_started(ctx, lease, P::PHASE, batch).await?;
         }
-        let effects = phase.act(ctx, lease, batch, &work).await?;
+        let effects = match effects {
+            Some(effects) => effects,
+            None => phase.act(ctx, lease, batch, &work).await?,
+        };
         let after = phase.cursor_after(&work);
         // The batch the phase's total said was the last: if nothing is left
         // after it (seen in its input, or asked now, outside the
         // transaction), it also advances.
-        let last = P::ENDS_BY_ADVANCING
-            && batch >= total
+        let may_be_last = P::ENDS_BY_ADVANCING && batch >= total;
+        let last = may_be_last
             && (phase.is_final(ctx, &work) || phase.read(ctx, lease, &after).await?.is_none());
-
-        let mut tx = phase.begin(ctx).await?;
-        lease.fence(&mut tx, P::FROM).await?;
-        let committed = phase
-            .write(&mut tx, ctx, lease, batch, work, effects)
-            .await?;
-        // After the batch's effects, before its checkpoint: where a crash
-        // test kills the worker.
-        failpoint::pause_if_armed(P::PHASE, batch).await;
-        let event = CommitEvent {
-            kind: EventKind::BatchCommitted,
-            phase: P::PHASE,
-            batch: Some(batch),
-            detail: &committed.detail,
-        };
-        let counters = checkpoint::batch_done(
-            &mut tx,
-            lease,
-            &cursor_value(&after),
-            committed.progress,
-            event,
-        )
-        .await?;
-        let advanced = if last {
-            Some(advance_in(&mut tx, lease, P::FROM).await?)
+        let read_ahead = P::ACT_ONLY_READS && !may_be_last && !phase.is_final(ctx, &work);
+        let commit = commit(ctx, lease, phase, batch, work, effects, &after, last);
+        let (detail, advanced, counters) = if read_ahead {
+            // The next batch is read and worked out while this one commits
+            // (on another connection): its work only reads, so it changes
+            // nothing if this commit fails.
+            let next = async {
+                let Some(next) = phase.read(ctx, lease, &after).await? else {
+                    return Ok(None);
+                };
+                let effects = phase.act(ctx, lease, batch + 1, &next).await?;
+                Ok::<_, Error>(Some((next, effects)))
+            };
+            let (committed, prepared) = tokio::join!(commit, next);
+            let committed = committed?;
+            match prepared {
+                Ok(prepared) => {
+                    *ahead = Some(Ahead {
+                        cursor: cursor_value(&after),
+                        prepared: Box::new(prepared),
+                    })
+                }
+                // Done again, in its own step, where its error counts.
+                Err(err) => tracing::debug!("reading the next batch ahead: {err}"),
+            }
+            committed
         } else {
-            None
+            commit.await?
         };
-        tx.commit().await?;
-        tracing::debug!(total, detail = %committed.detail, "batch committed");
+        tracing::debug!(total, %detail, "batch committed");
         Ok(Step::Batch {
             phase: P::PHASE,
             batch,
@@ -208,4 +260,42 @@ pub async fn run_batch<P: PhaseRun>(
     }
     .instrument(span)
     .await
+}
+
+/// A batch's one fenced transaction: its outcome, its checkpoint and its
+/// `batch_committed` event, and the advance when it was the phase's last.
+#[allow(clippy::too_many_arguments)]
+async fn commit<P: PhaseRun>(
+    ctx: &Context,
+    lease: &Lease,
+    phase: &P,
+    batch: i32,
+    work: P::Work,
+    effects: P::Effects,
+    after: &P::Cursor,
+    last: bool,
+) -> Result<(String, Option<State>, Counters), Error> {
+    let mut tx = phase.begin(ctx).await?;
+    lease.fence(&mut tx, P::FROM).await?;
+    let Committed { progress, detail } = phase
+        .write(&mut tx, ctx, lease, batch, work, effects)
+        .await?;
+    // After the batch's effects, before its checkpoint: where a crash
+    // test kills the worker.
+    failpoint::pause_if_armed(P::PHASE, batch).await;
+    let event = CommitEvent {
+        kind: EventKind::BatchCommitted,
+        phase: P::PHASE,
+        batch: Some(batch),
+        detail: &detail,
+    };
+    let counters =
+        checkpoint::batch_done(&mut tx, lease, &cursor_value(after), progress, event).await?;
+    let advanced = if last {
+        Some(advance_in(&mut tx, lease, P::FROM).await?)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok((detail, advanced, counters))
 }

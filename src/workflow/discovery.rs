@@ -23,6 +23,9 @@ impl PhaseRun for Discovery<'_> {
     type Effects = Findings;
     const FROM: State = State::Requested;
     const PHASE: Phase = Phase::FindingTargets;
+    // Reads client and feature rows and asks S3; writes only the manifest,
+    // in the batch's commit.
+    const ACT_ONLY_READS: bool = true;
 
     async fn total(&self, ctx: &Context, _lease: &Lease) -> Result<i32, Error> {
         targets::count_pages(ctx, self.subject).await

@@ -39,6 +39,7 @@ use crate::references::Resolver;
 use crate::store::events::EventKind;
 use crate::store::requests::{Counters, StoredCheckpoint};
 use crate::store::{Lease, Store, events};
+pub use batch::Ahead;
 use batch::run_batch;
 use deletion::Deletion;
 use discovery::Discovery;
@@ -148,12 +149,13 @@ pub async fn step(
     state: State,
     subject: &str,
     known: Option<Checkpoint>,
+    ahead: &mut Option<Ahead>,
 ) -> Result<Step, Error> {
     match state {
-        State::Requested => run_batch(ctx, lease, &Discovery { subject }, known).await,
-        State::TargetsFound => run_batch(ctx, lease, &Deletion, known).await,
-        State::S3Cleared => run_batch(ctx, lease, &Masking, known).await,
-        State::DbMasked => run_batch(ctx, lease, &Verification { subject }, known).await,
+        State::Requested => run_batch(ctx, lease, &Discovery { subject }, known, ahead).await,
+        State::TargetsFound => run_batch(ctx, lease, &Deletion, known, ahead).await,
+        State::S3Cleared => run_batch(ctx, lease, &Masking, known, ahead).await,
+        State::DbMasked => run_batch(ctx, lease, &Verification { subject }, known, ahead).await,
         other => Err(Error::Invariant(format!(
             "request {}: no work in state {other}",
             lease.request_id
