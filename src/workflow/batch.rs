@@ -221,7 +221,13 @@ pub async fn run_batch<P: PhaseRun>(
         let last = may_be_last
             && (phase.is_final(ctx, &work) || phase.read(ctx, lease, &after).await?.is_none());
         let read_ahead = P::ACT_ONLY_READS && !may_be_last && !phase.is_final(ctx, &work);
-        let commit = commit(ctx, lease, phase, batch, work, effects, &after, last);
+        let done = Done::<P> {
+            batch,
+            work,
+            effects,
+            last,
+        };
+        let commit = commit(ctx, lease, phase, done, &after);
         let (detail, advanced, counters) = if read_ahead {
             // The next batch is read and worked out while this one commits
             // (on another connection): its work only reads, so it changes
@@ -262,19 +268,32 @@ pub async fn run_batch<P: PhaseRun>(
     .await
 }
 
-/// A batch's one fenced transaction: its outcome, its checkpoint and its
-/// `batch_committed` event, and the advance when it was the phase's last.
-#[allow(clippy::too_many_arguments)]
+/// A batch whose work is done, to commit.
+struct Done<P: PhaseRun> {
+    batch: i32,
+    work: P::Work,
+    effects: P::Effects,
+    /// It was the phase's last: the request advances in the same commit.
+    last: bool,
+}
+
+/// A batch's one fenced transaction: its outcome, its checkpoint (`after`)
+/// and its `batch_committed` event, and the advance when it was the
+/// phase's last. Returns the event's detail, the milestone advanced to and
+/// the counters the commit left.
 async fn commit<P: PhaseRun>(
     ctx: &Context,
     lease: &Lease,
     phase: &P,
-    batch: i32,
-    work: P::Work,
-    effects: P::Effects,
+    done: Done<P>,
     after: &P::Cursor,
-    last: bool,
 ) -> Result<(String, Option<State>, Counters), Error> {
+    let Done {
+        batch,
+        work,
+        effects,
+        last,
+    } = done;
     let mut tx = phase.begin(ctx).await?;
     lease.fence(&mut tx, P::FROM).await?;
     let Committed { progress, detail } = phase
