@@ -27,9 +27,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::state::{Phase, State};
-use super::{
-    Checkpoint, Context, Step, advance, advance_in, batch_started, cursor_value, start_phase,
-};
+use super::{Checkpoint, Context, Step, advance, advance_in, batch_started, cursor_value};
 use crate::error::Error;
 use crate::failpoint;
 use crate::pace::Admission;
@@ -205,7 +203,7 @@ pub async fn run_batch<P: PhaseRun>(
     let span = tracing::debug_span!("batch", phase = %P::PHASE, batch);
     async {
         if starting {
-            start_phase(ctx, lease, P::FROM, P::PHASE, batch, total).await?;
+            checkpoint::start_phase(&ctx.store, lease, P::FROM, P::PHASE, batch, total).await?;
         } else {
             batch_started(ctx, lease, P::PHASE, batch).await?;
         }

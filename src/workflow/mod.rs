@@ -182,22 +182,6 @@ pub async fn batch_started(
     .await
 }
 
-/// Starts a phase with its first batch, committed together under the
-/// lease's fence: the phase's batch total (starting deletion also stamps
-/// `s3_started_at`: from then on the request cannot be cancelled) and the
-/// batch's start.
-pub async fn start_phase(
-    ctx: &Context,
-    lease: &Lease,
-    state: State,
-    phase: Phase,
-    batch: i32,
-    total: i32,
-) -> Result<(), Error> {
-    crate::store::requests::checkpoint::start_phase(&ctx.store, lease, state, phase, batch, total)
-        .await
-}
-
 /// Moves to the next milestone, fenced.
 pub async fn advance(ctx: &Context, lease: &Lease, from: State) -> Result<Step, Error> {
     let mut tx = ctx.store.begin().await?;
