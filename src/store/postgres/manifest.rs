@@ -12,10 +12,14 @@ use crate::store::manifest::{Added, Anomaly, ManifestObject, ManifestRow, Object
 /// Inserts a batch's rows and objects that the manifest does not hold yet;
 /// anomalies are the caller's.
 ///
-/// An entry already there is skipped by an anti-join, not `ON CONFLICT`
-/// (whose speculative insertion cost as much again as the insert itself), so
-/// a batch names each entry once (the first, which keeps its place in the
-/// deletion order). No other transaction writes this request's manifest at
+/// An entry already there is skipped by a look-up of its key, not
+/// `ON CONFLICT` (whose speculative insertion cost as much again as the
+/// insert itself), so a batch names each entry once (the first, which keeps
+/// its place in the deletion order). The look-up is kept a per-entry probe
+/// of the primary key (`OFFSET 0` keeps the planner from turning it into a
+/// join): as a hash anti-join it read every entry the request already had,
+/// for each batch, so a large member's batches grew ever slower (77 ms
+/// against 30 ms for 4,333 rows after 78,000). No other transaction writes this request's manifest at
 /// the same time: every caller has fenced its lease first, which holds the
 /// request's row `FOR UPDATE`.
 pub async fn add(
@@ -34,7 +38,8 @@ pub async fn add(
             "INSERT INTO erasure_manifest_rows (request_id, batch_no, table_name, row_id) \
              SELECT $1, $2, t, r FROM UNNEST($3::text[], $4::text[]) AS u(t, r) \
               WHERE NOT EXISTS (SELECT 1 FROM erasure_manifest_rows m \
-                                 WHERE m.request_id = $1 AND m.table_name = t AND m.row_id = r)",
+                                 WHERE m.request_id = $1 AND m.table_name = t AND m.row_id = r \
+                                 OFFSET 0)",
         )
         .bind(request_id)
         .bind(batch_no)
@@ -67,7 +72,8 @@ pub async fn add(
                FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) \
                     WITH ORDINALITY AS u(b, k, d, s, r, p, c, n) \
               WHERE NOT EXISTS (SELECT 1 FROM erasure_manifest_objects m \
-                                 WHERE m.request_id = $1 AND m.bucket = b AND m.object_key = k) \
+                                 WHERE m.request_id = $1 AND m.bucket = b AND m.object_key = k \
+                                 OFFSET 0) \
              RETURNING disposition",
         )
         .bind(request_id)
@@ -126,16 +132,24 @@ pub async fn record_outcomes(
     let seqs: Vec<i64> = ends.iter().map(|e| e.seq).collect();
     let outcomes: Vec<&str> = ends.iter().map(|e| e.outcome).collect();
     let versions: Vec<Option<i32>> = ends.iter().map(|e| e.versions).collect();
+    let (Some(first), Some(last)) = (seqs.iter().min(), seqs.iter().max()) else {
+        return Ok(());
+    };
+    // The batch's range of `seq` as well: without it PostgreSQL plans a
+    // hash join over every object of the request (a large member's 66,000
+    // for each batch of 7,500), with it a scan of the batch's range.
     sqlx::query(
         "UPDATE erasure_manifest_objects m \
             SET outcome = u.o, versions = u.v, deleted_at = coalesce(m.deleted_at, now()) \
            FROM UNNEST($2::bigint[], $3::text[], $4::int[]) AS u(s, o, v) \
-          WHERE m.request_id = $1 AND m.seq = u.s",
+          WHERE m.request_id = $1 AND m.seq = u.s AND m.seq BETWEEN $5 AND $6",
     )
     .bind(request_id)
     .bind(&seqs)
     .bind(&outcomes)
     .bind(&versions)
+    .bind(first)
+    .bind(last)
     .execute(conn)
     .await?;
     Ok(())
