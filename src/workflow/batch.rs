@@ -13,14 +13,16 @@
 //! anywhere repeats at most the one batch in flight. Transactions are few
 //! (a small erasure's phase is one batch: its start and its commit): a
 //! phase with no work is not started at all, and the last batch advances
-//! the request in its own commit. A phase whose work only reads
-//! (discovery) reads and works out its next batch while this one commits
-//! ([`Ahead`]): the database writes one batch while lethe and S3 prepare
-//! the next, and a crash still repeats one batch, since the one prepared
-//! wrote nothing.
+//! the request in its own commit. The next batch is prepared while this
+//! one is done ([`ReadAhead`], held in an [`Ahead`]): where a phase's input
+//! is lethe's own manifest (deletion, masking, verification) it is read
+//! while this batch works and commits; where its work only reads
+//! (discovery) it is also worked out while this one commits. Either way
+//! the prepared batch wrote nothing, so a crash still repeats one batch.
 
 use std::any::Any;
 use std::future::Future;
+use std::time::Instant;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -60,10 +62,8 @@ pub trait PhaseRun: Sync {
     /// default [`PhaseRun::finish`]), so that its last batch may advance in
     /// its own transaction.
     const ENDS_BY_ADVANCING: bool = true;
-    /// Whether [`PhaseRun::act`] only reads (nothing outside lethe's
-    /// transaction changes), so that the next batch may be read and worked
-    /// out while this one commits ([`Ahead`]).
-    const ACT_ONLY_READS: bool = false;
+    /// How much of the next batch is prepared while this one is done.
+    const READ_AHEAD: ReadAhead = ReadAhead::Nothing;
 
     /// How many batches the phase has, counted when it starts.
     fn total(
@@ -135,30 +135,46 @@ pub trait PhaseRun: Sync {
     }
 }
 
-/// The next batch's input and work, done while the batch before it
-/// committed, in a phase whose work only reads
-/// ([`PhaseRun::ACT_ONLY_READS`]: discovery). The next step commits it
-/// without reading it or working it out again; anything else first (an
-/// error, a shutdown, a lost lease) drops it, and it is simply done again.
-/// It wrote nothing, so there is nothing to undo.
+/// How much of its next batch a phase prepares while the current one is
+/// worked and committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAhead {
+    /// Nothing: the next batch is read when this one has committed.
+    Nothing,
+    /// Its input, read while this batch works and commits: for a phase
+    /// whose input after a cursor is lethe's own manifest, which this
+    /// batch's commit does not change (it writes only its own entries).
+    Input,
+    /// Its input and its work, while this batch commits: for a phase whose
+    /// work only reads (nothing outside lethe's transaction changes).
+    InputAndWork,
+}
+
+/// The next batch, read (and, for [`ReadAhead::InputAndWork`], worked
+/// out) while the batch before it was done. The next step uses it without
+/// doing that again; anything else first (an error, a shutdown, a lost
+/// lease) drops it, and it is simply done again. It wrote nothing, so there
+/// is nothing to undo.
 pub struct Ahead {
     /// The cursor it was read after; the next step must start there.
     cursor: serde_json::Value,
-    /// `Option<(P::Work, P::Effects)>`: None when nothing came after.
+    /// `Option<(P::Work, Option<P::Effects>)>`: None when nothing came
+    /// after; the effects when its work was done too.
     prepared: Box<dyn Any + Send>,
 }
 
+/// A prepared next batch: its input, and its effects when its work was
+/// done too; None when nothing came after.
+type Prepared<P> = Option<(<P as PhaseRun>::Work, Option<<P as PhaseRun>::Effects>)>;
+
 impl Ahead {
     /// The prepared batch, if it is this phase's and starts at `cursor`.
-    fn take<P: PhaseRun>(
-        self,
-        cursor: &serde_json::Value,
-    ) -> Option<Option<(P::Work, P::Effects)>> {
+    fn take<P: PhaseRun>(self, cursor: &serde_json::Value) -> Option<Prepared<P>> {
         if &self.cursor != cursor {
             return None;
         }
         self.prepared
-            .downcast::<Option<(P::Work, P::Effects)>>()
+            .downcast::<Prepared<P>>()
             .ok()
             .map(|prepared| *prepared)
     }
@@ -183,11 +199,12 @@ pub async fn run_batch<P: PhaseRun>(
         None => phase.total(ctx, lease).await?,
     };
     let cursor: P::Cursor = checkpoint.cursor()?;
+    let started = Instant::now();
     let prepared = ahead
         .take()
         .and_then(|ahead| ahead.take::<P>(&cursor_value(&cursor)));
     let (work, effects) = match prepared {
-        Some(Some((work, effects))) => (Some(work), Some(effects)),
+        Some(Some((work, effects))) => (Some(work), effects),
         Some(None) => (None, None),
         None => (phase.read(ctx, lease, &cursor).await?, None),
     };
@@ -207,26 +224,35 @@ pub async fn run_batch<P: PhaseRun>(
         } else {
             batch_started(ctx, lease, P::PHASE, batch).await?;
         }
-        let effects = match effects {
-            Some(effects) => effects,
-            None => phase.act(ctx, lease, batch, &work).await?,
-        };
+        let start_ms = started.elapsed().as_millis() as u64;
         let after = phase.cursor_after(&work);
         // The batch the phase's total said was the last: if nothing is left
-        // after it (seen in its input, or asked now, outside the
-        // transaction), it also advances.
+        // after it (seen in its input, or asked once its work is done,
+        // outside the transaction), it also advances.
         let may_be_last = P::ENDS_BY_ADVANCING && batch >= total;
-        let last = may_be_last
-            && (phase.is_final(ctx, &work) || phase.read(ctx, lease, &after).await?.is_none());
-        let read_ahead = P::ACT_ONLY_READS && !may_be_last && !phase.is_final(ctx, &work);
-        let done = Done::<P> {
-            batch,
-            work,
-            effects,
-            last,
+        let read_ahead = if may_be_last || phase.is_final(ctx, &work) {
+            ReadAhead::Nothing
+        } else {
+            P::READ_AHEAD
         };
-        let commit = commit(ctx, lease, phase, done, &after);
-        let (detail, advanced, counters) = if read_ahead {
+        let this = async {
+            let effects = match effects {
+                Some(effects) => effects,
+                None => phase.act(ctx, lease, batch, &work).await?,
+            };
+            let act_ms = started.elapsed().as_millis() as u64 - start_ms;
+            let last = may_be_last
+                && (phase.is_final(ctx, &work) || phase.read(ctx, lease, &after).await?.is_none());
+            let done = Done::<P> {
+                batch,
+                work,
+                effects,
+                last,
+            };
+            let commit = commit(ctx, lease, phase, done, &after);
+            if read_ahead != ReadAhead::InputAndWork {
+                return Ok::<_, Error>((commit.await?, act_ms, None));
+            }
             // The next batch is read and worked out while this one commits
             // (on another connection): its work only reads, so it changes
             // nothing if this commit fails.
@@ -235,25 +261,40 @@ pub async fn run_batch<P: PhaseRun>(
                     return Ok(None);
                 };
                 let effects = phase.act(ctx, lease, batch + 1, &next).await?;
-                Ok::<_, Error>(Some((next, effects)))
+                Ok::<_, Error>(Some((next, Some(effects))))
             };
             let (committed, prepared) = tokio::join!(commit, next);
-            let committed = committed?;
-            match prepared {
-                Ok(prepared) => {
-                    *ahead = Some(Ahead {
-                        cursor: cursor_value(&after),
-                        prepared: Box::new(prepared),
-                    })
-                }
-                // Done again, in its own step, where its error counts.
-                Err(err) => tracing::debug!("reading the next batch ahead: {err}"),
-            }
-            committed
-        } else {
-            commit.await?
+            Ok((committed?, act_ms, Some(prepared)))
         };
-        tracing::debug!(total, %detail, "batch committed");
+        let (committed, act_ms, prepared) = if read_ahead == ReadAhead::Input {
+            // The next batch's input is read while this one works and
+            // commits: it is manifest entries after this batch's, which
+            // this batch does not write.
+            let next = async {
+                let next = phase.read(ctx, lease, &after).await?;
+                Ok::<_, Error>(next.map(|next| (next, None)))
+            };
+            let (this, prepared) = tokio::join!(this, next);
+            let (committed, act_ms, _) = this?;
+            (committed, act_ms, Some(prepared))
+        } else {
+            this.await?
+        };
+        match prepared {
+            Some(Ok(prepared)) => {
+                let prepared: Prepared<P> = prepared;
+                *ahead = Some(Ahead {
+                    cursor: cursor_value(&after),
+                    prepared: Box::new(prepared),
+                })
+            }
+            // Done again, in its own step, where its error counts.
+            Some(Err(err)) => tracing::debug!("preparing the next batch ahead: {err}"),
+            None => {}
+        }
+        let (detail, advanced, counters) = committed;
+        let commit_ms = started.elapsed().as_millis() as u64 - start_ms - act_ms;
+        tracing::debug!(total, %detail, start_ms, act_ms, commit_ms, ?read_ahead, "batch committed");
         Ok(Step::Batch {
             phase: P::PHASE,
             batch,

@@ -22,8 +22,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::Context;
-use super::batch::{Committed, PhaseRun};
+use super::batch::{Committed, PhaseRun, ReadAhead};
 use super::s3_erasure::{self, ObjectOutcome, Refusal};
+use super::side_by_side;
 use super::state::{Phase, State};
 use crate::catalog::LockedObjectRows;
 use crate::error::Error;
@@ -53,6 +54,9 @@ impl PhaseRun for Deletion {
     type Effects = Erasure;
     const FROM: State = State::TargetsFound;
     const PHASE: Phase = Phase::DeletingObjects;
+    // A page is manifest objects after this batch's; its commit records
+    // outcomes of its own objects only.
+    const READ_AHEAD: ReadAhead = ReadAhead::Input;
 
     async fn total(&self, ctx: &Context, lease: &Lease) -> Result<i32, Error> {
         // Starting the phase also stamps s3_started_at: from here on the
@@ -155,8 +159,8 @@ fn objects_per_batch(ctx: &Context) -> i64 {
 
 /// Erases a page of manifest objects: two rounds, plain objects first, then
 /// containers (JSON documents that list other objects), so a container
-/// never goes before what it names; within a round, bucket by bucket, each
-/// the way it wants (delete, delete every version, or tag).
+/// never goes before what it names; within a round, the buckets side by
+/// side, each the way it wants (delete, delete every version, or tag).
 async fn erase_batch(
     ctx: &Context,
     lease: &Lease,
@@ -180,11 +184,17 @@ async fn erase_batch(
                 None => by_bucket.push((object.bucket.as_str(), vec![object])),
             }
         }
-        for (bucket, objects) in &by_bucket {
-            calls += 1;
+        // The round's buckets are erased side by side, sharing the
+        // request's `s3.concurrency` in proportion to their keys.
+        let round: usize = by_bucket.iter().map(|(_, objects)| objects.len()).sum();
+        let results = side_by_side::all(by_bucket.iter().map(|(bucket, objects)| async move {
             let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
-            let result =
-                s3_erasure::erase_in(&ctx.buckets, bucket, &keys, Freshness::Cached).await?;
+            s3_erasure::erase_in(&ctx.buckets, bucket, &keys, round, Freshness::Cached).await
+        }))
+        .await;
+        for ((bucket, objects), result) in by_bucket.iter().zip(results) {
+            calls += 1;
+            let result = result?;
             if result.bucket_missing && !missing_buckets.iter().any(|b| b == bucket) {
                 missing_buckets.push((*bucket).to_owned());
             }

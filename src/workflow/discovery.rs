@@ -5,7 +5,7 @@
 //! either the whole batch or none of it. Nothing is deleted here.
 
 use super::Context;
-use super::batch::{Committed, PhaseRun};
+use super::batch::{Committed, PhaseRun, ReadAhead};
 use super::state::{Phase, State};
 use super::targets::{self, Cursor, Findings, Page};
 use crate::error::Error;
@@ -25,7 +25,7 @@ impl PhaseRun for Discovery<'_> {
     const PHASE: Phase = Phase::FindingTargets;
     // Reads client and feature rows and asks S3; writes only the manifest,
     // in the batch's commit.
-    const ACT_ONLY_READS: bool = true;
+    const READ_AHEAD: ReadAhead = ReadAhead::InputAndWork;
 
     async fn total(&self, ctx: &Context, _lease: &Lease) -> Result<i32, Error> {
         targets::count_pages(ctx, self.subject).await

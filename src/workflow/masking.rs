@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Context;
-use super::batch::{Committed, PhaseRun};
+use super::batch::{Committed, PhaseRun, ReadAhead};
 use super::state::{Phase, State};
 use crate::catalog::{LockedObjectRows, RowErasure};
 use crate::error::Error;
@@ -54,6 +54,9 @@ impl PhaseRun for Masking {
     type Effects = ();
     const FROM: State = State::S3Cleared;
     const PHASE: Phase = Phase::MaskingRows;
+    // A batch is the manifest rows of the next discovery batch; its
+    // commit records the method of its own rows only.
+    const READ_AHEAD: ReadAhead = ReadAhead::Input;
 
     async fn total(&self, ctx: &Context, lease: &Lease) -> Result<i32, Error> {
         Ok(manifest::count_row_batches(&ctx.store, lease.request_id).await? as i32)

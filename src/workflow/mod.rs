@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod dry_run;
 pub mod masking;
 pub mod s3_erasure;
+mod side_by_side;
 pub mod state;
 mod sweep;
 pub mod targets;

@@ -108,15 +108,20 @@ pub struct BucketResult {
 
 /// Erases these keys of the named bucket, the way its settings say. A
 /// bucket that no longer exists (NoSuchBucket) holds nothing: its keys are
-/// erased, and the result says the bucket is missing.
+/// erased, and the result says the bucket is missing. `of` is how many
+/// keys are being erased side by side with these (these included): the
+/// bucket's calls take that share of the request's `s3.concurrency`.
 pub async fn erase_in<K: AsRef<str>>(
     buckets: &Buckets,
     bucket: &str,
     keys: &[K],
+    of: usize,
     freshness: Freshness,
 ) -> Result<BucketResult, ObjectError> {
     let attempt = async {
-        let view = buckets.view(bucket, freshness).await?;
+        let mut view = buckets.view(bucket, freshness).await?;
+        let share = (view.store.concurrency() * keys.len()).div_ceil(of.max(1));
+        view.store = view.store.with_concurrency(share);
         erase(&view, keys).await
     };
     match attempt.await {

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use super::column_refs::{self, Place};
 use super::state::{Phase, State};
 use super::targets::{self, Cursor, Findings};
-use super::{Context, s3_erasure};
+use super::{Context, s3_erasure, side_by_side};
 use crate::catalog::RowErasure;
 use crate::catalog::plan::FeatureTables;
 use crate::error::Error;
@@ -92,6 +92,7 @@ pub async fn leftovers(
                 .or_default()
                 .push(row.row_id.clone());
         }
+        let mut tables = Vec::with_capacity(keys_by_table.len());
         for (table, keys) in keys_by_table {
             let Some(plan) = ctx.plan.tables.get(table) else {
                 return Err(Error::Permanent {
@@ -101,9 +102,20 @@ pub async fn leftovers(
                     ),
                 });
             };
-            for key in service::unerased_keys(&ctx.store, plan, &keys).await? {
+            tables.push((table, plan, keys));
+        }
+        // The batch's tables are read back side by side (one connection
+        // each): a large member's read-back is round trips, not work.
+        let answers = side_by_side::all(
+            tables
+                .iter()
+                .map(|(_, plan, keys)| service::unerased_keys(&ctx.store, plan, keys)),
+        )
+        .await;
+        for ((table, _, _), answer) in tables.iter().zip(answers) {
+            for key in answer? {
                 found.rewritten.push(ManifestRow {
-                    table: table.to_owned(),
+                    table: (*table).to_owned(),
                     row_id: key,
                 });
             }
@@ -187,7 +199,8 @@ pub async fn run(
         }
         for (bucket, keys) in by_bucket {
             let result =
-                s3_erasure::erase_in(&ctx.buckets, bucket, &keys, Freshness::Fresh).await?;
+                s3_erasure::erase_in(&ctx.buckets, bucket, &keys, keys.len(), Freshness::Fresh)
+                    .await?;
             for erased in result.erased {
                 let key = keys[erased.index].clone();
                 outcomes.push((bucket.to_owned(), key, erased.outcome.as_str()));

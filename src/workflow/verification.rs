@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use super::batch::{Committed, PhaseRun};
+use super::batch::{Committed, PhaseRun, ReadAhead};
 use super::s3_erasure::{self, Refusal};
 use super::state::{Phase, State};
 use super::{Checkpoint, Context, Step, batch_started, completion, cursor_value, sweep};
@@ -52,6 +52,9 @@ impl PhaseRun for Verification<'_> {
     type Effects = ReadBack;
     const FROM: State = State::DbMasked;
     const PHASE: Phase = Phase::Verifying;
+    // A page is manifest objects after this batch's; its commit records
+    // outcomes of its own objects only.
+    const READ_AHEAD: ReadAhead = ReadAhead::Input;
     // Its end is not a plain advance: sweeps, then the record.
     const ENDS_BY_ADVANCING: bool = false;
 
@@ -130,7 +133,13 @@ impl PhaseRun for Verification<'_> {
     ) -> Result<Step, Error> {
         let batch = checkpoint.next_batch();
         batch_started(ctx, lease, Phase::Verifying, batch).await?;
+        let reading = std::time::Instant::now();
         let (left, rows) = sweep::leftovers(ctx, lease, self.subject).await?;
+        tracing::debug!(
+            rows,
+            elapsed_ms = reading.elapsed().as_millis() as u64,
+            "rows read back"
+        );
         if !left.is_empty() {
             // Written after discovery: swept, then read back again (the
             // objects it added come after the cursor).
