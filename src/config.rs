@@ -70,7 +70,11 @@ pub struct S3Settings {
     /// S3 calls one request keeps in flight at once: DeleteObjects of one
     /// batch, read-backs, the `+` existence checks. A call costs 10-30 ms on
     /// AWS whatever its size, so a batch's calls are sent together, not one
-    /// after another. The load limits still bound the rate.
+    /// after another. The load limits still bound the rate. 64 by
+    /// default: at 15 ms a call, verification's read-backs of the seed's
+    /// largest member took 2.9 s with 32 and 1.7 s with 64; deletion's were
+    /// bound by the server, not this. 64 HeadObject calls of 15 ms are
+    /// about 4,300 a second, under S3's 5,500 reads a second per prefix.
     pub concurrency: usize,
     /// Static keys for an S3-compatible server with fixed credentials (the
     /// demo's own server, MinIO). Both set: used instead of the AWS
@@ -206,7 +210,7 @@ impl Default for S3Settings {
             sdk_max_attempts: 3,
             call_retries: 4,
             call_retry_backoff_ms: 1_000,
-            concurrency: 32,
+            concurrency: 64,
             access_key_id: None,
             secret_access_key: None,
         }

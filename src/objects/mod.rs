@@ -94,7 +94,7 @@ impl ObjectStore {
     pub fn from_client(client: Client) -> ObjectStore {
         ObjectStore {
             client,
-            concurrency: 32,
+            concurrency: crate::config::S3Settings::default().concurrency,
             resend: Resend::default(),
         }
     }
