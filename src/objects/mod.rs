@@ -105,6 +105,14 @@ impl ObjectStore {
         self
     }
 
+    /// This store with `part / whole` of its calls in flight (at least
+    /// one): the share of a request's concurrency for `part` of the keys
+    /// it is working on side by side.
+    pub fn with_share(self, part: usize, whole: usize) -> ObjectStore {
+        let share = (self.concurrency * part).div_ceil(whole.max(1));
+        self.with_concurrency(share)
+    }
+
     /// Calls in flight at once for one request.
     pub fn concurrency(&self) -> usize {
         self.concurrency

@@ -120,8 +120,7 @@ pub async fn erase_in<K: AsRef<str>>(
 ) -> Result<BucketResult, ObjectError> {
     let attempt = async {
         let mut view = buckets.view(bucket, freshness).await?;
-        let share = (view.store.concurrency() * keys.len()).div_ceil(of.max(1));
-        view.store = view.store.with_concurrency(share);
+        view.store = view.store.with_share(keys.len(), of);
         erase(&view, keys).await
     };
     match attempt.await {

@@ -308,11 +308,8 @@ async fn read_back_buckets(
             }
             Err(err) => return Err(err.into()),
         };
-        let share = (view.store.concurrency() * objects.len())
-            .div_ceil(total.max(1))
-            .max(1);
         let mut view = view;
-        view.store = view.store.with_concurrency(share);
+        view.store = view.store.with_share(objects.len(), total);
         let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
         let name = (*bucket).to_owned();
         running.spawn(async move {
