@@ -107,10 +107,6 @@ impl ClientPlan {
         self.subject_kind.can_hold(subject)
     }
 
-    pub fn count_args(&self, subject: &str) -> Vec<Arg> {
-        vec![Arg::Text(subject.to_owned())]
-    }
-
     pub fn page_args(
         &self,
         subject: &str,

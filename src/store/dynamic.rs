@@ -65,6 +65,21 @@ pub async fn fetch_count(store: &Store, sql: &str, args: &[Arg]) -> Result<i64, 
     }))
 }
 
+/// One row of counts (`SELECT (SELECT count(*) ...), ...`), in column order.
+pub async fn fetch_counts(store: &Store, sql: &str, args: &[Arg]) -> Result<Vec<i64>, Error> {
+    Ok(on_backend!(store.db(), pool => {
+        let row = bind_all!(sqlx::query(AssertSqlSafe(sql.to_owned())), args,
+            |ids| ids.clone())
+            .fetch_one(pool).await?;
+        (0..row.len()).map(|i| row.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>()?
+    }, {
+        let row = bind_all!(sqlx::query(AssertSqlSafe(sql.to_owned())), args,
+            |ids| ids_json(ids))
+            .fetch_one(pool).await?;
+        (0..row.len()).map(|i| row.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>()?
+    }))
+}
+
 /// Runs a statement in a transaction; returns the rows it touched, or for a
 /// `SELECT count(*)` (an erasure with nothing to change), the count.
 pub async fn execute(tx: &mut Tx, sql: &str, args: &[Arg]) -> Result<u64, Error> {

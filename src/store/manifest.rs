@@ -371,50 +371,69 @@ pub async fn count_row_batches(store: &Store, request_id: Uuid) -> Result<i64, E
     }))
 }
 
+/// One discovery batch's manifest rows.
+#[derive(Debug, Clone)]
+pub struct RowBatch {
+    pub batch_no: i32,
+    pub rows: Vec<ManifestRow>,
+    /// No batch of the request's rows comes after it.
+    pub last: bool,
+}
+
 /// The rows of the first batch after `after_batch`, if any.
 pub async fn rows_of_next_batch(
     store: &Store,
     request_id: Uuid,
     after_batch: i32,
-) -> Result<Option<(i32, Vec<ManifestRow>)>, Error> {
+) -> Result<Option<RowBatch>, Error> {
     rows_of_batch_after(store, request_id, after_batch, "true").await
 }
 
 /// The first batch after `after_batch`, if any, with those of its rows
-/// that meet `condition` (a constant SQL predicate on the manifest row).
+/// that meet `condition` (a constant SQL predicate on the manifest row),
+/// and whether it is the request's last: one statement.
 async fn rows_of_batch_after(
     store: &Store,
     request_id: Uuid,
     after_batch: i32,
     condition: &'static str,
-) -> Result<Option<(i32, Vec<ManifestRow>)>, Error> {
-    let next: Option<i32> = on_either_backend!(store.db(), request_id, |pool, id| {
-        sqlx::query_scalar(
-            "SELECT min(batch_no) FROM erasure_manifest_rows WHERE request_id = $1 AND batch_no > $2",
-        )
-        .bind(id)
-        .bind(after_batch)
-        .fetch_one(pool)
-        .await?
-    });
-    let Some(batch_no) = next else {
-        return Ok(None);
-    };
-    let rows: Vec<(String, String)> = on_either_backend!(store.db(), request_id, |pool, id| {
+) -> Result<Option<RowBatch>, Error> {
+    // One row at least: the next batch's number (NULL when there is none)
+    // beside each of its rows, or beside NULLs when none meets `condition`.
+    type Found = (Option<i32>, Option<i32>, Option<String>, Option<String>);
+    let found: Vec<Found> = on_either_backend!(store.db(), request_id, |pool, id| {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT table_name, row_id FROM erasure_manifest_rows \
-              WHERE request_id = $1 AND batch_no = $2 AND {condition} ORDER BY table_name, row_id"
+            "WITH next AS ( \
+                 SELECT min(batch_no) AS batch_no, \
+                        (SELECT max(batch_no) FROM erasure_manifest_rows WHERE request_id = $1) AS last_no \
+                   FROM erasure_manifest_rows WHERE request_id = $1 AND batch_no > $2) \
+             SELECT next.batch_no, next.last_no, m.table_name, m.row_id \
+               FROM next LEFT JOIN erasure_manifest_rows m \
+                 ON m.request_id = $1 AND m.batch_no = next.batch_no AND {condition} \
+              ORDER BY m.table_name, m.row_id"
         )))
         .bind(id)
-        .bind(batch_no)
+        .bind(after_batch)
         .fetch_all(pool)
         .await?
     });
-    let rows = rows
+    let Some(&(Some(batch_no), last_no, _, _)) = found.first() else {
+        return Ok(None);
+    };
+    let rows = found
         .into_iter()
-        .map(|(table, row_id)| ManifestRow { table, row_id })
+        .filter_map(|(_, _, table, row_id)| {
+            Some(ManifestRow {
+                table: table?,
+                row_id: row_id?,
+            })
+        })
         .collect();
-    Ok(Some((batch_no, rows)))
+    Ok(Some(RowBatch {
+        batch_no,
+        rows,
+        last: last_no == Some(batch_no),
+    }))
 }
 
 /// Marks a batch's rows erased, each table's by its method (masked or
@@ -452,7 +471,7 @@ pub async fn rows_to_verify(
     store: &Store,
     request_id: Uuid,
     after_batch: i32,
-) -> Result<Option<(i32, Vec<ManifestRow>)>, Error> {
+) -> Result<Option<RowBatch>, Error> {
     const NOT_KEPT: &str = "(method IS NULL OR method <> 'kept')";
     rows_of_batch_after(store, request_id, after_batch, NOT_KEPT).await
 }

@@ -18,28 +18,53 @@ use crate::error::Error;
 /// One row read as text (NULL as None), in the statement's column order.
 pub type TextRow = Vec<Option<String>>;
 
-/// How many of the member's rows a client table holds.
-pub async fn count_client_rows(
-    store: &Store,
-    client: &ClientPlan,
-    subject: &str,
-) -> Result<i64, Error> {
-    if !client.can_hold(subject) {
-        return Ok(0);
-    }
-    dynamic::fetch_count(store, &client.count_sql, &client.count_args(subject)).await
+/// Which count of a client table's rows to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCount {
+    /// The member's rows.
+    Rows,
+    /// Those of the member's rows with a NULL key column (possible in
+    /// SQLite, whose non-integer primary keys allow NULL): rows lethe cannot
+    /// name.
+    NullKeys,
 }
 
-/// How many of the member's rows of a client table have a NULL key column.
-pub async fn count_null_keys(
+/// How many of the member's rows each of `clients` holds, in their order,
+/// asked in one statement for all of them. A table that cannot hold this
+/// key at all (a uuid column and `member-1`) counts none without being
+/// asked.
+pub async fn count_client_rows(
     store: &Store,
-    client: &ClientPlan,
+    clients: &[&ClientPlan],
     subject: &str,
-) -> Result<i64, Error> {
-    if !client.can_hold(subject) {
-        return Ok(0);
+    what: ClientCount,
+) -> Result<Vec<i64>, Error> {
+    let asked: Vec<&str> = clients
+        .iter()
+        .filter(|client| client.can_hold(subject))
+        .map(|client| match what {
+            ClientCount::Rows => client.count_sql.as_str(),
+            ClientCount::NullKeys => client.null_key_sql.as_str(),
+        })
+        .collect();
+    if asked.is_empty() {
+        return Ok(vec![0; clients.len()]);
     }
-    dynamic::fetch_count(store, &client.null_key_sql, &client.count_args(subject)).await
+    // Every count binds the subject alone, as `$1`.
+    let sql = format!("SELECT ({})", asked.join("), ("));
+    let args = [Arg::Text(subject.to_owned())];
+    let mut answers = dynamic::fetch_counts(store, &sql, &args).await?.into_iter();
+    clients
+        .iter()
+        .map(|client| {
+            if !client.can_hold(subject) {
+                return Ok(0);
+            }
+            answers.next().ok_or_else(|| {
+                Error::Invariant(format!("no count came back for table {}", client.table))
+            })
+        })
+        .collect()
 }
 
 /// The member's next client rows after the `after` key, in key order.

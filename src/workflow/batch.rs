@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::state::{Phase, State};
-use super::{Checkpoint, Context, Step, advance, advance_in, batch_started, cursor_value};
+use super::{Checkpoint, Context, Step, advance, batch_started, cursor_value};
 use crate::error::Error;
 use crate::failpoint;
 use crate::pace::Admission;
@@ -65,12 +65,21 @@ pub trait PhaseRun: Sync {
     /// How much of the next batch is prepared while this one is done.
     const READ_AHEAD: ReadAhead = ReadAhead::Nothing;
 
-    /// How many batches the phase has, counted when it starts.
+    /// How many batches the phase has, counted when it starts with more
+    /// than one page of input.
     fn total(
         &self,
         ctx: &Context,
         lease: &Lease,
     ) -> impl Future<Output = Result<i32, Error>> + Send;
+
+    /// The phase's total when its input is `pages` pages, known without
+    /// counting: none (the phase has no input), or one whose first page
+    /// [`PhaseRun::is_final`] shows to be its last. By default one batch a
+    /// page.
+    fn total_of(&self, pages: i32) -> i32 {
+        pages
+    }
 
     /// The next batch's input after `cursor`; None when the phase is done.
     fn read(
@@ -85,7 +94,8 @@ pub trait PhaseRun: Sync {
 
     /// Whether this batch's input itself shows that nothing follows it (a
     /// page shorter than the one asked for), so that its end needs no read
-    /// to see. By default the runner asks.
+    /// to see, and a phase whose first input is final needs no count. By
+    /// default the runner asks.
     fn is_final(&self, _ctx: &Context, _work: &Self::Work) -> bool {
         false
     }
@@ -194,10 +204,6 @@ pub async fn run_batch<P: PhaseRun>(
         None => Checkpoint::load(&ctx.store, lease.request_id).await?,
     };
     let starting = checkpoint.batch_total.is_none();
-    let total = match checkpoint.batch_total {
-        Some(total) => total,
-        None => phase.total(ctx, lease).await?,
-    };
     let cursor: P::Cursor = checkpoint.cursor()?;
     let started = Instant::now();
     let prepared = ahead
@@ -207,6 +213,15 @@ pub async fn run_batch<P: PhaseRun>(
         Some(Some((work, effects))) => (Some(work), effects),
         Some(None) => (None, None),
         None => (phase.read(ctx, lease, &cursor).await?, None),
+    };
+    // A phase starting counts its batches only when its first page does
+    // not show itself to be the last: a small erasure's phases count
+    // nothing.
+    let total = match (checkpoint.batch_total, &work) {
+        (Some(total), _) => total,
+        (None, None) => phase.total_of(0),
+        (None, Some(work)) if phase.is_final(ctx, work) => phase.total_of(1),
+        (None, Some(_)) => phase.total(ctx, lease).await?,
     };
     let Some(work) = work else {
         // Done, or never anything to do: a phase without work is not
@@ -230,7 +245,8 @@ pub async fn run_batch<P: PhaseRun>(
         // after it (seen in its input, or asked once its work is done,
         // outside the transaction), it also advances.
         let may_be_last = P::ENDS_BY_ADVANCING && batch >= total;
-        let read_ahead = if may_be_last || phase.is_final(ctx, &work) {
+        let is_final = phase.is_final(ctx, &work);
+        let read_ahead = if may_be_last || is_final {
             ReadAhead::Nothing
         } else {
             P::READ_AHEAD
@@ -241,8 +257,8 @@ pub async fn run_batch<P: PhaseRun>(
                 None => phase.act(ctx, lease, batch, &work).await?,
             };
             let act_ms = started.elapsed().as_millis() as u64 - start_ms;
-            let last = may_be_last
-                && (phase.is_final(ctx, &work) || phase.read(ctx, lease, &after).await?.is_none());
+            let last =
+                may_be_last && (is_final || phase.read(ctx, lease, &after).await?.is_none());
             let done = Done::<P> {
                 batch,
                 work,
@@ -279,6 +295,15 @@ pub async fn run_batch<P: PhaseRun>(
             (committed, act_ms, Some(prepared))
         } else {
             this.await?
+        };
+        // A final input already said that nothing follows it: when the
+        // phase goes on (it did not advance in this commit), its next step
+        // ends it without reading that again (a phase that reads ahead,
+        // whose input after the cursor this commit left as it was).
+        let goes_on = committed.1.is_none();
+        let prepared = match prepared {
+            None if is_final && goes_on && P::READ_AHEAD != ReadAhead::Nothing => Some(Ok(None)),
+            prepared => prepared,
         };
         match prepared {
             Some(Ok(prepared)) => {
@@ -347,12 +372,14 @@ async fn commit<P: PhaseRun>(
         batch: Some(batch),
         detail: &detail,
     };
-    let counters =
-        checkpoint::batch_done(&mut tx, lease, &cursor_value(after), progress, event).await?;
-    let advanced = if last {
-        Some(advance_in(&mut tx, lease, P::FROM).await?)
+    let (counters, advanced) = if last {
+        let (counters, to) =
+            checkpoint::last_batch_done(&mut tx, lease, progress, event, P::FROM).await?;
+        (counters, Some(to))
     } else {
-        None
+        let counters =
+            checkpoint::batch_done(&mut tx, lease, &cursor_value(after), progress, event).await?;
+        (counters, None)
     };
     tx.commit().await?;
     Ok((detail, advanced, counters))

@@ -45,6 +45,11 @@ impl PhaseRun for Discovery<'_> {
         page.cursor.clone()
     }
 
+    /// The page ran past the last client table: nothing follows it.
+    fn is_final(&self, ctx: &Context, page: &Page) -> bool {
+        page.cursor.table >= ctx.plan.clients.len()
+    }
+
     async fn act(
         &self,
         ctx: &Context,

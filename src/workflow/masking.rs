@@ -20,7 +20,7 @@ use super::state::{Phase, State};
 use crate::catalog::{LockedObjectRows, RowErasure};
 use crate::error::Error;
 use crate::pace::Admission;
-use crate::store::manifest::{self, ManifestRow};
+use crate::store::manifest::{self, ManifestRow, RowBatch};
 use crate::store::requests::checkpoint::Progress;
 use crate::store::{Lease, Tx, service};
 
@@ -46,6 +46,8 @@ pub struct Rows {
     batch_no: i32,
     rows: Vec<ManifestRow>,
     kept: Vec<ManifestRow>,
+    /// No batch of rows follows it.
+    last: bool,
 }
 
 impl PhaseRun for Masking {
@@ -68,8 +70,11 @@ impl PhaseRun for Masking {
         lease: &Lease,
         cursor: &Cursor,
     ) -> Result<Option<Rows>, Error> {
-        let Some((batch_no, rows)) =
-            manifest::rows_of_next_batch(&ctx.store, lease.request_id, cursor.after_batch).await?
+        let Some(RowBatch {
+            batch_no,
+            rows,
+            last,
+        }) = manifest::rows_of_next_batch(&ctx.store, lease.request_id, cursor.after_batch).await?
         else {
             return Ok(None);
         };
@@ -90,6 +95,7 @@ impl PhaseRun for Masking {
             batch_no,
             rows,
             kept,
+            last,
         }))
     }
 
@@ -101,6 +107,10 @@ impl PhaseRun for Masking {
         Cursor {
             after_batch: rows.batch_no,
         }
+    }
+
+    fn is_final(&self, _ctx: &Context, rows: &Rows) -> bool {
+        rows.last
     }
 
     async fn act(
@@ -133,6 +143,7 @@ impl PhaseRun for Masking {
             batch_no,
             rows,
             kept,
+            ..
         } = work;
         let mut ids_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for row in rows.iter().filter(|row| !kept.contains(row)) {

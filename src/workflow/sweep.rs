@@ -22,14 +22,15 @@ use super::state::{Phase, State};
 use super::targets::{self, Cursor, Findings};
 use super::{Context, s3_erasure, side_by_side};
 use crate::catalog::RowErasure;
-use crate::catalog::plan::FeatureTables;
+use crate::catalog::plan::{ClientPlan, FeatureTables};
 use crate::error::Error;
 use crate::objects::ObjectError;
 use crate::objects::buckets::Freshness;
 use crate::store::events::EventKind;
-use crate::store::manifest::{self, Anomaly, AnomalyKind, ManifestRow};
+use crate::store::manifest::{self, Anomaly, AnomalyKind, ManifestRow, RowBatch};
 use crate::store::requests::checkpoint::{self, CommitEvent, Progress};
-use crate::store::{Lease, events, service, sweep};
+use crate::store::service::{self, ClientCount};
+use crate::store::{Lease, events, sweep};
 
 /// Sweeps allowed between two `retry`s.
 pub const MAX_SWEEPS: usize = 3;
@@ -79,11 +80,16 @@ pub async fn leftovers(
 ) -> Result<(Leftovers, i64), Error> {
     let mut found = Leftovers::default();
     let mut checked = 0i64;
-    let mut after_batch = i32::MIN;
-    while let Some((batch_no, rows)) =
-        manifest::rows_to_verify(&ctx.store, lease.request_id, after_batch).await?
+    let mut after_batch = Some(i32::MIN);
+    while let Some(after) = after_batch
+        && let Some(RowBatch {
+            batch_no,
+            rows,
+            last,
+        }) = manifest::rows_to_verify(&ctx.store, lease.request_id, after).await?
     {
-        after_batch = batch_no;
+        // The last batch says so: no read to find nothing after it.
+        after_batch = (!last).then_some(batch_no);
         checked += rows.len() as i64;
         let mut keys_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for row in &rows {
@@ -121,20 +127,36 @@ pub async fn leftovers(
             }
         }
     }
-    for client in ctx.plan.clients.iter().filter(|c| c.erases_subject) {
-        // Rows with a NULL key were reported at discovery and cannot be
-        // swept; verification refuses them on its own.
-        let carrying = service::count_client_rows(&ctx.store, client, subject).await?;
-        if carrying == 0 {
-            continue;
-        }
-        let unnamed = service::count_null_keys(&ctx.store, client, subject).await?;
-        if unnamed > 0 {
-            found.unnamed.push((client.table.clone(), unnamed));
-        }
-        let left = carrying - unnamed;
-        if left > 0 {
-            found.carrying_key.push((client.table.clone(), left));
+    // Each client table whose erasure removes the key, asked together; the
+    // tables still carrying it are asked again for rows with a NULL key,
+    // which were reported at discovery and cannot be swept (verification
+    // refuses them on its own).
+    let checked_clients: Vec<&ClientPlan> = ctx
+        .plan
+        .clients
+        .iter()
+        .filter(|c| c.erases_subject)
+        .collect();
+    let counts =
+        service::count_client_rows(&ctx.store, &checked_clients, subject, ClientCount::Rows)
+            .await?;
+    let carrying: Vec<(&ClientPlan, i64)> = checked_clients
+        .into_iter()
+        .zip(counts)
+        .filter(|(_, carrying)| *carrying > 0)
+        .collect();
+    if !carrying.is_empty() {
+        let tables: Vec<&ClientPlan> = carrying.iter().map(|(client, _)| *client).collect();
+        let unnamed =
+            service::count_client_rows(&ctx.store, &tables, subject, ClientCount::NullKeys).await?;
+        for ((client, carrying), unnamed) in carrying.into_iter().zip(unnamed) {
+            if unnamed > 0 {
+                found.unnamed.push((client.table.clone(), unnamed));
+            }
+            let left = carrying - unnamed;
+            if left > 0 {
+                found.carrying_key.push((client.table.clone(), left));
+            }
         }
     }
     Ok((found, checked))

@@ -24,7 +24,7 @@ use crate::catalog::plan::{ClientPlan, FeatureRows, FeatureTables};
 use crate::error::Error;
 use crate::references::ObjectRef;
 use crate::store::manifest::{Anomaly, AnomalyKind, ManifestObject, ManifestRow};
-use crate::store::service::{self, TextRow};
+use crate::store::service::{self, ClientCount, TextRow};
 
 /// Where paging stands: the client table being read and the last key seen.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -90,10 +90,11 @@ impl Findings {
 
 /// How many pages (batches) the member's client rows make.
 pub async fn count_pages(ctx: &Context, subject: &str) -> Result<i32, Error> {
-    let mut rows = 0i64;
-    for client in &ctx.plan.clients {
-        rows += service::count_client_rows(&ctx.store, client, subject).await?;
-    }
+    let clients: Vec<&ClientPlan> = ctx.plan.clients.iter().collect();
+    let rows: i64 = service::count_client_rows(&ctx.store, &clients, subject, ClientCount::Rows)
+        .await?
+        .iter()
+        .sum();
     let size = i64::from(ctx.settings.batch_size);
     Ok(((rows + size - 1) / size) as i32)
 }
@@ -117,8 +118,11 @@ pub async fn next_client_page(
 ) -> Result<Page, Error> {
     let mut anomalies = Vec::new();
     if cursor.table == 0 && cursor.last_id.is_none() {
-        for client in &ctx.plan.clients {
-            let unnamed = service::count_null_keys(&ctx.store, client, subject).await?;
+        let clients: Vec<&ClientPlan> = ctx.plan.clients.iter().collect();
+        let unnamed =
+            service::count_client_rows(&ctx.store, &clients, subject, ClientCount::NullKeys)
+                .await?;
+        for (client, unnamed) in clients.into_iter().zip(unnamed) {
             if unnamed > 0 {
                 anomalies.push(Anomaly {
                     kind: AnomalyKind::UnaddressableRow.as_str().to_owned(),

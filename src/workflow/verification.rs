@@ -60,8 +60,12 @@ impl PhaseRun for Verification<'_> {
 
     async fn total(&self, ctx: &Context, lease: &Lease) -> Result<i32, Error> {
         let objects = manifest::count_objects_to_delete(&ctx.store, lease.request_id).await?;
-        // Object pages, plus one batch for the rows.
-        Ok(((objects + OBJECTS_PER_BATCH - 1) / OBJECTS_PER_BATCH) as i32 + 1)
+        Ok(self.total_of(((objects + OBJECTS_PER_BATCH - 1) / OBJECTS_PER_BATCH) as i32))
+    }
+
+    /// Object pages, plus one batch for the rows.
+    fn total_of(&self, pages: i32) -> i32 {
+        pages + 1
     }
 
     async fn read(
@@ -82,6 +86,11 @@ impl PhaseRun for Verification<'_> {
 
     fn cursor_after(&self, page: &Vec<PendingObject>) -> Cursor {
         Cursor::after(page)
+    }
+
+    /// A page shorter than asked for is the last.
+    fn is_final(&self, _ctx: &Context, page: &Vec<PendingObject>) -> bool {
+        (page.len() as i64) < OBJECTS_PER_BATCH
     }
 
     async fn act(

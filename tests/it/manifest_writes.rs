@@ -97,16 +97,27 @@ async fn an_entry_named_again_is_added_once_in_its_first_place(backend: Backend)
         .collect();
     assert_eq!(seen, [("a.png", Some("7")), ("b.png", Some("9"))]);
     assert!(pending[0].seq < pending[1].seq);
-    let rows = manifest::rows_to_verify(store, id, i32::MIN).await.unwrap();
-    let (batch, listed) = rows.expect("batch 1's rows");
-    assert_eq!(batch, 1);
-    assert_eq!(listed, [row("client", "1"), row("task", "7")]);
-    let (batch, listed) = manifest::rows_to_verify(store, id, 1)
+    let first = manifest::rows_to_verify(store, id, i32::MIN)
+        .await
+        .unwrap()
+        .expect("batch 1's rows");
+    assert_eq!(first.batch_no, 1);
+    assert_eq!(first.rows, [row("client", "1"), row("task", "7")]);
+    assert!(!first.last, "batch 2 follows batch 1");
+    let second = manifest::rows_to_verify(store, id, 1)
         .await
         .unwrap()
         .expect("batch 2's rows");
-    assert_eq!(batch, 2);
-    assert_eq!(listed, [row("task", "9")]);
+    assert_eq!(second.batch_no, 2);
+    assert_eq!(second.rows, [row("task", "9")]);
+    assert!(second.last, "nothing follows batch 2");
+    assert!(
+        manifest::rows_to_verify(store, id, 2)
+            .await
+            .unwrap()
+            .is_none(),
+        "no batch after the last"
+    );
 }
 
 on_both_backends!(an_entry_named_again_is_added_once_in_its_first_place);

@@ -351,6 +351,64 @@ pub async fn batch_done(
     .await?)
 }
 
+/// A phase's last batch: its counters, its `batch_committed` event, the
+/// move to the next milestone and its `advanced` event, in one statement
+/// ([`batch_done`] and [`advance`] together: the batch's cursor is not
+/// written, the advance resets it).
+pub async fn last_batch_done(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    progress: Progress,
+    event: CommitEvent<'_>,
+    from: State,
+    to: State,
+    stamp: &'static str,
+) -> Result<Counters, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH done AS ( \
+             UPDATE erasure_requests SET \
+                    rows_found = rows_found + $3, objects_found = objects_found + $4, \
+                    objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
+                    rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
+                    objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
+                    objects_verified = objects_verified + $17, survivors_found = survivors_found + $18, \
+                    state = $2, {stamp} = now(), batch_done = 0, batch_total = NULL, phase_cursor = NULL, \
+                    s3_started_at = CASE WHEN $2 = 's3_cleared' THEN coalesce(s3_started_at, now()) ELSE s3_started_at END, \
+                    attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
+              WHERE id = $1 RETURNING id, {counters}), \
+         event AS ( \
+             INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, batch_no, detail) \
+             SELECT done.id, $11, $12, e.kind, e.phase, e.batch_no, e.detail \
+               FROM done, (VALUES (1, $13::text, $14::text, $15::int, $16::text), (2, $19, $20, NULL, $2)) \
+                          AS e(ord, kind, phase, batch_no, detail) \
+              ORDER BY e.ord) \
+         SELECT {counters} FROM done",
+        counters = counter_columns!(),
+    )))
+    .bind(lease.request_id)
+    .bind(to.as_str())
+    .bind(progress.rows_found)
+    .bind(progress.objects_found)
+    .bind(progress.objects_retained)
+    .bind(progress.objects_deleted)
+    .bind(progress.rows_masked)
+    .bind(progress.anomalies)
+    .bind(progress.objects_scheduled)
+    .bind(progress.objects_locked)
+    .bind(&lease.owner)
+    .bind(lease.epoch)
+    .bind(event.kind.as_str())
+    .bind(event.phase.as_str())
+    .bind(event.batch)
+    .bind(event.detail)
+    .bind(progress.objects_verified)
+    .bind(progress.survivors_found)
+    .bind(EventKind::Advanced.as_str())
+    .bind(from.phase().map(Phase::as_str))
+    .fetch_one(conn)
+    .await?)
+}
+
 /// A phase's start, as [`start_phase`] writes it.
 pub struct PhaseStart {
     pub state: State,

@@ -63,6 +63,32 @@ pub async fn batch_done(
     Ok(counters)
 }
 
+/// Records a phase's last batch and moves to the next milestone: what
+/// [`batch_done`] and [`advance`] write, on PostgreSQL in one statement.
+/// Returns the counters and the milestone reached.
+pub async fn last_batch_done(
+    tx: &mut Tx,
+    lease: &Lease,
+    progress: Progress,
+    event: CommitEvent<'_>,
+    from: State,
+) -> Result<(Counters, State), Error> {
+    let to = from
+        .next()
+        .ok_or_else(|| Error::Invariant(format!("state {from} has no next milestone")))?;
+    from.check_transition(to)?;
+    if let Backed::Postgres(conn) = tx.conn() {
+        let stamp = milestone_column(to)?;
+        let counters =
+            postgres::requests::last_batch_done(conn, lease, progress, event, from, to, stamp)
+                .await?;
+        return Ok((counters, to));
+    }
+    let counters = batch_done(tx, lease, &serde_json::Value::Null, progress, event).await?;
+    advance(tx, lease, from, to).await?;
+    Ok((counters, to))
+}
+
 /// Starts a phase with its first batch, committed together under the
 /// lease's fence: the phase's batch total (starting deletion also stamps
 /// `s3_started_at`, the point after which the request can no longer be
