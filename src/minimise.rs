@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::config::MinimisationSettings;
 use crate::error::Error;
+use crate::store::record::MemberLock;
 use crate::store::{Store, Tx, record};
 
 /// Prefix of stored hashes: the algorithm, so that a later change of
@@ -73,6 +74,12 @@ impl fmt::Debug for SubjectHasher {
 /// often, instead of after every Done.
 const BACKFILL_EVERY: Duration = Duration::from_secs(600);
 
+/// How often a worker looks for manifests past their retention: at its
+/// first Done, then at most this often while a look finds less than a
+/// slice (retention is counted in days; a backlog is worked off a slice a
+/// Done).
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
 /// The hasher and the retention, as a worker uses them.
 #[derive(Debug, Clone)]
 pub struct Minimiser {
@@ -80,6 +87,20 @@ pub struct Minimiser {
     pub retention_days: u32,
     /// When this process last backfilled (shared by its clones).
     last_backfill: Arc<Mutex<Option<Instant>>>,
+    /// When this process last pruned (shared by its clones); None when the
+    /// last look found a full slice.
+    last_prune: Arc<Mutex<Option<Instant>>>,
+}
+
+/// Whether a periodic job last run at `*last` is due again after `every`;
+/// if so, it counts as run now.
+fn due(last: &Mutex<Option<Instant>>, every: Duration) -> bool {
+    let mut last = last.lock().expect("never poisoned");
+    if last.is_some_and(|at| at.elapsed() < every) {
+        return false;
+    }
+    *last = Some(Instant::now());
+    true
 }
 
 impl Minimiser {
@@ -97,6 +118,7 @@ impl Minimiser {
             hasher: SubjectHasher::new(secret),
             retention_days: settings.manifest_retention_days,
             last_backfill: Arc::default(),
+            last_prune: Arc::default(),
         })
     }
 
@@ -108,8 +130,9 @@ impl Minimiser {
         tx: &mut Tx,
         request_id: Uuid,
         subject: &str,
+        lock: MemberLock,
     ) -> Result<u64, Error> {
-        record::replace_subject(tx, request_id, subject, &self.hasher.hash(subject)).await
+        record::replace_subject(tx, request_id, subject, &self.hasher.hash(subject), lock).await
     }
 
     /// Prunes the manifests whose retention has passed, a slice at a time;
@@ -118,15 +141,25 @@ impl Minimiser {
         prune(store, self.retention_days).await
     }
 
+    /// [`Minimiser::prune`] when this process has not looked for
+    /// [`PRUNE_EVERY`], or its last look left more to prune; what a worker
+    /// calls after each Done.
+    pub async fn prune_if_due(&self, store: &Store) -> Result<Vec<Uuid>, Error> {
+        if !due(&self.last_prune, PRUNE_EVERY) {
+            return Ok(Vec::new());
+        }
+        let pruned = self.prune(store).await?;
+        if pruned.len() as i64 >= PRUNE_SLICE {
+            *self.last_prune.lock().expect("never poisoned") = None;
+        }
+        Ok(pruned)
+    }
+
     /// [`Minimiser::backfill`] when this process has not run it for
     /// [`BACKFILL_EVERY`]; what a worker calls after each Done.
     pub async fn backfill_if_due(&self, store: &Store) -> Result<u64, Error> {
-        {
-            let mut last = self.last_backfill.lock().expect("never poisoned");
-            if last.is_some_and(|at| at.elapsed() < BACKFILL_EVERY) {
-                return Ok(0);
-            }
-            *last = Some(Instant::now());
+        if !due(&self.last_backfill, BACKFILL_EVERY) {
+            return Ok(0);
         }
         self.backfill(store).await
     }
@@ -138,7 +171,9 @@ impl Minimiser {
         let mut changed = 0;
         for (id, subject) in record::unminimised(store, PRUNE_SLICE).await? {
             let mut tx = store.begin().await?;
-            changed += self.minimise(&mut tx, id, &subject).await?;
+            changed += self
+                .minimise(&mut tx, id, &subject, MemberLock::Take)
+                .await?;
             tx.commit().await?;
         }
         Ok(changed)

@@ -108,10 +108,20 @@ pub async fn replace_subject(
     request_id: Uuid,
     subject: &str,
     hash: &str,
+    lock: MemberLock,
 ) -> Result<u64, Error> {
     Ok(on_backend!(tx.conn(), conn =>
-        postgres::record::replace_subject(conn, request_id, subject, hash).await?,
+        postgres::record::replace_subject(conn, request_id, subject, hash, lock).await?,
         sqlite::record::replace_subject(conn, request_id, subject, hash).await?))
+}
+
+/// Whether [`replace_subject`]'s transaction already holds the member's
+/// lock ([`super::requests::lock_subject`], taken first by Done's
+/// transaction), or must take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberLock {
+    Held,
+    Take,
 }
 
 /// Finished requests that still hold a raw key (finished before lethe

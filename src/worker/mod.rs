@@ -478,6 +478,7 @@ async fn drive(
                 total,
                 advanced,
                 counters: committed,
+                checkpoint,
             }) => {
                 let after = match committed {
                     Some(after) => after,
@@ -496,6 +497,7 @@ async fn drive(
                     board.update(request_id, report.progress());
                 }
                 counters = after;
+                known = checkpoint;
                 if let Some(next) = advanced {
                     tracing::info!(from = %state, to = %next, "advanced");
                     state = next;

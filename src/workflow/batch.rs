@@ -320,12 +320,21 @@ pub async fn run_batch<P: PhaseRun>(
         let (detail, advanced, counters) = committed;
         let commit_ms = started.elapsed().as_millis() as u64 - start_ms - act_ms;
         tracing::debug!(total, %detail, start_ms, act_ms, commit_ms, ?read_ahead, "batch committed");
+        // The phase goes on from what this commit wrote: batch `batch` of
+        // `total` done, at `after`.
+        let checkpoint = advanced.is_none().then(|| Checkpoint {
+            request_id: lease.request_id,
+            batch_done: batch,
+            batch_total: Some(total),
+            cursor: Some(cursor_value(&after)),
+        });
         Ok(Step::Batch {
             phase: P::PHASE,
             batch,
             total: Some(total),
             advanced,
             counters: Some(counters),
+            checkpoint,
         })
     }
     .instrument(span)

@@ -8,12 +8,13 @@
 //! lethe minimised get their keys hashed (best effort: `lethe prune` does
 //! the same on demand).
 
-use super::state::{Phase, State};
+use super::state::State;
 use super::{Context, Step};
 use crate::error::Error;
-use crate::store::events::EventKind;
-use crate::store::requests::{self, checkpoint};
-use crate::store::{Lease, events, record};
+use crate::store::Lease;
+use crate::store::record::{self, MemberLock};
+use crate::store::requests;
+use crate::store::requests::checkpoint::{self, Verified};
 
 pub async fn finish(
     ctx: &Context,
@@ -39,32 +40,20 @@ pub async fn finish(
     let names = |clients: Vec<&crate::catalog::plan::ClientPlan>| -> Vec<String> {
         clients.into_iter().map(|c| c.table.clone()).collect()
     };
-    record::finish_verification(
-        &mut tx,
-        lease.request_id,
-        rows_verified,
-        &names(checked),
-        &names(unchecked),
-    )
-    .await?;
     record::write_counts(&mut tx, lease.request_id).await?;
-    checkpoint::advance(&mut tx, lease, State::DbMasked, State::Done).await?;
     let minimised = minimiser
-        .minimise(&mut tx, lease.request_id, subject)
+        .minimise(&mut tx, lease.request_id, subject, MemberLock::Held)
         .await?;
     let detail = format!("{minimised} request row(s) now hold only the member's keyed hash");
-    events::record(
-        &mut tx,
-        lease,
-        EventKind::SubjectMinimised,
-        Some(Phase::Verifying),
-        None,
-        Some(&detail),
-    )
-    .await?;
+    let verified = Verified {
+        rows: rows_verified,
+        checked_tables: names(checked),
+        unchecked_tables: names(unchecked),
+    };
+    checkpoint::finish_done(&mut tx, lease, &verified, &detail).await?;
     tx.commit().await?;
 
-    match minimiser.prune(&ctx.store).await {
+    match minimiser.prune_if_due(&ctx.store).await {
         Ok(pruned) if !pruned.is_empty() => {
             tracing::info!(
                 requests = pruned.len(),

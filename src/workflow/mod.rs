@@ -67,7 +67,7 @@ pub struct Context {
 }
 
 /// What a step achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Step {
     /// A batch committed; the phase goes on, or, when it was the phase's
     /// last, the request advanced to this milestone in the same commit.
@@ -79,6 +79,9 @@ pub enum Step {
         /// The request's counters as the batch's commit left them, when
         /// the commit returned them (the worker reads them otherwise).
         counters: Option<Counters>,
+        /// The checkpoint the batch's commit left when the phase goes on,
+        /// for the next step to start from without reading it.
+        checkpoint: Option<Checkpoint>,
     },
     /// The phase finished; the request reached this milestone.
     Advanced(State),

@@ -165,6 +165,7 @@ impl PhaseRun for Verification<'_> {
                 total,
                 advanced: None,
                 counters: None,
+                checkpoint: None,
             });
         }
         refuse_unnamed_rows(lease, &left)?;

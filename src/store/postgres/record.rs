@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::store::record::{Count, live_counts};
+use crate::store::record::{Count, MemberLock, live_counts};
 
 pub async fn write_counts(conn: &mut PgConnection, request_id: Uuid) -> Result<(), Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -46,11 +46,11 @@ pub async fn replace_subject(
     request_id: Uuid,
     subject: &str,
     hash: &str,
+    lock: MemberLock,
 ) -> Result<u64, Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('lethe/subject/' || $1, 0))")
-        .bind(subject)
-        .execute(&mut *conn)
-        .await?;
+    if lock == MemberLock::Take {
+        super::requests::lock_subject(&mut *conn, subject).await?;
+    }
     Ok(sqlx::query(
         "UPDATE erasure_requests SET subject_hash = $3, subject_key = NULL, updated_at = now() \
           WHERE subject_key = $2 AND (id = $1 OR state IN ('done', 'cancelled', 'coalesced'))",

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::store::events::EventKind;
 use crate::store::lease::Lease;
-use crate::store::requests::checkpoint::{CommitEvent, Progress};
+use crate::store::requests::checkpoint::{CommitEvent, Progress, Verified};
 use crate::store::requests::counter_columns;
 use crate::store::requests::{
     Counters, Leased, ListFilter, LockedState, Provenance, RECORD_COLUMNS, RequestRecord,
@@ -407,6 +407,42 @@ pub async fn last_batch_done(
     .bind(from.phase().map(Phase::as_str))
     .fetch_one(conn)
     .await?)
+}
+
+/// The move to Done with verification's last figures, its `advanced`
+/// event and the `subject_minimised` event after it, in one statement.
+pub async fn finish_done(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    verified: &Verified,
+    minimised: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "WITH done AS ( \
+             UPDATE erasure_requests SET rows_verified = rows_verified + $2, \
+                    key_check_tables = $3, key_unchecked_tables = $4, \
+                    state = 'done', finished_at = now(), batch_done = 0, batch_total = NULL, \
+                    phase_cursor = NULL, attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
+              WHERE id = $1 RETURNING id) \
+         INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, detail) \
+         SELECT done.id, $5, $6, e.kind, e.phase, e.detail \
+           FROM done, (VALUES (1, $7::text, $8::text, 'done'::text), (2, $9, $8, $10)) \
+                      AS e(ord, kind, phase, detail) \
+          ORDER BY e.ord",
+    )
+    .bind(lease.request_id)
+    .bind(verified.rows)
+    .bind(verified.checked_tables.join(", "))
+    .bind(verified.unchecked_tables.join(", "))
+    .bind(&lease.owner)
+    .bind(lease.epoch)
+    .bind(EventKind::Advanced.as_str())
+    .bind(Phase::Verifying.as_str())
+    .bind(EventKind::SubjectMinimised.as_str())
+    .bind(minimised)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// A phase's start, as [`start_phase`] writes it.

@@ -89,6 +89,51 @@ pub async fn last_batch_done(
     Ok((counters, to))
 }
 
+/// Verification's last figures, written at Done.
+#[derive(Debug, Clone, Default)]
+pub struct Verified {
+    /// Manifest rows read back.
+    pub rows: i64,
+    /// Client tables checked for the member's key, and those that could
+    /// not be (their erasure keeps the key).
+    pub checked_tables: Vec<String>,
+    pub unchecked_tables: Vec<String>,
+}
+
+/// Done: verification's last figures, the move from DbMasked, its
+/// `advanced` event and the `subject_minimised` event (`minimised`, its
+/// detail) after it; on PostgreSQL one statement. The caller has fenced
+/// the transaction and minimised the member's key in it.
+pub async fn finish_done(
+    tx: &mut Tx,
+    lease: &Lease,
+    verified: &Verified,
+    minimised: &str,
+) -> Result<(), Error> {
+    State::DbMasked.check_transition(State::Done)?;
+    if let Backed::Postgres(conn) = tx.conn() {
+        return postgres::requests::finish_done(conn, lease, verified, minimised).await;
+    }
+    crate::store::record::finish_verification(
+        tx,
+        lease.request_id,
+        verified.rows,
+        &verified.checked_tables,
+        &verified.unchecked_tables,
+    )
+    .await?;
+    advance(tx, lease, State::DbMasked, State::Done).await?;
+    events::record(
+        tx,
+        lease,
+        EventKind::SubjectMinimised,
+        Some(Phase::Verifying),
+        None,
+        Some(minimised),
+    )
+    .await
+}
+
 /// Starts a phase with its first batch, committed together under the
 /// lease's fence: the phase's batch total (starting deletion also stamps
 /// `s3_started_at`, the point after which the request can no longer be
