@@ -3,8 +3,9 @@
 //! per bucket, each with its method), the request becomes Done, and the
 //! member's raw key is replaced by its keyed hash. So a Done request always
 //! has its record, and never keeps the raw key. Then, outside that
-//! transaction, manifests whose retention has passed are pruned to counts,
-//! and (at most every ten minutes per worker process) requests done before
+//! transaction, manifests whose retention has passed are pruned to counts
+//! (at most every ten seconds per worker process, unless a backlog is
+//! being worked off), and (at most every ten minutes) requests done before
 //! lethe minimised get their keys hashed (best effort: `lethe prune` does
 //! the same on demand).
 
