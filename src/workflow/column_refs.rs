@@ -173,16 +173,19 @@ pub async fn read_parsed(
     Ok(())
 }
 
-/// Asks S3 ahead, `s3.concurrency` calls at a time, what reading these
-/// columns ([`read_column`]) would otherwise ask one call after another: the
-/// JSON manifests they point to (fetched together and kept for
-/// [`expand`]), then whether the objects behind each `+` reading exist, in
-/// the columns and in those manifests.
+/// Asks S3 ahead, `s3.concurrency / sharing` calls at a time (`sharing`
+/// callers ask side by side), what reading these columns ([`read_column`])
+/// would otherwise ask one call after another: the JSON manifests they
+/// point to (fetched together and kept for [`expand`]), then whether the
+/// objects behind each `+` reading exist, in the columns and in those
+/// manifests.
 pub async fn ask_ahead(
     ctx: &Context,
     columns: &[(&ReferenceSource, &Value)],
+    sharing: usize,
     findings: &mut Findings,
 ) -> Result<(), Error> {
+    let store_for = |bucket: &str| ctx.buckets.store_for(bucket).with_share(1, sharing);
     let mut ambiguous = Vec::new();
     let mut manifests: BTreeMap<String, BTreeMap<String, &Expansion>> = BTreeMap::new();
     for (source, document) in columns {
@@ -220,9 +223,7 @@ pub async fn ask_ahead(
             .map(|(key, expansion)| (key, expansion.max_bytes, expansion.clone()))
             .collect();
         let shared: std::sync::Arc<str> = std::sync::Arc::from(bucket.as_str());
-        let fetched = ctx
-            .buckets
-            .store_for(&bucket)
+        let fetched = store_for(&bucket)
             .concurrently(items, move |store, (key, max_bytes, expansion)| {
                 let bucket = shared.clone();
                 async move {
@@ -262,9 +263,7 @@ pub async fn ask_ahead(
     }
     for (bucket, keys) in by_bucket {
         let keys: Vec<String> = keys.into_iter().map(str::to_owned).collect();
-        let present: HashSet<String> = ctx
-            .buckets
-            .store_for(bucket)
+        let present: HashSet<String> = store_for(bucket)
             .existing(bucket, keys.clone())
             .await?
             .into_iter()
@@ -559,16 +558,33 @@ impl Findings {
     /// listed as a plain reference on this page, it moves to the end and
     /// becomes a container, so it is deleted after what it names.
     fn push_container(&mut self, object: ObjectRef, place: Place<'_>) {
-        if let Some(at) = self
+        if !self.move_to_end_as_container(&object) {
+            self.push(object, false, true, place);
+        }
+    }
+
+    /// [`Findings::push_container`] for an entry another page or feature
+    /// found: the first mention keeps its place of origin.
+    pub(super) fn push_container_entry(&mut self, entry: ManifestObject) {
+        if !self.move_to_end_as_container(&entry.object) {
+            self.seen_objects.insert(entry.object.clone());
+            self.objects.push(entry);
+        }
+    }
+
+    /// Moves an earlier mention of `object` to the end as a container;
+    /// false when there is none.
+    fn move_to_end_as_container(&mut self, object: &ObjectRef) -> bool {
+        let Some(at) = self
             .objects
             .iter()
-            .position(|o| o.object == object && o.replica_of.is_none())
-        {
-            let mut earlier = self.objects.remove(at);
-            earlier.container = true;
-            self.objects.push(earlier);
-            return;
-        }
-        self.push(object, false, true, place);
+            .position(|o| &o.object == object && o.replica_of.is_none())
+        else {
+            return false;
+        };
+        let mut earlier = self.objects.remove(at);
+        earlier.container = true;
+        self.objects.push(earlier);
+        true
     }
 }

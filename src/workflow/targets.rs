@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::column_refs::{self, Place};
-use super::{Context, s3_erasure};
+use super::{Context, s3_erasure, side_by_side};
 use crate::catalog::model::ReferenceSource;
 use crate::catalog::plan::{ClientPlan, FeatureRows, FeatureTables};
 use crate::error::Error;
@@ -70,7 +70,11 @@ impl Findings {
             self.push_row(&row.table, &row.row_id);
         }
         for object in other.objects {
-            if self.seen_objects.insert(object.object.clone()) || object.replica_of.is_some() {
+            if object.container && object.replica_of.is_none() {
+                // Deleted after what it lists, even when named earlier.
+                self.push_container_entry(object);
+            } else if self.seen_objects.insert(object.object.clone()) || object.replica_of.is_some()
+            {
                 self.objects.push(object);
             }
         }
@@ -195,6 +199,9 @@ fn client_row(index: usize, client: &ClientPlan, row: TextRow) -> Result<ClientR
     })
 }
 
+/// How many of a page's features are followed at once.
+const FEATURES_SIDE_BY_SIDE: usize = 4;
+
 /// Reads the feature and task rows below a page of client rows, proves
 /// each is the member's, and resolves their references.
 pub async fn find(ctx: &Context, subject: &str, clients: &[ClientRow]) -> Result<Findings, Error> {
@@ -221,14 +228,39 @@ pub async fn find(ctx: &Context, subject: &str, clients: &[ClientRow]) -> Result
             }),
         }
     }
-    for (index, rows) in by_feature {
-        let feature = &ctx.plan.features[index];
-        match &feature.tables {
-            FeatureTables::Missing { table } => missing_table(&mut findings, &rows, table),
-            FeatureTables::Present(plan) => {
-                find_feature(ctx, subject, &feature.types, plan, &rows, &mut findings).await?
+    // Each feature's reads are round trips (to the service's tables and to
+    // S3), so a page's features are followed side by side, a few at a time;
+    // their findings are then taken in feature order, as if one after
+    // another.
+    // Those at once share the request's `s3.concurrency` equally.
+    let sharing = by_feature.len().clamp(1, FEATURES_SIDE_BY_SIDE);
+    let permits = tokio::sync::Semaphore::new(FEATURES_SIDE_BY_SIDE);
+    let followed = side_by_side::all(by_feature.into_iter().map(|(index, rows)| {
+        let permits = &permits;
+        async move {
+            let _permit = permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            let mut found = Findings::default();
+            let feature = &ctx.plan.features[index];
+            match &feature.tables {
+                FeatureTables::Missing { table } => missing_table(&mut found, &rows, table),
+                FeatureTables::Present(plan) => {
+                    let feature = Following {
+                        types: &feature.types,
+                        plan,
+                        sharing,
+                    };
+                    find_feature(ctx, subject, &feature, &rows, &mut found).await?
+                }
             }
+            Ok::<_, Error>(found)
         }
+    }))
+    .await;
+    for found in followed {
+        findings.absorb(found?);
     }
     // Copies in replica buckets are objects of their own: erased, verified
     // and counted like the originals.
@@ -240,16 +272,30 @@ pub async fn find(ctx: &Context, subject: &str, clients: &[ClientRow]) -> Result
     Ok(findings)
 }
 
+/// A feature being followed below a page of client rows.
+struct Following<'a> {
+    /// Its feature types.
+    types: &'a [String],
+    plan: &'a FeatureRows,
+    /// How many features ask S3 side by side, sharing the request's
+    /// `s3.concurrency` equally.
+    sharing: usize,
+}
+
 /// One feature's rows below some client rows: reached per client table,
 /// proven, then read with their tasks.
 async fn find_feature(
     ctx: &Context,
     subject: &str,
-    types: &[String],
-    plan: &FeatureRows,
+    feature: &Following<'_>,
     clients: &[&ClientRow],
     findings: &mut Findings,
 ) -> Result<(), Error> {
+    let Following {
+        types,
+        plan,
+        sharing,
+    } = *feature;
     // Candidates, by key, in key order within each read.
     let mut candidates: BTreeMap<String, TextRow> = BTreeMap::new();
     let mut by_client: BTreeMap<usize, Vec<&ClientRow>> = BTreeMap::new();
@@ -355,7 +401,7 @@ async fn find_feature(
         references: &plan.references,
         start: reference_start,
     };
-    read_references(ctx, &page, named, findings).await?;
+    read_references(ctx, &page, named, sharing, findings).await?;
     for task in &plan.tasks {
         let column = width + task.parent_column;
         let mut values = BTreeSet::new();
@@ -395,7 +441,7 @@ async fn find_feature(
             references: &task.references,
             start: task.key.columns.len(),
         };
-        read_references(ctx, &page, named, findings).await?;
+        read_references(ctx, &page, named, sharing, findings).await?;
     }
     Ok(())
 }
@@ -411,11 +457,13 @@ struct ReferencePage<'a> {
 
 /// Reads the file references of a page's rows (each with its key, or None
 /// when a key column is NULL: reported, not read), after asking S3 ahead
-/// what reading them needs. Each column is parsed once, for both.
+/// what reading them needs (with a `1/sharing` share of the request's
+/// `s3.concurrency`). Each column is parsed once, for both.
 async fn read_references(
     ctx: &Context,
     page: &ReferencePage<'_>,
     rows: Vec<(Option<String>, &TextRow)>,
+    sharing: usize,
     findings: &mut Findings,
 ) -> Result<(), Error> {
     let parsed: Vec<Vec<Option<column_refs::Parsed>>> = rows
@@ -439,7 +487,7 @@ async fn read_references(
                 })
         })
         .collect();
-    column_refs::ask_ahead(ctx, &documents, findings).await?;
+    column_refs::ask_ahead(ctx, &documents, sharing, findings).await?;
     for ((key, _), columns) in rows.into_iter().zip(parsed) {
         let Some(key) = key else {
             findings.anomalies.push(unaddressable(page.table, page.key));
@@ -499,5 +547,68 @@ fn missing_table(findings: &mut Findings, clients: &[&ClientRow], table: &str) {
                 client.feature_type.as_deref().unwrap_or_default()
             ),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, container: bool, row: &str) -> ManifestObject {
+        ManifestObject {
+            object: ObjectRef {
+                bucket: "b".into(),
+                key: key.into(),
+            },
+            protected: false,
+            source_table: "t".into(),
+            source_row: row.into(),
+            replica_of: None,
+            container,
+        }
+    }
+
+    fn keys(findings: &Findings) -> Vec<(&str, bool, &str)> {
+        findings
+            .objects
+            .iter()
+            .map(|o| (o.object.key.as_str(), o.container, o.source_row.as_str()))
+            .collect()
+    }
+
+    /// Features are followed side by side and their findings absorbed in
+    /// feature order: a JSON manifest one feature names plainly and a later
+    /// one expands is still deleted after what it lists, and an object
+    /// both name is listed once, where it was first named.
+    #[test]
+    fn absorbing_keeps_containers_after_what_they_list_and_first_mentions_first() {
+        let mut page = Findings::default();
+        let found = |objects: Vec<ManifestObject>| Findings {
+            objects,
+            ..Findings::default()
+        };
+        let first = found(vec![
+            entry("manifest.json", false, "1"),
+            entry("a.png", false, "1"),
+        ]);
+        let second = found(vec![
+            entry("a.png", false, "2"),
+            entry("listed.png", false, "2"),
+            entry("manifest.json", true, "2"),
+        ]);
+        page.absorb(first);
+        page.absorb(second);
+        assert_eq!(
+            keys(&page),
+            [
+                ("a.png", false, "1"),
+                ("listed.png", false, "2"),
+                ("manifest.json", true, "1"),
+            ]
+        );
+        // A container absorbed again (a later page) stays once, at the end.
+        page.absorb(found(vec![entry("manifest.json", true, "3")]));
+        assert_eq!(page.objects.len(), 3);
+        assert_eq!(keys(&page)[2], ("manifest.json", true, "1"));
     }
 }
