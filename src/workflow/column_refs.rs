@@ -15,12 +15,12 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::Value;
 
 use super::Context;
-use super::targets::Findings;
+use super::findings::Findings;
 use crate::catalog::RefForm;
 use crate::catalog::model::{Expansion, ReferenceSource};
 use crate::error::Error;
 use crate::references::{Found, ObjectRef, Resolution};
-use crate::store::manifest::{Anomaly, AnomalyKind, ManifestObject};
+use crate::store::manifest::{Anomaly, AnomalyKind};
 
 /// Where a reference was found, for anomalies: the table and the row's key.
 #[derive(Clone, Copy)]
@@ -531,60 +531,4 @@ fn resolve_listed(ctx: &Context, expansion: &Expansion, bucket: &str, value: &Va
     };
     ctx.resolver
         .resolve_form(value, form, Some(listed_bucket), prefix, false)
-}
-
-impl Findings {
-    /// Adds an object once; the first mention decides its place in the order.
-    pub(super) fn push(
-        &mut self,
-        object: ObjectRef,
-        protected: bool,
-        container: bool,
-        place: Place<'_>,
-    ) {
-        if self.seen_objects.insert(object.clone()) {
-            self.objects.push(ManifestObject {
-                object,
-                protected,
-                source_table: place.table.to_owned(),
-                source_row: place.row_id.to_owned(),
-                replica_of: None,
-                container,
-            });
-        }
-    }
-
-    /// Adds a JSON manifest after the objects it lists: if it was already
-    /// listed as a plain reference on this page, it moves to the end and
-    /// becomes a container, so it is deleted after what it names.
-    fn push_container(&mut self, object: ObjectRef, place: Place<'_>) {
-        if !self.move_to_end_as_container(&object) {
-            self.push(object, false, true, place);
-        }
-    }
-
-    /// [`Findings::push_container`] for an entry another page or feature
-    /// found: the first mention keeps its place of origin.
-    pub(super) fn push_container_entry(&mut self, entry: ManifestObject) {
-        if !self.move_to_end_as_container(&entry.object) {
-            self.seen_objects.insert(entry.object.clone());
-            self.objects.push(entry);
-        }
-    }
-
-    /// Moves an earlier mention of `object` to the end as a container;
-    /// false when there is none.
-    fn move_to_end_as_container(&mut self, object: &ObjectRef) -> bool {
-        let Some(at) = self
-            .objects
-            .iter()
-            .position(|o| &o.object == object && o.replica_of.is_none())
-        else {
-            return false;
-        };
-        let mut earlier = self.objects.remove(at);
-        earlier.container = true;
-        self.objects.push(earlier);
-        true
-    }
 }

@@ -6,8 +6,9 @@
 
 use super::Context;
 use super::batch::{Committed, PhaseRun, ReadAhead};
+use super::findings::Findings;
 use super::state::{Phase, State};
-use super::targets::{self, Cursor, Findings, Page};
+use super::targets::{self, Cursor, Page};
 use crate::error::Error;
 use crate::store::requests::checkpoint::Progress;
 use crate::store::{Lease, Tx, manifest};

@@ -17,6 +17,7 @@ pub mod completion;
 pub mod deletion;
 pub mod discovery;
 pub mod dry_run;
+pub mod findings;
 pub mod masking;
 pub mod s3_erasure;
 mod side_by_side;

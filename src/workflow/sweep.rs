@@ -18,8 +18,9 @@
 use std::collections::BTreeMap;
 
 use super::column_refs::{self, Place};
+use super::findings::Findings;
 use super::state::{Phase, State};
-use super::targets::{self, Cursor, Findings};
+use super::targets::{self, Cursor};
 use super::{Context, s3_erasure, side_by_side};
 use crate::catalog::RowErasure;
 use crate::catalog::plan::{ClientPlan, FeatureTables};

@@ -13,17 +13,17 @@
 //! link values and reference columns (never the long prompts); nothing is
 //! skipped silently — whatever cannot be followed is an [`Anomaly`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::column_refs::{self, Place};
+use super::findings::Findings;
 use super::{Context, s3_erasure, side_by_side};
 use crate::catalog::model::ReferenceSource;
 use crate::catalog::plan::{ClientPlan, FeatureRows, FeatureTables};
 use crate::error::Error;
-use crate::references::ObjectRef;
-use crate::store::manifest::{Anomaly, AnomalyKind, ManifestObject, ManifestRow};
+use crate::store::manifest::{Anomaly, AnomalyKind};
 use crate::store::service::{self, ClientCount, TextRow};
 
 /// Where paging stands: the client table being read and the last key seen.
@@ -44,52 +44,6 @@ pub struct ClientRow {
     pub feature_type: Option<String>,
     /// The values of its table's link columns, in the plan's order.
     pub links: Vec<Option<String>>,
-}
-
-/// Everything one page of client rows leads to.
-#[derive(Debug, Default)]
-pub struct Findings {
-    pub rows: Vec<ManifestRow>,
-    /// In deletion order: objects a container lists come before it.
-    pub objects: Vec<ManifestObject>,
-    pub anomalies: Vec<Anomaly>,
-    pub(super) seen_objects: HashSet<ObjectRef>,
-    pub(super) expanded: HashSet<ObjectRef>,
-    /// Whether objects exist, asked ahead for the `+` ambiguity.
-    pub(super) existence: HashMap<ObjectRef, bool>,
-    /// JSON manifests fetched ahead (`ObjectStore::get_bounded`'s answer),
-    /// until they are expanded.
-    pub(super) fetched: HashMap<ObjectRef, Option<Option<Vec<u8>>>>,
-    seen_rows: HashSet<(String, String)>,
-}
-
-impl Findings {
-    /// Adds another page's findings, each row and object once.
-    pub fn absorb(&mut self, other: Findings) {
-        for row in other.rows {
-            self.push_row(&row.table, &row.row_id);
-        }
-        for object in other.objects {
-            if object.container && object.replica_of.is_none() {
-                // Deleted after what it lists, even when named earlier.
-                self.push_container_entry(object);
-            } else if self.seen_objects.insert(object.object.clone()) || object.replica_of.is_some()
-            {
-                self.objects.push(object);
-            }
-        }
-        self.anomalies.extend(other.anomalies);
-        self.expanded.extend(other.expanded);
-    }
-
-    fn push_row(&mut self, table: &str, key: &str) {
-        if self.seen_rows.insert((table.to_owned(), key.to_owned())) {
-            self.rows.push(ManifestRow {
-                table: table.to_owned(),
-                row_id: key.to_owned(),
-            });
-        }
-    }
 }
 
 /// How many pages (batches) the member's client rows make.
@@ -547,68 +501,5 @@ fn missing_table(findings: &mut Findings, clients: &[&ClientRow], table: &str) {
                 client.feature_type.as_deref().unwrap_or_default()
             ),
         ));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(key: &str, container: bool, row: &str) -> ManifestObject {
-        ManifestObject {
-            object: ObjectRef {
-                bucket: "b".into(),
-                key: key.into(),
-            },
-            protected: false,
-            source_table: "t".into(),
-            source_row: row.into(),
-            replica_of: None,
-            container,
-        }
-    }
-
-    fn keys(findings: &Findings) -> Vec<(&str, bool, &str)> {
-        findings
-            .objects
-            .iter()
-            .map(|o| (o.object.key.as_str(), o.container, o.source_row.as_str()))
-            .collect()
-    }
-
-    /// Features are followed side by side and their findings absorbed in
-    /// feature order: a JSON manifest one feature names plainly and a later
-    /// one expands is still deleted after what it lists, and an object
-    /// both name is listed once, where it was first named.
-    #[test]
-    fn absorbing_keeps_containers_after_what_they_list_and_first_mentions_first() {
-        let mut page = Findings::default();
-        let found = |objects: Vec<ManifestObject>| Findings {
-            objects,
-            ..Findings::default()
-        };
-        let first = found(vec![
-            entry("manifest.json", false, "1"),
-            entry("a.png", false, "1"),
-        ]);
-        let second = found(vec![
-            entry("a.png", false, "2"),
-            entry("listed.png", false, "2"),
-            entry("manifest.json", true, "2"),
-        ]);
-        page.absorb(first);
-        page.absorb(second);
-        assert_eq!(
-            keys(&page),
-            [
-                ("a.png", false, "1"),
-                ("listed.png", false, "2"),
-                ("manifest.json", true, "1"),
-            ]
-        );
-        // A container absorbed again (a later page) stays once, at the end.
-        page.absorb(found(vec![entry("manifest.json", true, "3")]));
-        assert_eq!(page.objects.len(), 3);
-        assert_eq!(keys(&page)[2], ("manifest.json", true, "1"));
     }
 }

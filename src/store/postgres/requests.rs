@@ -10,11 +10,11 @@ use crate::error::Error;
 use crate::store::events::EventKind;
 use crate::store::lease::Lease;
 use crate::store::requests::checkpoint::{CommitEvent, Progress, Verified};
-use crate::store::requests::counter_columns;
 use crate::store::requests::{
     Counters, Leased, ListFilter, LockedState, Provenance, RECORD_COLUMNS, RequestRecord,
     StoredCheckpoint, Submission, replayed, unfinished_state_names,
 };
+use crate::store::requests::{bind_progress, counter_columns, progress_increments};
 use crate::store::{active_state_names, constant_list};
 use crate::workflow::state::{Phase, State};
 
@@ -303,110 +303,77 @@ pub async fn cancel(conn: &mut PgConnection, id: Uuid) -> Result<(), Error> {
     Ok(())
 }
 
-/// A batch's checkpoint and its event, in one statement.
+/// Where a batch's commit leaves its phase.
+pub enum BatchEnd<'a> {
+    /// The phase goes on from this cursor.
+    GoesOn(&'a serde_json::Value),
+    /// It was the phase's last batch: the request moves `from` -> `to`,
+    /// stamping the milestone column `stamp`.
+    Advances {
+        from: State,
+        to: State,
+        stamp: &'static str,
+    },
+}
+
+/// A batch's counters and its `batch_committed` event, and either its
+/// cursor or the move to the next milestone with its `advanced` event, in
+/// one statement. Returns the counters as they now stand.
 pub async fn batch_done(
     conn: &mut PgConnection,
     lease: &Lease,
-    cursor: &serde_json::Value,
+    end: BatchEnd<'_>,
     progress: Progress,
     event: CommitEvent<'_>,
 ) -> Result<Counters, Error> {
-    Ok(sqlx::query_as(concat!(
+    let (moves, advanced_event) = match &end {
+        BatchEnd::GoesOn(_) => (
+            "phase_cursor = $2, batch_done = batch_done + 1".to_owned(),
+            "",
+        ),
+        // The advance resets the cursor: this batch's is not written.
+        BatchEnd::Advances { stamp, .. } => (
+            format!(
+                "state = $2, {stamp} = now(), batch_done = 0, batch_total = NULL, phase_cursor = NULL, \
+                 s3_started_at = CASE WHEN $2 = 's3_cleared' THEN coalesce(s3_started_at, now()) ELSE s3_started_at END"
+            ),
+            ", (2, $19, $20, NULL, $2)",
+        ),
+    };
+    let sql = format!(
         "WITH done AS ( \
-             UPDATE erasure_requests SET phase_cursor = $2, batch_done = batch_done + 1, \
-                    rows_found = rows_found + $3, objects_found = objects_found + $4, \
-                    objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
-                    rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
-                    objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
-                    objects_verified = objects_verified + $17, survivors_found = survivors_found + $18, \
-                    attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
-              WHERE id = $1 RETURNING id, ",
-        counter_columns!(),
-        "), event AS ( \
-             INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, batch_no, detail) \
-             SELECT id, $11, $12, $13, $14, $15, $16 FROM done) \
-         SELECT ",
-        counter_columns!(),
-        " FROM done"
-    ))
-    .bind(lease.request_id)
-    .bind(cursor)
-    .bind(progress.rows_found)
-    .bind(progress.objects_found)
-    .bind(progress.objects_retained)
-    .bind(progress.objects_deleted)
-    .bind(progress.rows_masked)
-    .bind(progress.anomalies)
-    .bind(progress.objects_scheduled)
-    .bind(progress.objects_locked)
-    .bind(&lease.owner)
-    .bind(lease.epoch)
-    .bind(event.kind.as_str())
-    .bind(event.phase.as_str())
-    .bind(event.batch)
-    .bind(event.detail)
-    .bind(progress.objects_verified)
-    .bind(progress.survivors_found)
-    .fetch_one(conn)
-    .await?)
-}
-
-/// A phase's last batch: its counters, its `batch_committed` event, the
-/// move to the next milestone and its `advanced` event, in one statement
-/// ([`batch_done`] and [`advance`] together: the batch's cursor is not
-/// written, the advance resets it).
-pub async fn last_batch_done(
-    conn: &mut PgConnection,
-    lease: &Lease,
-    progress: Progress,
-    event: CommitEvent<'_>,
-    from: State,
-    to: State,
-    stamp: &'static str,
-) -> Result<Counters, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH done AS ( \
-             UPDATE erasure_requests SET \
-                    rows_found = rows_found + $3, objects_found = objects_found + $4, \
-                    objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
-                    rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
-                    objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
-                    objects_verified = objects_verified + $17, survivors_found = survivors_found + $18, \
-                    state = $2, {stamp} = now(), batch_done = 0, batch_total = NULL, phase_cursor = NULL, \
-                    s3_started_at = CASE WHEN $2 = 's3_cleared' THEN coalesce(s3_started_at, now()) ELSE s3_started_at END, \
+             UPDATE erasure_requests SET {increments}, {moves}, \
                     attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
               WHERE id = $1 RETURNING id, {counters}), \
          event AS ( \
              INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, batch_no, detail) \
-             SELECT done.id, $11, $12, e.kind, e.phase, e.batch_no, e.detail \
-               FROM done, (VALUES (1, $13::text, $14::text, $15::int, $16::text), (2, $19, $20, NULL, $2)) \
+             SELECT done.id, $13, $14, e.kind, e.phase, e.batch_no, e.detail \
+               FROM done, (VALUES (1, $15::text, $16::text, $17::int, $18::text){advanced_event}) \
                           AS e(ord, kind, phase, batch_no, detail) \
               ORDER BY e.ord) \
          SELECT {counters} FROM done",
+        increments = progress_increments!(),
         counters = counter_columns!(),
-    )))
-    .bind(lease.request_id)
-    .bind(to.as_str())
-    .bind(progress.rows_found)
-    .bind(progress.objects_found)
-    .bind(progress.objects_retained)
-    .bind(progress.objects_deleted)
-    .bind(progress.rows_masked)
-    .bind(progress.anomalies)
-    .bind(progress.objects_scheduled)
-    .bind(progress.objects_locked)
-    .bind(&lease.owner)
-    .bind(lease.epoch)
-    .bind(event.kind.as_str())
-    .bind(event.phase.as_str())
-    .bind(event.batch)
-    .bind(event.detail)
-    .bind(progress.objects_verified)
-    .bind(progress.survivors_found)
-    .bind(EventKind::Advanced.as_str())
-    .bind(from.phase().map(Phase::as_str))
-    .fetch_one(conn)
-    .await?)
+    );
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(lease.request_id);
+    let query = match &end {
+        BatchEnd::GoesOn(cursor) => query.bind(*cursor),
+        BatchEnd::Advances { to, .. } => query.bind(to.as_str()),
+    };
+    let query = bind_progress!(query, progress)
+        .bind(&lease.owner)
+        .bind(lease.epoch)
+        .bind(event.kind.as_str())
+        .bind(event.phase.as_str())
+        .bind(event.batch)
+        .bind(event.detail);
+    let query = match end {
+        BatchEnd::GoesOn(_) => query,
+        BatchEnd::Advances { from, .. } => query
+            .bind(EventKind::Advanced.as_str())
+            .bind(from.phase().map(Phase::as_str)),
+    };
+    Ok(query.fetch_one(conn).await?)
 }
 
 /// The move to Done with verification's last figures, its `advanced`

@@ -47,7 +47,8 @@ pub async fn batch_done(
     let id = lease.request_id;
     let counters = match tx.conn() {
         Backed::Postgres(conn) => {
-            return postgres::requests::batch_done(conn, lease, cursor, progress, event).await;
+            let end = postgres::requests::BatchEnd::GoesOn(cursor);
+            return postgres::requests::batch_done(conn, lease, end, progress, event).await;
         }
         Backed::Sqlite(conn) => sqlite::requests::batch_done(conn, id, cursor, progress).await?,
     };
@@ -79,9 +80,8 @@ pub async fn last_batch_done(
     from.check_transition(to)?;
     if let Backed::Postgres(conn) = tx.conn() {
         let stamp = milestone_column(to)?;
-        let counters =
-            postgres::requests::last_batch_done(conn, lease, progress, event, from, to, stamp)
-                .await?;
+        let end = postgres::requests::BatchEnd::Advances { from, to, stamp };
+        let counters = postgres::requests::batch_done(conn, lease, end, progress, event).await?;
         return Ok((counters, to));
     }
     let counters = batch_done(tx, lease, &serde_json::Value::Null, progress, event).await?;

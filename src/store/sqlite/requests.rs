@@ -10,11 +10,11 @@ use uuid::fmt::Hyphenated;
 use super::{id, now, now_plus_secs, time};
 use crate::error::Error;
 use crate::store::requests::checkpoint::Progress;
-use crate::store::requests::counter_columns;
 use crate::store::requests::{
     Counters, Leased, ListFilter, LockedState, OptionalState, Provenance, RECORD_COLUMNS,
     RequestRecord, StoredCheckpoint, Submission, replayed, unfinished_state_names,
 };
+use crate::store::requests::{bind_progress, counter_columns, progress_increments};
 use crate::store::{active_state_names, constant_list};
 use crate::workflow::state::State;
 
@@ -429,32 +429,17 @@ pub async fn batch_done(
     cursor: &serde_json::Value,
     progress: Progress,
 ) -> Result<Counters, Error> {
-    Ok(sqlx::query_as(concat!(
-        "UPDATE erasure_requests SET phase_cursor = $2, batch_done = batch_done + 1, \
-                rows_found = rows_found + $3, objects_found = objects_found + $4, \
-                objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
-                rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
-                objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
-                objects_verified = objects_verified + $11, survivors_found = survivors_found + $12, \
-                attempts = 0, progress_epoch = lease_epoch, updated_at = ",
+    let query = sqlx::query_as(concat!(
+        "UPDATE erasure_requests SET phase_cursor = $2, batch_done = batch_done + 1, ",
+        progress_increments!(),
+        ", attempts = 0, progress_epoch = lease_epoch, updated_at = ",
         now!(),
         " WHERE id = $1 RETURNING ",
         counter_columns!()
     ))
     .bind(id(request))
-    .bind(cursor.to_string())
-    .bind(progress.rows_found)
-    .bind(progress.objects_found)
-    .bind(progress.objects_retained)
-    .bind(progress.objects_deleted)
-    .bind(progress.rows_masked)
-    .bind(progress.anomalies)
-    .bind(progress.objects_scheduled)
-    .bind(progress.objects_locked)
-    .bind(progress.objects_verified)
-    .bind(progress.survivors_found)
-    .fetch_one(conn)
-    .await?)
+    .bind(cursor.to_string());
+    Ok(bind_progress!(query, progress).fetch_one(conn).await?)
 }
 
 pub async fn phase_started(
