@@ -227,7 +227,11 @@ impl Service {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", &self.db.url)
-            .env("LETHE_LOG", "info")
+            // `LETHE_BENCH_LOG=lethe=debug` shows each batch's timings in the log.
+            .env(
+                "LETHE_LOG",
+                std::env::var("LETHE_BENCH_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .envs(self.s3.env());
         (command, self.dir.join(format!("{log}.log")))
     }

@@ -92,6 +92,19 @@ pub trait PhaseRun: Sync {
     /// Where the phase stands once this batch has committed.
     fn cursor_after(&self, work: &Self::Work) -> Self::Cursor;
 
+    /// Where the phase stands once this batch has committed, when what its
+    /// work found moves it elsewhere than [`PhaseRun::cursor_after`] said
+    /// (verification: a row read back holding values again sends every row
+    /// to be read afresh at the end). By default it does not; a next batch
+    /// prepared ahead after the other cursor is then not used.
+    fn cursor_found(
+        &self,
+        _after: &Self::Cursor,
+        _effects: &Self::Effects,
+    ) -> Option<Self::Cursor> {
+        None
+    }
+
     /// Whether this batch's input itself shows that nothing follows it (a
     /// page shorter than the one asked for), so that its end needs no read
     /// to see, and a phase whose first input is final needs no count. By
@@ -317,16 +330,16 @@ pub async fn run_batch<P: PhaseRun>(
             Some(Err(err)) => tracing::debug!("preparing the next batch ahead: {err}"),
             None => {}
         }
-        let (detail, advanced, counters) = committed;
+        let (detail, advanced, counters, after) = committed;
         let commit_ms = started.elapsed().as_millis() as u64 - start_ms - act_ms;
         tracing::debug!(total, %detail, start_ms, act_ms, commit_ms, ?read_ahead, "batch committed");
         // The phase goes on from what this commit wrote: batch `batch` of
         // `total` done, at `after`.
-        let checkpoint = advanced.is_none().then(|| Checkpoint {
+        let checkpoint = advanced.is_none().then_some(Checkpoint {
             request_id: lease.request_id,
             batch_done: batch,
             batch_total: Some(total),
-            cursor: Some(cursor_value(&after)),
+            cursor: Some(after),
         });
         Ok(Step::Batch {
             phase: P::PHASE,
@@ -352,21 +365,25 @@ struct Done<P: PhaseRun> {
 
 /// A batch's one fenced transaction: its outcome, its checkpoint (`after`)
 /// and its `batch_committed` event, and the advance when it was the
-/// phase's last. Returns the event's detail, the milestone advanced to and
-/// the counters the commit left.
+/// phase's last. Returns the event's detail, the milestone advanced to,
+/// the counters the commit left and the cursor it wrote.
 async fn commit<P: PhaseRun>(
     ctx: &Context,
     lease: &Lease,
     phase: &P,
     done: Done<P>,
     after: &P::Cursor,
-) -> Result<(String, Option<State>, Counters), Error> {
+) -> Result<(String, Option<State>, Counters, serde_json::Value), Error> {
     let Done {
         batch,
         work,
         effects,
         last,
     } = done;
+    let after = match phase.cursor_found(after, &effects) {
+        Some(found) => cursor_value(&found),
+        None => cursor_value(after),
+    };
     let mut tx = phase.begin(ctx).await?;
     lease.fence(&mut tx, P::FROM).await?;
     let Committed { progress, detail } = phase
@@ -386,10 +403,9 @@ async fn commit<P: PhaseRun>(
             checkpoint::last_batch_done(&mut tx, lease, progress, event, P::FROM).await?;
         (counters, Some(to))
     } else {
-        let counters =
-            checkpoint::batch_done(&mut tx, lease, &cursor_value(after), progress, event).await?;
+        let counters = checkpoint::batch_done(&mut tx, lease, &after, progress, event).await?;
         (counters, None)
     };
     tx.commit().await?;
-    Ok((detail, advanced, counters))
+    Ok((detail, advanced, counters, after))
 }

@@ -72,16 +72,20 @@ impl Leftovers {
     }
 }
 
-/// Reads back every manifest row (but those kept by policy) and every
-/// client table that can be checked for the member's key.
+/// Reads back the manifest's rows (but those kept by policy) after
+/// discovery batch `after_batch` (None: none are left to read, they were
+/// read back alongside the objects) and every client table that can be
+/// checked for the member's key. Returns what was found and how many rows
+/// it read.
 pub async fn leftovers(
     ctx: &Context,
     lease: &Lease,
     subject: &str,
+    after_batch: Option<i32>,
 ) -> Result<(Leftovers, i64), Error> {
     let mut found = Leftovers::default();
     let mut checked = 0i64;
-    let mut after_batch = Some(i32::MIN);
+    let mut after_batch = after_batch;
     while let Some(after) = after_batch
         && let Some(RowBatch {
             batch_no,
@@ -92,41 +96,7 @@ pub async fn leftovers(
         // The last batch says so: no read to find nothing after it.
         after_batch = (!last).then_some(batch_no);
         checked += rows.len() as i64;
-        let mut keys_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for row in &rows {
-            keys_by_table
-                .entry(row.table.as_str())
-                .or_default()
-                .push(row.row_id.clone());
-        }
-        let mut tables = Vec::with_capacity(keys_by_table.len());
-        for (table, keys) in keys_by_table {
-            let Some(plan) = ctx.plan.tables.get(table) else {
-                return Err(Error::Permanent {
-                    id: lease.request_id,
-                    message: format!(
-                        "cannot verify table {table}: the catalog no longer describes it; restore its entry, then `lethe retry`"
-                    ),
-                });
-            };
-            tables.push((table, plan, keys));
-        }
-        // The batch's tables are read back side by side (one connection
-        // each): a large member's read-back is round trips, not work.
-        let answers = side_by_side::all(
-            tables
-                .iter()
-                .map(|(_, plan, keys)| service::unerased_keys(&ctx.store, plan, keys)),
-        )
-        .await;
-        for ((table, _, _), answer) in tables.iter().zip(answers) {
-            for key in answer? {
-                found.rewritten.push(ManifestRow {
-                    table: (*table).to_owned(),
-                    row_id: key,
-                });
-            }
-        }
+        found.rewritten.extend(rewritten(ctx, lease, &rows).await?);
     }
     // Each client table whose erasure removes the key, asked together; the
     // tables still carrying it are asked again for rows with a NULL key,
@@ -161,6 +131,52 @@ pub async fn leftovers(
         }
     }
     Ok((found, checked))
+}
+
+/// Which of these manifest rows hold values again in a catalogued column
+/// (written after masking). Each table's rows are read back side by side
+/// (one connection each): a large member's read-back is round trips, not
+/// work.
+pub async fn rewritten<'r>(
+    ctx: &Context,
+    lease: &Lease,
+    rows: impl IntoIterator<Item = &'r ManifestRow>,
+) -> Result<Vec<ManifestRow>, Error> {
+    let mut keys_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for row in rows {
+        keys_by_table
+            .entry(row.table.as_str())
+            .or_default()
+            .push(row.row_id.clone());
+    }
+    let mut tables = Vec::with_capacity(keys_by_table.len());
+    for (table, keys) in keys_by_table {
+        let Some(plan) = ctx.plan.tables.get(table) else {
+            return Err(Error::Permanent {
+                id: lease.request_id,
+                message: format!(
+                    "cannot verify table {table}: the catalog no longer describes it; restore its entry, then `lethe retry`"
+                ),
+            });
+        };
+        tables.push((table, plan, keys));
+    }
+    let answers = side_by_side::all(
+        tables
+            .iter()
+            .map(|(_, plan, keys)| service::unerased_keys(&ctx.store, plan, keys)),
+    )
+    .await;
+    let mut found = Vec::new();
+    for ((table, _, _), answer) in tables.iter().zip(answers) {
+        for key in answer? {
+            found.push(ManifestRow {
+                table: (*table).to_owned(),
+                row_id: key,
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// Sweeps: finds, erases and records what `leftovers` points at.

@@ -8,11 +8,17 @@
 //! (once per prefix group, not per key) in a versioned one, and the tag in a
 //! tag-and-expire one. A survivor is erased once more and read back again;
 //! if it is still there the request stops with the bucket named (never the
-//! key). Then every manifest row's catalogued columns are read back, and no
-//! client row may still carry the member's key. Only a clean read-back
-//! reaches Done ([`super::completion`]).
+//! key). Every manifest row's catalogued columns are read back too, a
+//! discovery batch's rows alongside each page of objects (the one waits on
+//! S3, the other on the database), and at the end no client row may still
+//! carry the member's key. A row found holding values again sends every
+//! row to be read afresh at the end, where the sweep takes it
+//! ([`super::sweep`]). Only a clean read-back reaches Done
+//! ([`super::completion`]).
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::batch::{Committed, PhaseRun, ReadAhead};
 use super::s3_erasure::{self, Refusal};
@@ -22,7 +28,7 @@ use crate::error::Error;
 use crate::objects::ObjectError;
 use crate::objects::buckets::Freshness;
 use crate::store::events::EventKind;
-use crate::store::manifest::{self, Anomaly, ObjectEnd, PendingObject};
+use crate::store::manifest::{self, Anomaly, ObjectCursor, ObjectEnd, PendingObject, RowBatch};
 use crate::store::requests::checkpoint::Progress;
 use crate::store::{Lease, Tx, events};
 
@@ -32,11 +38,67 @@ use crate::store::{Lease, Tx, events};
 /// many read-backs, and the pages before it stand.
 const OBJECTS_PER_BATCH: i64 = 4000;
 
-use crate::store::manifest::ObjectCursor as Cursor;
+/// Discovery batches of rows read back alongside each page of objects, so
+/// that a member's rows are read back about as their objects are.
+const ROW_BATCHES_PER_PAGE: usize = 1;
+
+/// Where verification stands: the objects read back, and how far the
+/// manifest's rows were read back alongside them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(flatten)]
+    objects: ObjectCursor,
+    /// A checkpoint written before rows were read alongside the objects
+    /// has none: its rows are all read at the end.
+    #[serde(default = "RowsRead::at_end")]
+    rows: RowsRead,
+}
+
+/// How the manifest's rows are read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RowsRead {
+    /// Alongside the object pages, a discovery batch a page: every batch up
+    /// to `after_batch` read back and still masked (`checked` rows); `done`
+    /// once the last batch was.
+    Alongside {
+        after_batch: i32,
+        checked: i64,
+        done: bool,
+    },
+    /// All of them at the end, afresh: a row read alongside held values
+    /// again, or a sweep ran since.
+    AtEnd,
+}
+
+impl RowsRead {
+    fn at_end() -> RowsRead {
+        RowsRead::AtEnd
+    }
+}
+
+impl Default for RowsRead {
+    fn default() -> Self {
+        RowsRead::Alongside {
+            after_batch: i32::MIN,
+            checked: 0,
+            done: false,
+        }
+    }
+}
 
 /// Reading one request's erasure back.
 pub struct Verification<'a> {
     pub subject: &'a str,
+}
+
+/// A page of objects to read back, and the discovery batches of rows read
+/// back alongside it.
+pub struct Page {
+    objects: Vec<PendingObject>,
+    rows: Vec<RowBatch>,
+    /// How the rows stood before this page.
+    rows_before: RowsRead,
 }
 
 /// What a page's read-back found.
@@ -44,11 +106,13 @@ pub struct ReadBack {
     ends: Vec<ObjectEnd>,
     anomalies: Vec<Anomaly>,
     survivors_found: i64,
+    /// A row read back alongside held values again.
+    rows_rewritten: bool,
 }
 
 impl PhaseRun for Verification<'_> {
     type Cursor = Cursor;
-    type Work = Vec<PendingObject>;
+    type Work = Page;
     type Effects = ReadBack;
     const FROM: State = State::DbMasked;
     const PHASE: Phase = Phase::Verifying;
@@ -73,34 +137,105 @@ impl PhaseRun for Verification<'_> {
         ctx: &Context,
         lease: &Lease,
         cursor: &Cursor,
-    ) -> Result<Option<Vec<PendingObject>>, Error> {
-        let page = manifest::objects_after(
+    ) -> Result<Option<Page>, Error> {
+        let objects = manifest::objects_after(
             &ctx.store,
             lease.request_id,
-            cursor.after_seq,
+            cursor.objects.after_seq,
             OBJECTS_PER_BATCH,
         )
         .await?;
-        Ok((!page.is_empty()).then_some(page))
+        if objects.is_empty() {
+            // Rows left unread are read at the end.
+            return Ok(None);
+        }
+        let mut rows: Vec<RowBatch> = Vec::new();
+        if let RowsRead::Alongside {
+            mut after_batch,
+            done: false,
+            ..
+        } = cursor.rows
+        {
+            while rows.len() < ROW_BATCHES_PER_PAGE
+                && let Some(batch) =
+                    manifest::rows_to_verify(&ctx.store, lease.request_id, after_batch).await?
+            {
+                after_batch = batch.batch_no;
+                let last = batch.last;
+                rows.push(batch);
+                if last {
+                    break;
+                }
+            }
+        }
+        Ok(Some(Page {
+            objects,
+            rows,
+            rows_before: cursor.rows,
+        }))
     }
 
-    fn cursor_after(&self, page: &Vec<PendingObject>) -> Cursor {
-        Cursor::after(page)
+    fn cursor_after(&self, page: &Page) -> Cursor {
+        let rows = match (page.rows_before, page.rows.last()) {
+            (RowsRead::AtEnd, _) => RowsRead::AtEnd,
+            (RowsRead::Alongside { checked, .. }, Some(last)) => RowsRead::Alongside {
+                after_batch: last.batch_no,
+                checked: checked + page.rows.iter().map(|b| b.rows.len() as i64).sum::<i64>(),
+                done: last.last,
+            },
+            // Nothing was left to read alongside.
+            (
+                RowsRead::Alongside {
+                    after_batch,
+                    checked,
+                    ..
+                },
+                None,
+            ) => RowsRead::Alongside {
+                after_batch,
+                checked,
+                done: true,
+            },
+        };
+        Cursor {
+            objects: ObjectCursor::after(&page.objects),
+            rows,
+        }
+    }
+
+    /// A row read back alongside held values again: every row is read
+    /// again at the end, where the sweep takes what is found.
+    fn cursor_found(&self, after: &Cursor, found: &ReadBack) -> Option<Cursor> {
+        found.rows_rewritten.then(|| Cursor {
+            objects: after.objects.clone(),
+            rows: RowsRead::AtEnd,
+        })
     }
 
     /// A page shorter than asked for is the last.
-    fn is_final(&self, _ctx: &Context, page: &Vec<PendingObject>) -> bool {
-        (page.len() as i64) < OBJECTS_PER_BATCH
+    fn is_final(&self, _ctx: &Context, page: &Page) -> bool {
+        (page.objects.len() as i64) < OBJECTS_PER_BATCH
     }
 
+    /// The page's objects are read back from S3 while its rows are read
+    /// back from the database.
     async fn act(
         &self,
         ctx: &Context,
         lease: &Lease,
         batch: i32,
-        page: &Vec<PendingObject>,
+        page: &Page,
     ) -> Result<ReadBack, Error> {
-        read_back(ctx, lease, batch, page).await
+        let rows = async {
+            if page.rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            sweep::rewritten(ctx, lease, page.rows.iter().flat_map(|b| &b.rows)).await
+        };
+        let (mut found, rewritten) =
+            tokio::try_join!(read_back(ctx, lease, batch, &page.objects), rows)?;
+        found.rows_rewritten = !rewritten.is_empty();
+        Ok(found)
     }
 
     async fn write(
@@ -109,9 +244,10 @@ impl PhaseRun for Verification<'_> {
         _ctx: &Context,
         lease: &Lease,
         _batch: i32,
-        page: Vec<PendingObject>,
+        page: Page,
         found: ReadBack,
     ) -> Result<Committed, Error> {
+        let page = page.objects;
         manifest::record_outcomes(tx, lease.request_id, &found.ends).await?;
         manifest::record_anomalies(tx, lease.request_id, &found.anomalies).await?;
         Ok(Committed {
@@ -142,8 +278,20 @@ impl PhaseRun for Verification<'_> {
     ) -> Result<Step, Error> {
         let batch = checkpoint.next_batch();
         batch_started(ctx, lease, Phase::Verifying, batch).await?;
+        let cursor: Cursor = checkpoint.cursor()?;
         let reading = std::time::Instant::now();
-        let (left, rows) = sweep::leftovers(ctx, lease, self.subject).await?;
+        let (left, rows) = match cursor.rows {
+            RowsRead::Alongside {
+                after_batch,
+                checked,
+                done,
+            } => {
+                let after = (!done).then_some(after_batch);
+                let (left, more) = sweep::leftovers(ctx, lease, self.subject, after).await?;
+                (left, checked + more)
+            }
+            RowsRead::AtEnd => sweep::leftovers(ctx, lease, self.subject, Some(i32::MIN)).await?,
+        };
         tracing::debug!(
             rows,
             elapsed_ms = reading.elapsed().as_millis() as u64,
@@ -151,11 +299,12 @@ impl PhaseRun for Verification<'_> {
         );
         if !left.is_empty() {
             // Written after discovery: swept, then read back again (the
-            // objects it added come after the cursor).
-            let cursor = checkpoint
-                .cursor
-                .clone()
-                .unwrap_or_else(|| cursor_value(&Cursor::default()));
+            // objects it added come after the cursor, and every row is read
+            // again at the end).
+            let cursor = cursor_value(&Cursor {
+                rows: RowsRead::AtEnd,
+                ..cursor
+            });
             sweep::run(ctx, lease, self.subject, &left, &cursor).await?;
             // It deleted: what is read back next rests on a new answer.
             ctx.buckets.forget_verifying(lease.request_id);
@@ -288,6 +437,7 @@ async fn read_back(
         ends,
         anomalies,
         survivors_found,
+        rows_rewritten: false,
     })
 }
 
@@ -360,5 +510,52 @@ fn refuse_unnamed_rows(lease: &Lease, left: &sweep::Leftovers) -> Result<(), Err
                  so lethe cannot erase them (see the unaddressable_row anomaly); give them a key, then `lethe retry`"
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_phase_reads_rows_alongside_and_an_older_checkpoint_reads_them_at_the_end() {
+        let fresh: Cursor = serde_json::from_value(cursor_value(&Cursor::default())).unwrap();
+        assert_eq!(fresh.rows, RowsRead::default());
+        assert!(matches!(
+            fresh.rows,
+            RowsRead::Alongside {
+                after_batch: i32::MIN,
+                checked: 0,
+                done: false
+            }
+        ));
+        // Written by a worker that read every row at the end: nothing says
+        // which rows were read, so all of them are.
+        let older: Cursor = serde_json::from_value(serde_json::json!({"after_seq": 4000})).unwrap();
+        assert_eq!(older.objects.after_seq, 4000);
+        assert_eq!(older.rows, RowsRead::AtEnd);
+    }
+
+    #[test]
+    fn a_row_found_written_again_sends_every_row_to_the_end() {
+        let after = Cursor {
+            objects: ObjectCursor { after_seq: 8000 },
+            rows: RowsRead::Alongside {
+                after_batch: 2,
+                checked: 900,
+                done: false,
+            },
+        };
+        let found = |rows_rewritten| ReadBack {
+            ends: Vec::new(),
+            anomalies: Vec::new(),
+            survivors_found: 0,
+            rows_rewritten,
+        };
+        let verification = Verification { subject: "member" };
+        assert!(verification.cursor_found(&after, &found(false)).is_none());
+        let moved = verification.cursor_found(&after, &found(true)).unwrap();
+        assert_eq!(moved.objects.after_seq, 8000);
+        assert_eq!(moved.rows, RowsRead::AtEnd);
     }
 }
