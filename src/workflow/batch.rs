@@ -270,8 +270,7 @@ pub async fn run_batch<P: PhaseRun>(
                 None => phase.act(ctx, lease, batch, &work).await?,
             };
             let act_ms = started.elapsed().as_millis() as u64 - start_ms;
-            let last =
-                may_be_last && (is_final || phase.read(ctx, lease, &after).await?.is_none());
+            let last = may_be_last && (is_final || phase.read(ctx, lease, &after).await?.is_none());
             let done = Done::<P> {
                 batch,
                 work,
@@ -313,7 +312,7 @@ pub async fn run_batch<P: PhaseRun>(
         // phase goes on (it did not advance in this commit), its next step
         // ends it without reading that again (a phase that reads ahead,
         // whose input after the cursor this commit left as it was).
-        let goes_on = committed.1.is_none();
+        let goes_on = committed.advanced.is_none();
         let prepared = match prepared {
             None if is_final && goes_on && P::READ_AHEAD != ReadAhead::Nothing => Some(Ok(None)),
             prepared => prepared,
@@ -330,9 +329,26 @@ pub async fn run_batch<P: PhaseRun>(
             Some(Err(err)) => tracing::debug!("preparing the next batch ahead: {err}"),
             None => {}
         }
-        let (detail, advanced, counters, after) = committed;
+        let Commit {
+            detail,
+            advanced,
+            counters,
+            cursor: after,
+            transaction_ms,
+        } = committed;
+        // The commit's wait includes the next batch prepared alongside it;
+        // `transaction_ms` is the transaction alone.
         let commit_ms = started.elapsed().as_millis() as u64 - start_ms - act_ms;
-        tracing::debug!(total, %detail, start_ms, act_ms, commit_ms, ?read_ahead, "batch committed");
+        tracing::debug!(
+            total,
+            %detail,
+            start_ms,
+            act_ms,
+            commit_ms,
+            transaction_ms,
+            ?read_ahead,
+            "batch committed"
+        );
         // The phase goes on from what this commit wrote: batch `batch` of
         // `total` done, at `after`.
         let checkpoint = advanced.is_none().then_some(Checkpoint {
@@ -363,17 +379,30 @@ struct Done<P: PhaseRun> {
     last: bool,
 }
 
+/// What a batch's commit left.
+struct Commit {
+    /// The `batch_committed` event's detail.
+    detail: String,
+    /// The milestone the request advanced to, when it was the phase's last.
+    advanced: Option<State>,
+    counters: Counters,
+    /// The cursor it wrote.
+    cursor: serde_json::Value,
+    /// How long the transaction took.
+    transaction_ms: u64,
+}
+
 /// A batch's one fenced transaction: its outcome, its checkpoint (`after`)
 /// and its `batch_committed` event, and the advance when it was the
-/// phase's last. Returns the event's detail, the milestone advanced to,
-/// the counters the commit left and the cursor it wrote.
+/// phase's last.
 async fn commit<P: PhaseRun>(
     ctx: &Context,
     lease: &Lease,
     phase: &P,
     done: Done<P>,
     after: &P::Cursor,
-) -> Result<(String, Option<State>, Counters, serde_json::Value), Error> {
+) -> Result<Commit, Error> {
+    let began = Instant::now();
     let Done {
         batch,
         work,
@@ -407,5 +436,11 @@ async fn commit<P: PhaseRun>(
         (counters, None)
     };
     tx.commit().await?;
-    Ok((detail, advanced, counters, after))
+    Ok(Commit {
+        detail,
+        advanced,
+        counters,
+        cursor: after,
+        transaction_ms: began.elapsed().as_millis() as u64,
+    })
 }
