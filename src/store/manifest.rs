@@ -6,6 +6,8 @@
 //! on SQLite, in-process and without arrays, one prepared statement per item
 //! inside the batch's transaction.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -18,6 +20,21 @@ use crate::references::ObjectRef;
 pub struct ManifestRow {
     pub table: String,
     pub row_id: String,
+}
+
+impl ManifestRow {
+    /// These rows' keys, table by table (in the order given within each).
+    pub fn keys_by_table<'r>(
+        rows: impl IntoIterator<Item = &'r ManifestRow>,
+    ) -> BTreeMap<&'r str, Vec<String>> {
+        let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for row in rows {
+            keys.entry(row.table.as_str())
+                .or_default()
+                .push(row.row_id.clone());
+        }
+        keys
+    }
 }
 
 /// An object found for the manifest.

@@ -114,39 +114,6 @@ macro_rules! counter_columns {
 }
 pub(crate) use counter_columns;
 
-/// What a batch adds to the request's counters, as SQL assignments on
-/// parameters `$3` to `$12` (bound by [`bind_progress`], both backends).
-macro_rules! progress_increments {
-    () => {
-        "rows_found = rows_found + $3, objects_found = objects_found + $4, \
-         objects_retained = objects_retained + $5, objects_deleted = objects_deleted + $6, \
-         rows_masked = rows_masked + $7, anomaly_count = anomaly_count + $8, \
-         objects_scheduled = objects_scheduled + $9, objects_locked = objects_locked + $10, \
-         objects_verified = objects_verified + $11, survivors_found = survivors_found + $12"
-    };
-}
-pub(crate) use progress_increments;
-
-/// Binds a batch's [`checkpoint::Progress`] as [`progress_increments`]'
-/// `$3` to `$12`, after `$1` and `$2`.
-macro_rules! bind_progress {
-    ($query:expr, $progress:expr) => {{
-        let progress = $progress;
-        $query
-            .bind(progress.rows_found)
-            .bind(progress.objects_found)
-            .bind(progress.objects_retained)
-            .bind(progress.objects_deleted)
-            .bind(progress.rows_masked)
-            .bind(progress.anomalies)
-            .bind(progress.objects_scheduled)
-            .bind(progress.objects_locked)
-            .bind(progress.objects_verified)
-            .bind(progress.survivors_found)
-    }};
-}
-pub(crate) use bind_progress;
-
 /// A request's progress counters, as each batch's commit leaves them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Counters {

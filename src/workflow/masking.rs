@@ -10,8 +10,6 @@
 //! `locked_object_rows = "keep"` policy) is recorded with it, for the
 //! destruction record.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::Context;
@@ -145,13 +143,8 @@ impl PhaseRun for Masking {
             kept,
             ..
         } = work;
-        let mut ids_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for row in rows.iter().filter(|row| !kept.contains(row)) {
-            ids_by_table
-                .entry(row.table.as_str())
-                .or_default()
-                .push(row.row_id.clone());
-        }
+        let mut ids_by_table =
+            ManifestRow::keys_by_table(rows.iter().filter(|row| !kept.contains(row)));
         let mut masked = 0u64;
         let mut erased: Vec<(&str, &str)> = Vec::new();
         for table in ctx.plan.erase_order() {

@@ -137,18 +137,12 @@ pub async fn leftovers(
 /// (written after masking). Each table's rows are read back side by side
 /// (one connection each): a large member's read-back is round trips, not
 /// work.
-pub async fn rewritten<'r>(
+pub async fn rewritten(
     ctx: &Context,
     lease: &Lease,
-    rows: impl IntoIterator<Item = &'r ManifestRow>,
+    rows: &[ManifestRow],
 ) -> Result<Vec<ManifestRow>, Error> {
-    let mut keys_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for row in rows {
-        keys_by_table
-            .entry(row.table.as_str())
-            .or_default()
-            .push(row.row_id.clone());
-    }
+    let keys_by_table = ManifestRow::keys_by_table(rows);
     let mut tables = Vec::with_capacity(keys_by_table.len());
     for (table, keys) in keys_by_table {
         let Some(plan) = ctx.plan.tables.get(table) else {
@@ -344,13 +338,7 @@ pub async fn run(
 /// Reads rewritten feature and task rows again by key, for the files their
 /// columns name now.
 async fn reread(ctx: &Context, rows: &[ManifestRow], findings: &mut Findings) -> Result<(), Error> {
-    let mut keys_by_table: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for row in rows {
-        keys_by_table
-            .entry(row.table.as_str())
-            .or_default()
-            .push(row.row_id.clone());
-    }
+    let keys_by_table = ManifestRow::keys_by_table(rows);
     for feature in &ctx.plan.features {
         let FeatureTables::Present(plan) = &feature.tables else {
             continue;

@@ -38,10 +38,6 @@ use crate::store::{Lease, Tx, events};
 /// many read-backs, and the pages before it stand.
 const OBJECTS_PER_BATCH: i64 = 4000;
 
-/// Discovery batches of rows read back alongside each page of objects, so
-/// that a member's rows are read back about as their objects are.
-const ROW_BATCHES_PER_PAGE: usize = 1;
-
 /// Where verification stands: the objects read back, and how far the
 /// manifest's rows were read back alongside them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -92,11 +88,11 @@ pub struct Verification<'a> {
     pub subject: &'a str,
 }
 
-/// A page of objects to read back, and the discovery batches of rows read
+/// A page of objects to read back, and the discovery batch of rows read
 /// back alongside it.
 pub struct Page {
     objects: Vec<PendingObject>,
-    rows: Vec<RowBatch>,
+    rows: Option<RowBatch>,
     /// How the rows stood before this page.
     rows_before: RowsRead,
 }
@@ -149,25 +145,14 @@ impl PhaseRun for Verification<'_> {
             // Rows left unread are read at the end.
             return Ok(None);
         }
-        let mut rows: Vec<RowBatch> = Vec::new();
-        if let RowsRead::Alongside {
-            mut after_batch,
-            done: false,
-            ..
-        } = cursor.rows
-        {
-            while rows.len() < ROW_BATCHES_PER_PAGE
-                && let Some(batch) =
-                    manifest::rows_to_verify(&ctx.store, lease.request_id, after_batch).await?
-            {
-                after_batch = batch.batch_no;
-                let last = batch.last;
-                rows.push(batch);
-                if last {
-                    break;
-                }
-            }
-        }
+        let rows = match cursor.rows {
+            RowsRead::Alongside {
+                after_batch,
+                done: false,
+                ..
+            } => manifest::rows_to_verify(&ctx.store, lease.request_id, after_batch).await?,
+            _ => None,
+        };
         Ok(Some(Page {
             objects,
             rows,
@@ -176,12 +161,12 @@ impl PhaseRun for Verification<'_> {
     }
 
     fn cursor_after(&self, page: &Page) -> Cursor {
-        let rows = match (page.rows_before, page.rows.last()) {
+        let rows = match (page.rows_before, &page.rows) {
             (RowsRead::AtEnd, _) => RowsRead::AtEnd,
-            (RowsRead::Alongside { checked, .. }, Some(last)) => RowsRead::Alongside {
-                after_batch: last.batch_no,
-                checked: checked + page.rows.iter().map(|b| b.rows.len() as i64).sum::<i64>(),
-                done: last.last,
+            (RowsRead::Alongside { checked, .. }, Some(batch)) => RowsRead::Alongside {
+                after_batch: batch.batch_no,
+                checked: checked + batch.rows.len() as i64,
+                done: batch.last,
             },
             // Nothing was left to read alongside.
             (
@@ -227,10 +212,10 @@ impl PhaseRun for Verification<'_> {
         page: &Page,
     ) -> Result<ReadBack, Error> {
         let rows = async {
-            if page.rows.is_empty() {
-                return Ok(Vec::new());
+            match &page.rows {
+                Some(batch) => sweep::rewritten(ctx, lease, &batch.rows).await,
+                None => Ok(Vec::new()),
             }
-            sweep::rewritten(ctx, lease, page.rows.iter().flat_map(|b| &b.rows)).await
         };
         let (mut found, rewritten) =
             tokio::try_join!(read_back(ctx, lease, batch, &page.objects), rows)?;

@@ -10,11 +10,12 @@ use crate::error::Error;
 use crate::store::events::EventKind;
 use crate::store::lease::Lease;
 use crate::store::requests::checkpoint::{CommitEvent, Progress, Verified};
+use crate::store::requests::checkpoint::{bind_progress, progress_increments};
+use crate::store::requests::counter_columns;
 use crate::store::requests::{
     Counters, Leased, ListFilter, LockedState, Provenance, RECORD_COLUMNS, RequestRecord,
     StoredCheckpoint, Submission, replayed, unfinished_state_names,
 };
-use crate::store::requests::{bind_progress, counter_columns, progress_increments};
 use crate::store::{active_state_names, constant_list};
 use crate::workflow::state::{Phase, State};
 

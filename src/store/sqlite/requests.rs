@@ -10,11 +10,12 @@ use uuid::fmt::Hyphenated;
 use super::{id, now, now_plus_secs, time};
 use crate::error::Error;
 use crate::store::requests::checkpoint::Progress;
+use crate::store::requests::checkpoint::{bind_progress, progress_increments};
+use crate::store::requests::counter_columns;
 use crate::store::requests::{
     Counters, Leased, ListFilter, LockedState, OptionalState, Provenance, RECORD_COLUMNS,
     RequestRecord, StoredCheckpoint, Submission, replayed, unfinished_state_names,
 };
-use crate::store::requests::{bind_progress, counter_columns, progress_increments};
 use crate::store::{active_state_names, constant_list};
 use crate::workflow::state::State;
 
