@@ -133,26 +133,9 @@ pub struct Claimed {
     pub attempts: i32,
     /// The previous holder, when this claim took over an expired lease.
     pub took_over_from: Option<String>,
-}
-
-/// Where a claimed request stands, for the worker that goes on with it
-/// ([`Store::resumption`]). Not `Debug`: it holds the member's key.
-pub struct Resumption {
-    pub subject: String,
-    pub counters: Counters,
-    pub checkpoint: StoredCheckpoint,
-}
-
-/// The row [`Store::resumption`] reads; the cursor as JSON text on both
-/// backends.
-#[derive(sqlx::FromRow)]
-struct ResumptionRow {
-    subject_key: Option<String>,
-    batch_done: i32,
-    batch_total: Option<i32>,
-    phase_cursor: Option<String>,
-    #[sqlx(flatten)]
-    counters: Counters,
+    /// What the worker goes on from, when the claim read it in the same
+    /// statement (PostgreSQL); otherwise [`Store::resumption`] reads it.
+    pub(crate) resumption: Option<Resumption>,
 }
 
 /// A request's checkpoint as stored: batches done, batches known, cursor.
@@ -256,32 +239,15 @@ impl Store {
     pub(crate) async fn resumption(&self, id: Uuid) -> Result<Resumption, Error> {
         let row: ResumptionRow = on_either_backend!(self.db(), id, |pool, stored_id| {
             sqlx::query_as(concat!(
-                "SELECT subject_key, batch_done, batch_total, \
-                        CAST(phase_cursor AS TEXT) AS phase_cursor, ",
-                counter_columns!(),
+                "SELECT ",
+                resumption_columns!(),
                 " FROM erasure_requests WHERE id = $1"
             ))
             .bind(stored_id)
             .fetch_one(pool)
             .await?
         });
-        let subject = row
-            .subject_key
-            .ok_or_else(|| Error::Invariant(format!("request {id} has no subject key left")))?;
-        let cursor = row
-            .phase_cursor
-            .map(|text| serde_json::from_str(&text))
-            .transpose()
-            .map_err(|source| Error::Cursor { id, source })?;
-        Ok(Resumption {
-            subject,
-            counters: row.counters,
-            checkpoint: StoredCheckpoint {
-                batch_done: row.batch_done,
-                batch_total: row.batch_total,
-                cursor,
-            },
-        })
+        row.into_resumption(id)
     }
 
     /// Claims the next due request whose lease is free or expired. On
@@ -296,6 +262,11 @@ impl Store {
         let Some(leased) = leased else {
             return Ok(None);
         };
+        // A row that does not read (no key left, a cursor that does not
+        // parse) is read again by the worker, whose failure path records why.
+        let resumption = leased
+            .resumption
+            .and_then(|row| row.into_resumption(leased.id).ok());
         Ok(Some(Claimed {
             lease: Lease {
                 request_id: leased.id,
@@ -306,6 +277,7 @@ impl Store {
             state: leased.state.parse()?,
             attempts: leased.attempts,
             took_over_from: leased.previous_owner,
+            resumption,
         }))
     }
 
@@ -545,13 +517,14 @@ pub(super) fn replayed(
 }
 
 /// What a claim leased, as the backend modules report it.
-#[derive(Debug, Clone)]
 pub(super) struct Leased {
     pub id: Uuid,
     pub epoch: i64,
     pub state: String,
     pub attempts: i32,
     pub previous_owner: Option<String>,
+    /// Read by the claim itself (PostgreSQL).
+    pub resumption: Option<ResumptionRow>,
 }
 
 /// A request row read under lock, for retry and cancel.
@@ -571,3 +544,7 @@ pub(crate) fn unfinished_state_names() -> Vec<&'static str> {
 }
 
 pub mod checkpoint;
+mod resumption;
+pub use resumption::Resumption;
+pub(super) use resumption::ResumptionRow;
+pub(crate) use resumption::resumption_columns;

@@ -364,10 +364,9 @@ async fn process(
     if let Some(board) = &progress {
         board.finish(request_id);
     }
-    if matches!(
-        outcome,
-        Outcome::Done | Outcome::Interrupted | Outcome::WindowClosed
-    ) && let Err(err) = lease.release(&ctx.store).await
+    // Done released the lease in its own commit.
+    if matches!(outcome, Outcome::Interrupted | Outcome::WindowClosed)
+        && let Err(err) = lease.release(&ctx.store).await
     {
         tracing::warn!("releasing lease: {err}; it expires on its own");
     }
@@ -444,9 +443,13 @@ async fn drive(
     let lease = &claimed.lease;
     let request_id = lease.request_id;
     let mut state = claimed.state;
-    let resumption = match ctx.store.resumption(request_id).await {
-        Ok(resumption) => resumption,
-        Err(err) => return fail(ctx, policy, claimed, state, Failure::of(&err)).await,
+    // Read with the claim on PostgreSQL; otherwise read now.
+    let resumption = match &claimed.resumption {
+        Some(resumption) => resumption.clone(),
+        None => match ctx.store.resumption(request_id).await {
+            Ok(resumption) => resumption,
+            Err(err) => return fail(ctx, policy, claimed, state, Failure::of(&err)).await,
+        },
     };
     let subject = resumption.subject;
     let mut counters = resumption.counters;

@@ -17,11 +17,14 @@ use crate::store::record::{self, MemberLock};
 use crate::store::requests;
 use crate::store::requests::checkpoint::{self, Verified};
 
+/// `batch` is the step's number: its `batch_started` is recorded in this
+/// commit, first.
 pub async fn finish(
     ctx: &Context,
     lease: &Lease,
     subject: &str,
     rows_verified: i64,
+    batch: i32,
 ) -> Result<Step, Error> {
     // Only the dry run builds a context without one, and it never gets here.
     let minimiser = ctx.minimiser.as_deref().ok_or_else(|| {
@@ -47,6 +50,7 @@ pub async fn finish(
         .await?;
     let detail = format!("{minimised} request row(s) now hold only the member's keyed hash");
     let verified = Verified {
+        batch,
         rows: rows_verified,
         checked_tables: names(checked),
         unchecked_tables: names(unchecked),

@@ -261,8 +261,10 @@ impl PhaseRun for Verification<'_> {
         checkpoint: &Checkpoint,
         total: Option<i32>,
     ) -> Result<Step, Error> {
+        // This step's start is recorded before what it changes: before a
+        // sweep, or in Done's own commit. Reading the rows back changes
+        // nothing.
         let batch = checkpoint.next_batch();
-        batch_started(ctx, lease, Phase::Verifying, batch).await?;
         let cursor: Cursor = checkpoint.cursor()?;
         let reading = std::time::Instant::now();
         let (left, rows) = match cursor.rows {
@@ -286,6 +288,7 @@ impl PhaseRun for Verification<'_> {
             // Written after discovery: swept, then read back again (the
             // objects it added come after the cursor, and every row is read
             // again at the end).
+            batch_started(ctx, lease, Phase::Verifying, batch).await?;
             let cursor = cursor_value(&Cursor {
                 rows: RowsRead::AtEnd,
                 ..cursor
@@ -304,7 +307,7 @@ impl PhaseRun for Verification<'_> {
         }
         refuse_unnamed_rows(lease, &left)?;
         ctx.buckets.forget_verifying(lease.request_id);
-        completion::finish(ctx, lease, self.subject, rows).await
+        completion::finish(ctx, lease, self.subject, rows, batch).await
     }
 }
 

@@ -72,6 +72,29 @@ async fn one_member_among_five_is_erased_and_the_others_are_untouched(backend: B
         .map(|t| t.rows)
         .sum();
     assert_eq!(masked, 72);
+
+    // Done's commit: the finishing step's start, the advance, the key's
+    // minimisation and the lease's release, in that order, by one holder;
+    // the lease is free and released once.
+    assert_eq!(status.record.lease_owner, None);
+    assert_eq!(status.record.lease_expires_at, None);
+    let events = app.events(submission.id).await;
+    let last: Vec<_> = events[events.len() - 4..].iter().collect();
+    let kinds: Vec<&str> = last.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["batch_started", "advanced", "subject_minimised", "released"],
+        "{events:?}"
+    );
+    assert_eq!(last[0].phase.as_deref(), Some("verifying"));
+    assert!(last[0].batch_no.is_some(), "{:?}", last[0]);
+    assert_eq!(last[1].detail.as_deref(), Some("done"));
+    for event in &last {
+        assert_eq!(event.lease_epoch, last[0].lease_epoch, "{events:?}");
+        assert_eq!(event.worker, last[0].worker, "{events:?}");
+    }
+    let releases = events.iter().filter(|e| e.kind == "released").count();
+    assert_eq!(releases, 1, "{events:?}");
 }
 
 /// `INSERT INTO erasure_requests (subject_key) VALUES (...)` names only the

@@ -16,6 +16,7 @@ use crate::store::requests::{
     Counters, Leased, ListFilter, LockedState, Provenance, RECORD_COLUMNS, RequestRecord,
     StoredCheckpoint, Submission, replayed, unfinished_state_names,
 };
+use crate::store::requests::{ResumptionRow, resumption_columns};
 use crate::store::{active_state_names, constant_list};
 use crate::workflow::state::{Phase, State};
 
@@ -149,7 +150,7 @@ pub async fn lease_next(
 ) -> Result<Option<Leased>, Error> {
     // The states are written into the statement, not bound: only then can
     // its cached (generic) plan use the partial index `erasure_requests_claimable`.
-    let claimed: Option<(Uuid, i64, String, i32, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let claimed: Option<LeasedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH candidate AS ( \
              SELECT id, lease_owner AS previous_owner FROM erasure_requests \
               WHERE state IN ({active}) AND next_attempt_at <= now() \
@@ -166,14 +167,17 @@ pub async fn lease_next(
                                               OR r.progress_epoch = r.lease_epoch THEN 0 ELSE 1 END, \
                 updated_at = now() \
            FROM candidate WHERE r.id = candidate.id \
-         RETURNING r.id, r.lease_epoch, r.state, r.attempts, candidate.previous_owner), \
+         RETURNING r.id, r.lease_epoch, r.state, r.attempts, candidate.previous_owner, \
+                   {resumption}), \
          event AS ( \
              INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, detail) \
              SELECT id, $1, lease_epoch, \
                     CASE WHEN previous_owner IS NULL THEN $3 ELSE $4 END, previous_owner \
                FROM leased) \
-         SELECT id, lease_epoch, state, attempts, previous_owner FROM leased",
-        active = constant_list(&active_state_names())
+         SELECT * FROM leased",
+        active = constant_list(&active_state_names()),
+        // What the worker goes on from, read with the claim instead of after it.
+        resumption = resumption_columns!(),
     )))
     .bind(owner)
     .bind(ttl.as_secs_f64())
@@ -181,15 +185,26 @@ pub async fn lease_next(
     .bind(EventKind::TakenOver.as_str())
     .fetch_optional(pool)
     .await?;
-    Ok(
-        claimed.map(|(id, epoch, state, attempts, previous_owner)| Leased {
-            id,
-            epoch,
-            state,
-            attempts,
-            previous_owner,
-        }),
-    )
+    Ok(claimed.map(|row| Leased {
+        id: row.id,
+        epoch: row.lease_epoch,
+        state: row.state,
+        attempts: row.attempts,
+        previous_owner: row.previous_owner,
+        resumption: Some(row.resumption),
+    }))
+}
+
+/// A claim's row: the lease, and where the request stands.
+#[derive(sqlx::FromRow)]
+struct LeasedRow {
+    id: Uuid,
+    lease_epoch: i64,
+    state: String,
+    attempts: i32,
+    previous_owner: Option<String>,
+    #[sqlx(flatten)]
+    resumption: ResumptionRow,
 }
 
 /// Seconds until the earliest waiting request falls due, by the database's
@@ -377,8 +392,10 @@ pub async fn batch_done(
     Ok(query.fetch_one(conn).await?)
 }
 
-/// The move to Done with verification's last figures, its `advanced`
-/// event and the `subject_minimised` event after it, in one statement.
+/// The move to Done with verification's last figures: the finishing
+/// step's `batch_started`, the `advanced` event, the `subject_minimised`
+/// event after it, and the lease's release with its `released` event, in
+/// one statement.
 pub async fn finish_done(
     conn: &mut PgConnection,
     lease: &Lease,
@@ -390,12 +407,15 @@ pub async fn finish_done(
              UPDATE erasure_requests SET rows_verified = rows_verified + $2, \
                     key_check_tables = $3, key_unchecked_tables = $4, \
                     state = 'done', finished_at = now(), batch_done = 0, batch_total = NULL, \
-                    phase_cursor = NULL, attempts = 0, progress_epoch = lease_epoch, updated_at = now() \
+                    phase_cursor = NULL, attempts = 0, progress_epoch = lease_epoch, \
+                    lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
               WHERE id = $1 RETURNING id) \
-         INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, detail) \
-         SELECT done.id, $5, $6, e.kind, e.phase, e.detail \
-           FROM done, (VALUES (1, $7::text, $8::text, 'done'::text), (2, $9, $8, $10)) \
-                      AS e(ord, kind, phase, detail) \
+         INSERT INTO erasure_events (request_id, worker, lease_epoch, kind, phase, batch_no, detail) \
+         SELECT done.id, $5, $6, e.kind, e.phase, e.batch_no, e.detail \
+           FROM done, (VALUES (0, $12::text, $8::text, $13::int, NULL::text), \
+                              (1, $7, $8, NULL, 'done'), (2, $9, $8, NULL, $10), \
+                              (3, $11, NULL, NULL, NULL)) \
+                      AS e(ord, kind, phase, batch_no, detail) \
           ORDER BY e.ord",
     )
     .bind(lease.request_id)
@@ -408,6 +428,9 @@ pub async fn finish_done(
     .bind(Phase::Verifying.as_str())
     .bind(EventKind::SubjectMinimised.as_str())
     .bind(minimised)
+    .bind(EventKind::Released.as_str())
+    .bind(EventKind::BatchStarted.as_str())
+    .bind(verified.batch)
     .execute(conn)
     .await?;
     Ok(())

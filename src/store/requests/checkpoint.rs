@@ -125,6 +125,8 @@ pub async fn last_batch_done(
 /// Verification's last figures, written at Done.
 #[derive(Debug, Clone, Default)]
 pub struct Verified {
+    /// The step that finishes: its `batch_started` is recorded with Done.
+    pub batch: i32,
     /// Manifest rows read back.
     pub rows: i64,
     /// Client tables checked for the member's key, and those that could
@@ -133,10 +135,13 @@ pub struct Verified {
     pub unchecked_tables: Vec<String>,
 }
 
-/// Done: verification's last figures, the move from DbMasked, its
-/// `advanced` event and the `subject_minimised` event (`minimised`, its
-/// detail) after it; on PostgreSQL one statement. The caller has fenced
-/// the transaction and minimised the member's key in it.
+/// Done: verification's last figures, the finishing step's
+/// `batch_started`, the move from DbMasked, its `advanced` event and the
+/// `subject_minimised` event (`minimised`, its detail) after it, then the
+/// lease's release and its `released` event (a
+/// Done request needs no holder, and its worker writes nothing after this
+/// commit); on PostgreSQL one statement. The caller has fenced the
+/// transaction and minimised the member's key in it.
 pub async fn finish_done(
     tx: &mut Tx,
     lease: &Lease,
@@ -147,6 +152,15 @@ pub async fn finish_done(
     if let Backed::Postgres(conn) = tx.conn() {
         return postgres::requests::finish_done(conn, lease, verified, minimised).await;
     }
+    events::record(
+        tx,
+        lease,
+        EventKind::BatchStarted,
+        Some(Phase::Verifying),
+        Some(verified.batch),
+        None,
+    )
+    .await?;
     crate::store::record::finish_verification(
         tx,
         lease.request_id,
@@ -164,7 +178,19 @@ pub async fn finish_done(
         None,
         Some(minimised),
     )
-    .await
+    .await?;
+    match tx.conn() {
+        // Fenced above, so the lease is this worker's to release.
+        Backed::Sqlite(conn) => {
+            sqlite::lease::release(conn, lease).await?;
+        }
+        Backed::Postgres(_) => {
+            return Err(Error::Invariant(
+                "a PostgreSQL Done is one statement (postgres::requests::finish_done)".into(),
+            ));
+        }
+    }
+    events::record(tx, lease, EventKind::Released, None, None, None).await
 }
 
 /// Starts a phase with its first batch, committed together under the

@@ -308,6 +308,7 @@ pub async fn lease_next(
         state,
         attempts,
         previous_owner,
+        resumption: None,
     }))
 }
 
