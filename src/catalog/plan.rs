@@ -80,8 +80,9 @@ pub struct ClientPlan {
     pub count_sql: String,
     /// `$1` subject -> how many of the member's rows have a NULL key column
     /// (possible in SQLite, whose non-integer primary keys allow NULL):
-    /// rows lethe cannot name, left out of paging and reported.
-    pub null_key_sql: String,
+    /// rows lethe cannot name, left out of paging and reported. None when
+    /// the schema declares every key column NOT NULL.
+    pub null_key_sql: Option<String>,
     /// `$1` subject, the cursor ([`RowKey::after_args`]), the limit ->
     /// (key texts..., feature type, link column texts...).
     pub page_sql: String,

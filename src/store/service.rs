@@ -31,8 +31,8 @@ pub enum ClientCount {
 
 /// How many of the member's rows each of `clients` holds, in their order,
 /// asked in one statement for all of them. A table that cannot hold this
-/// key at all (a uuid column and `member-1`) counts none without being
-/// asked.
+/// key at all (a uuid column and `member-1`), or cannot hold a NULL key
+/// when those are counted, counts none without being asked.
 pub async fn count_client_rows(
     store: &Store,
     clients: &[&ClientPlan],
@@ -41,11 +41,7 @@ pub async fn count_client_rows(
 ) -> Result<Vec<i64>, Error> {
     let asked: Vec<&str> = clients
         .iter()
-        .filter(|client| client.can_hold(subject))
-        .map(|client| match what {
-            ClientCount::Rows => client.count_sql.as_str(),
-            ClientCount::NullKeys => client.null_key_sql.as_str(),
-        })
+        .filter_map(|client| count_sql(client, subject, what))
         .collect();
     if asked.is_empty() {
         return Ok(vec![0; clients.len()]);
@@ -57,7 +53,7 @@ pub async fn count_client_rows(
     clients
         .iter()
         .map(|client| {
-            if !client.can_hold(subject) {
+            if count_sql(client, subject, what).is_none() {
                 return Ok(0);
             }
             answers.next().ok_or_else(|| {
@@ -65,6 +61,18 @@ pub async fn count_client_rows(
             })
         })
         .collect()
+}
+
+/// The count `what` asks of `client`, or None when the answer is 0 without
+/// asking.
+fn count_sql<'a>(client: &'a ClientPlan, subject: &str, what: ClientCount) -> Option<&'a str> {
+    if !client.can_hold(subject) {
+        return None;
+    }
+    match what {
+        ClientCount::Rows => Some(client.count_sql.as_str()),
+        ClientCount::NullKeys => client.null_key_sql.as_deref(),
+    }
 }
 
 /// The member's next client rows after the `after` key, in key order.

@@ -213,6 +213,13 @@ impl Compiler<'_> {
         link_columns: &[Ident],
     ) -> Option<ClientPlan> {
         let key = self.key(place, &client.table, &client.key)?;
+        // A key the schema declares NOT NULL throughout cannot be NULL:
+        // there is nothing to count.
+        let key_columns: Vec<&Ident> = key.columns.iter().map(|c| &c.name).collect();
+        let key_may_be_null = self
+            .column_types(place, &client.table, &key_columns)?
+            .iter()
+            .any(|ty| ty.nullable);
         let mut wanted = vec![&client.subject, &client.feature_type];
         wanted.extend(link_columns);
         let types = self.column_types(place, &client.table, &wanted)?;
@@ -275,10 +282,12 @@ impl Compiler<'_> {
             table: client.table.to_string(),
             subject_kind: self.kind_of(&types[0]),
             count_sql: format!("SELECT count(*) FROM {table} WHERE {subject_match}"),
-            null_key_sql: format!(
-                "SELECT count(*) FROM {table} WHERE {subject_match} AND ({})",
-                key_nulls.join(" OR ")
-            ),
+            null_key_sql: key_may_be_null.then(|| {
+                format!(
+                    "SELECT count(*) FROM {table} WHERE {subject_match} AND ({})",
+                    key_nulls.join(" OR ")
+                )
+            }),
             page_sql: format!(
                 "SELECT {} FROM {table} WHERE {subject_match} AND NOT ({}) AND {after} ORDER BY {} LIMIT ${limit}",
                 select.join(", "),
@@ -561,6 +570,33 @@ mod tests {
         // json is verified as jsonb.
         let verify = plan.tables["jobs"].verify_sql.as_deref().unwrap();
         assert!(verify.contains("CAST(\"params\" AS jsonb)"), "{verify}");
+    }
+
+    #[test]
+    fn rows_with_a_null_key_are_counted_only_where_the_schema_allows_them() {
+        let link = "link = { kind = \"client_to_feature\", client_column = \"job_ref\", cast = \"bigint\" }";
+        let (_dir, loaded) = catalog("[\"no\", \"day\"]", link);
+        let plan = Plan::compile(loaded, &schema()).unwrap();
+        assert_eq!(
+            plan.clients[0].null_key_sql, None,
+            "a primary key is NOT NULL"
+        );
+
+        // SQLite lets a non-integer primary key column hold NULL.
+        let mut nullable = schema();
+        let log = nullable.tables.get_mut("log").unwrap();
+        log.columns
+            .iter_mut()
+            .find(|c| c.name == "day")
+            .unwrap()
+            .nullable = true;
+        let (_dir, loaded) = catalog("[\"no\", \"day\"]", link);
+        let plan = Plan::compile(loaded, &nullable).unwrap();
+        let sql = plan.clients[0].null_key_sql.as_deref().expect("counted");
+        assert!(
+            sql.contains("\"log\".\"no\" IS NULL OR \"log\".\"day\" IS NULL"),
+            "{sql}"
+        );
     }
 
     #[test]
