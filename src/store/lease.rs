@@ -100,6 +100,25 @@ impl Lease {
         }
     }
 
+    /// Whether this lease took the request to Done, which released it in
+    /// its own commit: a renewal that finds the lease gone then lost
+    /// nothing. False on any error (the caller then treats the lease as
+    /// lost).
+    pub async fn finished(&self, store: &Store) -> bool {
+        let id = self.request_id;
+        let holder: Result<Option<(String, i64, Option<String>)>, sqlx::Error> =
+            on_either_backend!(store.db(), id, |pool, stored_id| {
+                sqlx::query_as(
+                    "SELECT state, lease_epoch, lease_owner FROM erasure_requests WHERE id = $1",
+                )
+                .bind(stored_id)
+                .fetch_optional(pool)
+                .await
+            });
+        matches!(holder, Ok(Some((state, epoch, None)))
+            if state == State::Done.as_str() && epoch == self.epoch)
+    }
+
     /// Extends the lease by its TTL. False when the lease is lost (another
     /// worker holds a newer epoch, or the request was cancelled or finished).
     pub async fn renew(&self, store: &Store) -> Result<bool, Error> {

@@ -43,6 +43,9 @@ async fn run(store: Store, lease: Lease, lost: CancellationToken) {
         tokio::time::sleep(period).await;
         match lease.renew(&store).await {
             Ok(true) => {}
+            // Done released the lease in its own commit, and the work
+            // may still be tidying up after it (pruning old manifests).
+            Ok(false) if lease.finished(&store).await => return,
             Ok(false) => {
                 tracing::warn!("lease lost; stopping work on this request");
                 lost.cancel();

@@ -123,4 +123,45 @@ async fn a_lease_taken_over_writes_nothing_and_is_told_so(backend: Backend) {
     assert_eq!(taken.detail.as_deref(), Some("worker-a"));
 }
 
-on_both_backends!(a_lease_taken_over_writes_nothing_and_is_told_so);
+/// Done releases the lease in its own commit. The worker's heartbeat may
+/// still fire after it (the worker prunes old manifests after Done): its
+/// renewal then finds the lease gone, and the lease says it finished the
+/// request, so nothing is reported lost. A lease of another epoch, or one
+/// whose request is still active, did not.
+async fn a_lease_that_reached_done_was_released_by_it_not_lost(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
+    let loaded = app.load("member", 1, 2).await;
+    let id = app.submit(&loaded.members[0].key).await;
+    let store = app.store();
+    let claimed = store
+        .claim("worker-a", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("a claims the request");
+    let active = claimed.lease.clone();
+    assert!(!active.finished(store).await, "still requested");
+
+    active.release(store).await.unwrap();
+    let summary = app.run_worker_once().await;
+    assert_eq!(summary.done, 1, "{summary:?}");
+    let events = app.events(id).await;
+    let released = events.last().expect("events");
+    assert_eq!(released.kind, "released", "{events:?}");
+    let done_by = lethe::store::Lease {
+        request_id: id,
+        epoch: released.lease_epoch.unwrap(),
+        owner: released.worker.clone().unwrap(),
+        ttl: Duration::from_secs(60),
+    };
+    assert!(!done_by.renew(store).await.unwrap(), "Done released it");
+    assert!(done_by.finished(store).await);
+    assert!(
+        !active.finished(store).await,
+        "an earlier epoch did not finish it"
+    );
+}
+
+on_both_backends!(
+    a_lease_taken_over_writes_nothing_and_is_told_so,
+    a_lease_that_reached_done_was_released_by_it_not_lost,
+);
