@@ -72,26 +72,9 @@ impl Lease {
     /// write, without a lock: nothing was written, so nothing is undone.
     pub async fn why_fenced(&self, store: &Store, expected: State) -> Error {
         let id = self.request_id;
-        let holder: Result<Option<(String, i64, Option<String>)>, sqlx::Error> =
-            on_either_backend!(store.db(), id, |pool, stored_id| {
-                sqlx::query_as(
-                    "SELECT state, lease_epoch, lease_owner FROM erasure_requests WHERE id = $1",
-                )
-                .bind(stored_id)
-                .fetch_optional(pool)
-                .await
-            });
-        match holder {
-            Err(err) => err.into(),
-            Ok(holder) => match self.check(
-                id,
-                holder.map(|(state, epoch, owner)| Holder {
-                    state,
-                    epoch,
-                    owner,
-                }),
-                expected,
-            ) {
+        match self.read_holder(store).await {
+            Err(err) => err,
+            Ok(holder) => match self.check(id, holder, expected) {
                 Err(err) => err,
                 // It holds now, so it changed and changed back in between:
                 // a lease taken over and returned is still not this one's.
@@ -105,18 +88,27 @@ impl Lease {
     /// nothing. False on any error (the caller then treats the lease as
     /// lost).
     pub async fn finished(&self, store: &Store) -> bool {
+        matches!(self.read_holder(store).await, Ok(Some(Holder { state, epoch, owner: None }))
+            if state == State::Done.as_str() && epoch == self.epoch)
+    }
+
+    /// The request's lease columns, read without a lock.
+    async fn read_holder(&self, store: &Store) -> Result<Option<Holder>, Error> {
         let id = self.request_id;
-        let holder: Result<Option<(String, i64, Option<String>)>, sqlx::Error> =
+        let holder: Option<(String, i64, Option<String>)> =
             on_either_backend!(store.db(), id, |pool, stored_id| {
                 sqlx::query_as(
                     "SELECT state, lease_epoch, lease_owner FROM erasure_requests WHERE id = $1",
                 )
                 .bind(stored_id)
                 .fetch_optional(pool)
-                .await
+                .await?
             });
-        matches!(holder, Ok(Some((state, epoch, None)))
-            if state == State::Done.as_str() && epoch == self.epoch)
+        Ok(holder.map(|(state, epoch, owner)| Holder {
+            state,
+            epoch,
+            owner,
+        }))
     }
 
     /// Extends the lease by its TTL. False when the lease is lost (another
