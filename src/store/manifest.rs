@@ -235,28 +235,6 @@ impl ManifestObject {
     }
 }
 
-impl From<(i64, String, String, String, Option<String>, bool)> for PendingObject {
-    fn from(
-        (seq, bucket, key, source_table, source_row, container): (
-            i64,
-            String,
-            String,
-            String,
-            Option<String>,
-            bool,
-        ),
-    ) -> Self {
-        PendingObject {
-            seq,
-            bucket,
-            key,
-            source_table,
-            source_row,
-            container,
-        }
-    }
-}
-
 /// Writes one discovery batch's findings.
 pub async fn add(
     tx: &mut Tx,
@@ -305,28 +283,104 @@ pub async fn count_objects_to_delete(store: &Store, request_id: Uuid) -> Result<
     }))
 }
 
-/// The next objects to delete after `after_seq`, in deletion order.
+/// The next objects to delete after `after_seq`, in deletion order: the
+/// first `limit` of them.
+///
+/// Read a window of `seq` at a time (twice `limit` wide), not by `ORDER BY
+/// seq LIMIT` alone. PostgreSQL cannot tell how many of a request's entries
+/// there are (a manifest table analyzed while empty, or holding many small
+/// requests beside one large one, says a few), so it planned that read as a
+/// scan of every entry after the cursor and a sort: each page of a
+/// 66,000-object member read all the entries after it (40-55 ms a page of
+/// 4,000, against 4 ms in `seq` order). A window holds at most twice
+/// `limit` entries, whatever the plan. `seq` is dense but for entries a
+/// batch named again, and protected or refused objects are left out, so a
+/// window can come back short before the end: the next window fills the
+/// page, up to the request's last `seq`, which the same statement returns.
 pub async fn objects_after(
     store: &Store,
     request_id: Uuid,
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<PendingObject>, Error> {
-    let rows: Vec<(i64, String, String, String, Option<String>, bool)> =
-        on_either_backend!(store.db(), request_id, |pool, id| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT seq, bucket, object_key, source_table, source_row_id, container \
-                   FROM erasure_manifest_objects \
-                  WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED} AND seq > $2 \
-                  ORDER BY seq LIMIT $3"
-            )))
-            .bind(id)
-            .bind(after_seq)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        });
-    Ok(rows.into_iter().map(PendingObject::from).collect())
+    let mut page: Vec<PendingObject> = Vec::new();
+    let mut window_start = after_seq;
+    while (page.len() as i64) < limit {
+        let window_end = window_start.saturating_add(limit.saturating_mul(2));
+        let (last_seq, found) = objects_in_window(
+            store,
+            request_id,
+            window_start,
+            window_end,
+            limit - page.len() as i64,
+        )
+        .await?;
+        page.extend(found);
+        match last_seq {
+            Some(last_seq) if last_seq > window_end => window_start = window_end,
+            _ => break,
+        }
+    }
+    Ok(page)
+}
+
+/// Up to `limit` objects to delete with `seq` in `(after_seq, up_to]`, and
+/// the request's last `seq` (none: no objects).
+async fn objects_in_window(
+    store: &Store,
+    request_id: Uuid,
+    after_seq: i64,
+    up_to: i64,
+    limit: i64,
+) -> Result<(Option<i64>, Vec<PendingObject>), Error> {
+    // One row at least: the last `seq` beside each object of the window, or
+    // beside NULLs when the window holds none.
+    type Found = (
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<bool>,
+    );
+    let found: Vec<Found> = on_either_backend!(store.db(), request_id, |pool, id| {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "WITH bound AS ( \
+                 SELECT max(seq) AS last_seq FROM erasure_manifest_objects WHERE request_id = $1) \
+             SELECT bound.last_seq, p.seq, p.bucket, p.object_key, p.source_table, p.source_row_id, p.container \
+               FROM bound LEFT JOIN ( \
+                    SELECT seq, bucket, object_key, source_table, source_row_id, container \
+                      FROM erasure_manifest_objects \
+                     WHERE request_id = $1 AND disposition = 'delete' AND {NOT_RETAINED} \
+                       AND seq > $2 AND seq <= $3 \
+                     ORDER BY seq LIMIT $4) p ON true \
+              ORDER BY p.seq"
+        )))
+        .bind(id)
+        .bind(after_seq)
+        .bind(up_to)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+    });
+    let last_seq = found.first().and_then(|row| row.0);
+    let objects = found
+        .into_iter()
+        .filter_map(
+            |(_, seq, bucket, key, source_table, source_row, container)| {
+                Some(PendingObject {
+                    seq: seq?,
+                    bucket: bucket?,
+                    key: key?,
+                    source_table: source_table?,
+                    source_row,
+                    container: container?,
+                })
+            },
+        )
+        .collect();
+    Ok((last_seq, objects))
 }
 
 /// How one object ended, for [`record_outcomes`].

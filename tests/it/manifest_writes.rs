@@ -120,4 +120,80 @@ async fn an_entry_named_again_is_added_once_in_its_first_place(backend: Backend)
     );
 }
 
-on_both_backends!(an_entry_named_again_is_added_once_in_its_first_place);
+/// Deletion and verification read the manifest a page at a time: the first
+/// `limit` objects to delete after the cursor, in `seq` order. The read goes
+/// a window of `seq` at a time, so this checks a page still fills across
+/// what a window can come back without: a run of protected objects longer
+/// than a page, objects S3 refused for good, and `seq` left unused by an
+/// entry a batch named twice.
+async fn pages_of_objects_fill_across_gaps_in_the_order(backend: Backend) {
+    let app = TestApp::start_on(backend).await;
+    let loaded = app.load("member", 1, 1).await;
+    let id = app.submit(&loaded.members[0].key).await;
+    let store = app.store();
+
+    let key = |i: usize| format!("k{i:02}.png");
+    // 30 objects; 4-13 protected (longer than a page of 4), and the second
+    // batch names k03 again, which leaves a `seq` unused.
+    let first_batch: Vec<ManifestObject> = (0..15)
+        .map(|i| object(&key(i), (4..=13).contains(&i), "1"))
+        .collect();
+    let second_batch: Vec<ManifestObject> = std::iter::once(object(&key(3), false, "2"))
+        .chain((15..30).map(|i| object(&key(i), false, "3")))
+        .collect();
+    for (batch_no, objects) in [(1, &first_batch), (2, &second_batch)] {
+        let mut tx = store.begin().await.unwrap();
+        manifest::add(&mut tx, id, batch_no, &[], objects, &[])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    // S3 refused k20 and k21 for good: retained, left out of the pages.
+    let all = manifest::objects_after(store, id, 0, 100).await.unwrap();
+    assert_eq!(all.len(), 20, "30 objects less 10 protected");
+    let refused: Vec<manifest::ObjectEnd> = all
+        .iter()
+        .filter(|o| o.key == key(20) || o.key == key(21))
+        .map(|o| manifest::ObjectEnd {
+            seq: o.seq,
+            outcome: "locked",
+            versions: None,
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    manifest::record_outcomes(&mut tx, id, &refused)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let expected: Vec<String> = (0..30)
+        .filter(|i| !(4..=13).contains(i) && *i != 20 && *i != 21)
+        .map(key)
+        .collect();
+    let mut read = Vec::new();
+    let mut after_seq = 0;
+    loop {
+        let page = manifest::objects_after(store, id, after_seq, 4)
+            .await
+            .unwrap();
+        assert!(
+            page.windows(2).all(|pair| pair[0].seq < pair[1].seq),
+            "a page is in `seq` order"
+        );
+        let full = page.len() == 4;
+        read.extend(page.iter().map(|o| o.key.clone()));
+        match page.last() {
+            Some(last) if full => after_seq = last.seq,
+            _ => break,
+        }
+    }
+    assert_eq!(
+        read, expected,
+        "every page but the last is full, and the pages hold each object to delete once, in order"
+    );
+}
+
+on_both_backends!(
+    an_entry_named_again_is_added_once_in_its_first_place,
+    pages_of_objects_fill_across_gaps_in_the_order
+);
