@@ -353,6 +353,7 @@ impl S3 for CountingS3 {
             return Err(s3_error!(NoSuchBucket));
         }
         let sent_first = req.input.delete.objects.first().map(|o| o.key.clone());
+        let quiet = req.input.delete.quiet == Some(true);
         // S3's work grows with the keys named, found or not.
         self.latency.keys(req.input.delete.objects.len()).await;
         // The preflight's probe keys (`lethe check`, a worker's start) are
@@ -420,6 +421,12 @@ impl S3 for CountingS3 {
                 .errors
                 .get_or_insert_with(Vec::new)
                 .extend(errors);
+        }
+        // S3 in quiet mode answers with the keys it could not delete only;
+        // s3s-fs listed every key it deleted as well (~100 bytes of XML a
+        // key, which lethe's HTTP client buffered and parsed).
+        if quiet {
+            response.output.deleted = None;
         }
         Ok(response)
     }
