@@ -7,6 +7,7 @@
 //! inside the batch's transaction.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -199,10 +200,13 @@ pub struct Added {
 #[derive(Debug, Clone)]
 pub struct PendingObject {
     pub seq: i64,
-    pub bucket: String,
+    /// Shared by the page's objects in one bucket (a deletion page and the
+    /// page read ahead hold 16,000 of them).
+    pub bucket: Arc<str>,
     pub key: String,
-    /// The table and row that referenced it, for anomalies.
-    pub source_table: String,
+    /// The table and row that referenced it, for anomalies; the table's
+    /// name is shared like the bucket's.
+    pub source_table: Arc<str>,
     pub source_row: Option<String>,
     /// It lists other objects: deleted after the plain objects of its batch.
     pub container: bool,
@@ -365,15 +369,16 @@ async fn objects_in_window(
         .await?
     });
     let last_seq = found.first().and_then(|row| row.0);
+    let (mut bucket_before, mut table_before) = (None, None);
     let objects = found
         .into_iter()
         .filter_map(
             |(_, seq, bucket, key, source_table, source_row, container)| {
                 Some(PendingObject {
                     seq: seq?,
-                    bucket: bucket?,
+                    bucket: shared(&mut bucket_before, bucket?),
                     key: key?,
-                    source_table: source_table?,
+                    source_table: shared(&mut table_before, source_table?),
                     source_row,
                     container: container?,
                 })
@@ -381,6 +386,15 @@ async fn objects_in_window(
         )
         .collect();
     Ok((last_seq, objects))
+}
+
+/// `value`, sharing the allocation of the entry before when it is the same
+/// (a page's objects come in runs of one bucket and one source table).
+fn shared(before: &mut Option<Arc<str>>, value: String) -> Arc<str> {
+    match before {
+        Some(same) if **same == *value => same.clone(),
+        _ => before.insert(Arc::from(value)).clone(),
+    }
 }
 
 /// How one object ended, for [`record_outcomes`].

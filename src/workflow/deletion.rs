@@ -178,10 +178,10 @@ async fn erase_batch(
         for object in pending.iter().filter(|o| o.container == containers) {
             match by_bucket
                 .iter_mut()
-                .find(|(bucket, _)| *bucket == object.bucket)
+                .find(|(bucket, _)| *bucket == &*object.bucket)
             {
                 Some((_, objects)) => objects.push(object),
-                None => by_bucket.push((object.bucket.as_str(), vec![object])),
+                None => by_bucket.push((&object.bucket, vec![object])),
             }
         }
         // The round's buckets are erased side by side, sharing the
@@ -274,7 +274,7 @@ pub fn retained_anomaly(ctx: &Context, object: &PendingObject, refusal: &Refusal
     };
     Anomaly {
         kind: kind.as_str().to_owned(),
-        table_name: Some(object.source_table.clone()),
+        table_name: Some(object.source_table.to_string()),
         row_id: object.source_row.clone(),
         detail: format!(
             "bucket {:?}: S3 refused to erase an object ({}), which is {what}: the object is retained, \

@@ -6,7 +6,7 @@
 
 use super::Context;
 use super::batch::{Committed, PhaseRun, ReadAhead};
-use super::findings::Findings;
+use super::findings::Found;
 use super::state::{Phase, State};
 use super::targets::{self, Cursor, Page};
 use crate::error::Error;
@@ -21,7 +21,7 @@ pub struct Discovery<'a> {
 impl PhaseRun for Discovery<'_> {
     type Cursor = Cursor;
     type Work = Page;
-    type Effects = Findings;
+    type Effects = Found;
     const FROM: State = State::Requested;
     const PHASE: Phase = Phase::FindingTargets;
     // Reads client and feature rows and asks S3; writes only the manifest,
@@ -57,10 +57,10 @@ impl PhaseRun for Discovery<'_> {
         _lease: &Lease,
         _batch: i32,
         page: &Page,
-    ) -> Result<Findings, Error> {
+    ) -> Result<Found, Error> {
         let mut findings = targets::find(ctx, self.subject, &page.rows).await?;
         findings.anomalies.extend(page.anomalies.iter().cloned());
-        Ok(findings)
+        Ok(findings.into_found())
     }
 
     async fn write(
@@ -70,7 +70,7 @@ impl PhaseRun for Discovery<'_> {
         lease: &Lease,
         batch: i32,
         _page: Page,
-        findings: Findings,
+        findings: Found,
     ) -> Result<Committed, Error> {
         let added = manifest::add(
             tx,

@@ -27,7 +27,33 @@ pub struct Findings {
     seen_rows: HashSet<(String, String)>,
 }
 
+/// A page's findings once complete: what its batch writes to the manifest,
+/// without the look-ups that kept each entry once. Discovery works a page
+/// ahead, so a page's findings wait for the page before it to commit; held
+/// as [`Findings`], each entry was there twice (in its list and in its
+/// look-up set), and the lists had grown by doubling.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub rows: Vec<ManifestRow>,
+    /// In deletion order: objects a container lists come before it.
+    pub objects: Vec<ManifestObject>,
+    pub anomalies: Vec<Anomaly>,
+}
+
 impl Findings {
+    /// The findings without their look-ups, each list no longer than it is.
+    pub fn into_found(self) -> Found {
+        let mut found = Found {
+            rows: self.rows,
+            objects: self.objects,
+            anomalies: self.anomalies,
+        };
+        found.rows.shrink_to_fit();
+        found.objects.shrink_to_fit();
+        found.anomalies.shrink_to_fit();
+        found
+    }
+
     /// Adds another page's findings, each row and object once.
     pub fn absorb(&mut self, other: Findings) {
         for row in other.rows {

@@ -321,10 +321,7 @@ async fn read_back(
 ) -> Result<ReadBack, Error> {
     let mut by_bucket: BTreeMap<&str, Vec<&PendingObject>> = BTreeMap::new();
     for object in page {
-        by_bucket
-            .entry(object.bucket.as_str())
-            .or_default()
-            .push(object);
+        by_bucket.entry(&*object.bucket).or_default().push(object);
     }
     let mut survivors_found = 0i64;
     let mut retained: Vec<(&PendingObject, Refusal)> = Vec::new();
