@@ -339,7 +339,7 @@ async fn objects_in_window(
 ) -> Result<(Option<i64>, Vec<PendingObject>), Error> {
     // One row at least: the last `seq` beside each object of the window, or
     // beside NULLs when the window holds none.
-    type Found = (
+    type WindowRow = (
         Option<i64>,
         Option<i64>,
         Option<String>,
@@ -348,7 +348,7 @@ async fn objects_in_window(
         Option<String>,
         Option<bool>,
     );
-    let found: Vec<Found> = on_either_backend!(store.db(), request_id, |pool, id| {
+    let found: Vec<WindowRow> = on_either_backend!(store.db(), request_id, |pool, id| {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "WITH bound AS ( \
                  SELECT max(seq) AS last_seq FROM erasure_manifest_objects WHERE request_id = $1) \
