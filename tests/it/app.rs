@@ -141,12 +141,11 @@ impl TestApp {
             config.catalog = atelier_catalog();
         }
         adjust(&mut config);
-        let store = match &db {
-            Some(db) => Store::from_pool(db.pool.clone()),
-            None => Store::connect(&database_url, 10)
-                .await
-                .expect("opening the SQLite file"),
-        };
+        // The store connects as lethe's binary does (its pool's options),
+        // not through the harness's pool.
+        let store = Store::connect(&database_url, 10)
+            .await
+            .expect("connecting to the test database");
         store.migrate().await.expect("migrations apply");
         let credentials =
             Credentials::new(s3.access_key(), s3.secret_key(), None, None, "lethe-tests");

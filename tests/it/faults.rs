@@ -178,6 +178,28 @@ async fn database_connections_killed_mid_run_are_survived() {
     app.assert_objects_present(&loaded.members[1]).await;
 }
 
+/// The pool hands out a connection used a moment ago without asking the
+/// server first (sqlx asked when it came back); one that sat idle is asked,
+/// so a connection the database dropped meanwhile is replaced, not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_database_dropped_while_idle_is_replaced_not_used() {
+    let app = TestApp::start().await;
+    let loaded = app.load("member", 1, 2).await;
+    let id = app.submit(&loaded.members[0].key).await;
+    app.engine.status(id).await.expect("a first read");
+
+    let killed = terminate_connections(&app.db.as_ref().unwrap().name).await;
+    assert!(killed > 0, "the test killed no connection");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let status = app.engine.status(id).await;
+    assert!(
+        status.is_ok(),
+        "a read after the database dropped idle connections failed: {:?}",
+        status.err()
+    );
+}
+
 /// Regression (issue 11): a catalogued bucket that no longer exists made
 /// every erasure fail for good (NoSuchBucket is permanent), although the
 /// objects in it are gone. Now they count as deleted, the missing bucket is
