@@ -152,10 +152,6 @@ pub struct Store {
     submitted: Arc<watch::Sender<u64>>,
 }
 
-/// A pooled connection idle this long is pinged before it is handed out;
-/// one used more recently was pinged when it went back.
-const RECHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
-
 impl Store {
     /// Connects to the database at `url`: PostgreSQL, or a SQLite file (created
     /// if missing, in WAL mode so that readers never wait for the writer).
@@ -190,21 +186,6 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
-                    // sqlx pings a connection when it goes back to the pool;
-                    // pinging it again each time it is taken out cost a
-                    // round trip a statement (a third of a small erasure's).
-                    // Only a connection that sat idle is asked again: one
-                    // the database dropped meanwhile (a restart, a proxy's
-                    // timeout) is then replaced, not handed out.
-                    .test_before_acquire(false)
-                    .before_acquire(|conn, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for >= RECHECK_IDLE_AFTER {
-                                sqlx::Connection::ping(conn).await?;
-                            }
-                            Ok(true)
-                        })
-                    })
                     .after_release(|conn, _| {
                         Box::pin(async move {
                             give_back_grown_buffers(conn);

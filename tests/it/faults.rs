@@ -178,9 +178,10 @@ async fn database_connections_killed_mid_run_are_survived() {
     app.assert_objects_present(&loaded.members[1]).await;
 }
 
-/// The pool hands out a connection used a moment ago without asking the
-/// server first (sqlx asked when it came back); one that sat idle is asked,
-/// so a connection the database dropped meanwhile is replaced, not used.
+/// A connection the database dropped while it sat in the pool (a restart,
+/// a proxy's idle timeout) is replaced before it is handed out, not used:
+/// the pool pings it first. Skipping that ping saves a round trip a
+/// statement, and this test fails when it is skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_the_database_dropped_while_idle_is_replaced_not_used() {
     let app = TestApp::start().await;
