@@ -237,6 +237,7 @@ async fn main() {
             secs(row.machine.1),
         ));
     }
+    report.push_str(&cpu_budget(&rows, erasures));
     report.push_str(&format!(
         "\nTransactions are pg_stat_database's xact_commit for the service's database (every \
          connection's, the worker's and the baseline's); WAL flushes are pg_stat_wal's \
@@ -245,6 +246,35 @@ async fn main() {
     ));
     write_results("small_erasures", &report);
     note(started, "finished");
+}
+
+/// The issue's target as a CPU budget: what 500 erasures a second leave
+/// for each, against what each run spent (its own process, PostgreSQL and
+/// this one, which serves S3 and runs the baseline), and the rate that
+/// spending allows on these cores.
+fn cpu_budget(rows: &[Row], erasures: usize) -> String {
+    const TARGET_PER_SEC: f64 = 500.0;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let budget_ms = cores * 1000.0 / TARGET_PER_SEC;
+    let mut out = format!(
+        "\nThe target as CPU: {TARGET_PER_SEC:.0} erasures/s on {cores:.0} cores leaves \
+         {budget_ms:.1} ms of CPU an erasure for everything (the worker, PostgreSQL, the S3 \
+         server). Spent an erasure in these runs, and the rate that spending allows on \
+         {cores:.0} cores when nothing else runs:\n\n\
+         | run | CPU an erasure | at most | machine busy during the run |\n|---|---|---|---|\n"
+    );
+    for row in rows {
+        let spent = row.worker_cpu.unwrap_or_default() + row.postgres_cpu + row.own_cpu;
+        let spent_ms = spent.as_secs_f64() * 1000.0 / erasures as f64;
+        let busy = row.machine.0.as_secs_f64() / row.machine.1.as_secs_f64().max(f64::EPSILON);
+        out.push_str(&format!(
+            "| {} | {spent_ms:.1} ms | {:.0}/s | {:.0}% |\n",
+            row.name,
+            cores * 1000.0 / spent_ms.max(f64::EPSILON),
+            busy * 100.0,
+        ));
+    }
+    out
 }
 
 /// One run's figures.
